@@ -1,0 +1,3 @@
+from digitize.cli import main
+
+main()

@@ -1,0 +1,123 @@
+"""``python -m trainer <command>``: the training side's command line.
+
+    python -m trainer render --split test --layout 3x4+1 --style scan --count 20 --out pages/
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import logging
+import multiprocessing as mp
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from trainer.data import (SPLIT_FOLDS, bandpass, default_ptbxl_dir, load_record,
+                          records_for_split, resample)
+from trainer.layouts import LAYOUTS
+from trainer.render import STYLES, render_page, sample_spec, write_page
+
+log = logging.getLogger("trainer")
+
+
+@functools.lru_cache(maxsize=64)
+def _signal(ptbxl_dir: str, ecg_id: int, info, filt: tuple | None, fs_out: float | None):
+    sig, fs = load_record(ptbxl_dir, info)
+    if filt is not None:
+        sig = bandpass(sig, fs, *filt)
+    if fs_out and fs_out != fs:
+        sig, fs = resample(sig, fs, fs_out), fs_out
+    return sig, fs
+
+
+def page_name(index: int, ecg_id: int, layout: str, style: str) -> str:
+    """File stem of a rendered page; WFDB record names allow only [-A-Za-z0-9_]."""
+    return f"{index:05d}_{ecg_id:05d}_{layout.replace('+', 'p')}_{style}"
+
+
+def _render_one(job: tuple, args: argparse.Namespace) -> str:
+    index, info = job
+    filt = None if args.no_filter else (args.low_hz, args.high_hz)
+    sig, fs = _signal(str(args.data), info.ecg_id, info, filt, args.fs)
+    rng = np.random.default_rng([args.seed, index])
+    spec = sample_spec(rng, args.layout, args.style)
+    page = render_page(sig, fs, spec, header_seed=int(rng.integers(2**31)))
+    name = page_name(index, info.ecg_id, spec.layout, spec.style)
+    write_page(page, args.out, name, extra_meta=dict(
+        source=dict(dataset="PTB-XL", ecg_id=info.ecg_id, split=info.split,
+                    strat_fold=info.strat_fold, fs=fs,
+                    filter=None if filt is None else dict(type="butterworth", order=4,
+                                                          low_hz=filt[0], high_hz=filt[1])),
+        seed=[args.seed, index]))
+    return name
+
+
+def _init_worker() -> None:
+    import cv2
+    cv2.setNumThreads(1)  # one core per worker process
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    try:
+        records = records_for_split(args.data, args.split)
+    except (FileNotFoundError, ValueError) as exc:
+        log.error("%s", exc)
+        return 2
+    if not records:
+        log.error("no %s records under %s", args.split, args.data)
+        return 2
+    order = np.random.default_rng(args.seed).permutation(len(records))
+    jobs = [(i, records[order[i % len(records)]]) for i in range(args.count)]
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    work = functools.partial(_render_one, args=args)
+    if args.workers > 1:
+        with mp.get_context("spawn").Pool(args.workers, initializer=_init_worker) as pool:
+            for name in pool.imap_unordered(work, jobs, chunksize=4):
+                log.debug("wrote %s", name)
+    else:
+        for job in jobs:
+            log.debug("wrote %s", work(job))
+    dt = time.perf_counter() - t0
+    print(f"rendered {args.count} {args.split} pages to {args.out} in {dt:.1f} s "
+          f"({args.count / max(dt, 1e-9):.1f} pages/s)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.splitlines()[0])
+    ap.add_argument("-v", "--verbose", action="store_true")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("render", help="render ECG paper pages with exact ground truth",
+                       description="Render pages from one split's records: <name>.png|jpg, "
+                                   "<name>.hea/.dat (ground truth, mV, NaN outside the "
+                                   "plotted windows) and <name>.json (geometry, polylines).")
+    r.add_argument("--data", type=Path, default=default_ptbxl_dir(),
+                   help="PTB-XL folder (default: $ECG_DATA_DIR/ptbxl, else the bundled sample)")
+    r.add_argument("--split", choices=list(SPLIT_FOLDS), default="train")
+    r.add_argument("--layout", choices=list(LAYOUTS) + ["random"], default="random")
+    r.add_argument("--style", choices=list(STYLES) + ["random"], default="random")
+    r.add_argument("--count", type=int, default=10, help="number of pages")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--workers", type=int, default=1, help="render in this many processes")
+    r.add_argument("--fs", type=float, default=None,
+                   help="resample the source to this rate (Hz) first (default: keep)")
+    r.add_argument("--low-hz", type=float, default=0.5, help="band-pass low cut-off (Hz)")
+    r.add_argument("--high-hz", type=float, default=40.0, help="band-pass high cut-off (Hz)")
+    r.add_argument("--no-filter", action="store_true", help="draw the unfiltered signal")
+    r.set_defaults(func=cmd_render)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if getattr(args, "count", 1) < 1:
+        log.error("--count must be >= 1")
+        return 2
+    return args.func(args)
