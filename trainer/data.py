@@ -132,7 +132,8 @@ def bandpass(sig: np.ndarray, fs: float, low_hz: float = 0.5, high_hz: float = 4
     nyq = fs / 2.0
     high = min(high_hz, 0.95 * nyq)
     sos = sps.butter(order, [low_hz / nyq, high / nyq], btype="bandpass", output="sos")
-    return sps.sosfiltfilt(sos, sig, axis=0).astype(np.float32)
+    # float64: poles sit close to the unit circle at low cut-offs; float32 state goes unstable
+    return sps.sosfiltfilt(sos, np.asarray(sig, np.float64), axis=0).astype(np.float32)
 
 
 def resample(sig: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:

@@ -1,0 +1,93 @@
+import numpy as np
+import pytest
+
+from digitize.leads import LEADS, normalize_lead_name
+from trainer.data import (bandpass, load_metadata, load_record, record_path, records_for_split,
+                          resample, split_of_fold)
+
+
+@pytest.mark.parametrize("fold,split", [(1, "train"), (7, "train"), (8, "val"), (9, "test"),
+                                        (10, "test")])
+def test_split_rule(fold, split):
+    assert split_of_fold(fold) == split
+
+
+def _patients(records):
+    return {r.patient_id for r in records}
+
+
+def test_sample_splits_and_rates(ptbxl_sample):
+    meta = load_metadata(ptbxl_sample)
+    assert [r.ecg_id for r in meta] == [1, 2, 8, 10, 12, 515]
+    assert [r.ecg_id for r in records_for_split(ptbxl_sample, "test")] == [8, 10, 515]
+    # 500 Hz when present, else the 100 Hz record
+    by_id = {r.ecg_id: r for r in meta}
+    assert record_path(ptbxl_sample, by_id[8]).name == "00008_hr"
+    assert record_path(ptbxl_sample, by_id[515]).name == "00515_lr"
+    sig, fs = load_record(ptbxl_sample, by_id[8])
+    assert fs == 500 and sig.shape == (5000, 12) and sig.dtype == np.float32
+    sig, fs = load_record(ptbxl_sample, by_id[515])
+    assert fs == 100 and sig.shape == (1000, 12)
+    assert np.isfinite(sig).all()
+
+
+def test_full_split_disjoint_by_patient(ptbxl_full):
+    splits = {s: records_for_split(ptbxl_full, s) for s in ("train", "val", "test")}
+    assert {s: len(r) for s, r in splits.items()} == {"train": 641, "val": 89, "test": 147}
+    p = {s: _patients(r) for s, r in splits.items()}
+    assert not p["train"] & p["val"]
+    assert not p["train"] & p["test"]
+    assert not p["val"] & p["test"]
+    n500 = sum(record_path(ptbxl_full, r).name.endswith("_hr") for r in splits["test"])
+    assert n500 == 89
+
+
+def test_lead_names():
+    assert normalize_lead_name("AVR") == "aVR"
+    assert normalize_lead_name(" v1 ") == "V1"
+    with pytest.raises(ValueError):
+        normalize_lead_name("V7")
+    assert len(LEADS) == 12
+
+
+def _gain(fs, f_hz, **kw):
+    t = np.arange(int(20 * fs)) / fs
+    x = np.sin(2 * np.pi * f_hz * t)[:, None].astype(np.float32)
+    y = bandpass(x, fs, **kw)[:, 0]
+    mid = slice(len(t) // 4, 3 * len(t) // 4)  # away from the edges
+    # lock-in amplitude at f_hz: edge transients at other frequencies do not count
+    ref = np.exp(-2j * np.pi * f_hz * t[mid])
+    return 2 * np.abs(np.mean(y[mid] * ref))
+
+
+@pytest.mark.parametrize("fs", [100.0, 500.0])
+def test_bandpass_response(fs):
+    assert 0.95 < _gain(fs, 10.0) < 1.05  # pass band
+    assert _gain(fs, 0.05) < 0.05  # baseline wander removed
+    if fs == 500.0:
+        assert _gain(fs, 100.0) < 0.01  # EMG / mains harmonics removed
+    assert _gain(fs, 2.0, low_hz=0.05, high_hz=20.0) > 0.95  # cut-offs are configurable
+    assert _gain(fs, 45.0, low_hz=0.05, high_hz=20.0) < 0.1
+
+
+@pytest.mark.parametrize("fs", [100.0, 500.0])
+def test_bandpass_is_zero_phase(fs):
+    """filtfilt: the impulse response is symmetric about the impulse, so nothing moves in time."""
+    n = int(20 * fs)
+    x = np.zeros((n, 1), np.float32)
+    x[n // 2] = 1.0
+    y = bandpass(x, fs)[:, 0]
+    assert int(np.argmax(np.abs(y))) == n // 2
+    half = int(2 * fs)
+    left, right = y[n // 2 - half:n // 2][::-1], y[n // 2 + 1:n // 2 + 1 + half]
+    assert np.max(np.abs(left - right)) < 1e-3 * np.max(np.abs(y))
+
+
+def test_resample_keeps_a_sine():
+    t100 = np.arange(1000) / 100
+    x = np.sin(2 * np.pi * 3 * t100)[:, None].astype(np.float32)
+    y = resample(x, 100, 500)
+    assert y.shape == (5000, 1)
+    t500 = np.arange(5000) / 500
+    ref = np.sin(2 * np.pi * 3 * t500)
+    assert np.max(np.abs(y[250:-250, 0] - ref[250:-250])) < 0.01
