@@ -42,7 +42,8 @@ def _render_one(job: tuple, args: argparse.Namespace) -> str:
     filt = None if args.no_filter else (args.low_hz, args.high_hz)
     sig, fs = _signal(str(args.data), info.ecg_id, info, filt, args.fs)
     rng = np.random.default_rng([args.seed, index])
-    spec = sample_spec(rng, args.layout, args.style)
+    pins = {"dpi": args.dpi} if args.dpi else {}
+    spec = sample_spec(rng, args.layout, args.style, **pins)
     page = render_page(sig, fs, spec, header_seed=int(rng.integers(2**31)))
     name = page_name(index, info.ecg_id, spec.layout, spec.style)
     write_page(page, args.out, name, extra_meta=dict(
@@ -103,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--count", type=int, default=10, help="number of pages")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--dpi", type=float, default=None,
+                   help="pin the resolution (default: random, 64-300 dpi; strips 100-300)")
     r.add_argument("--workers", type=int, default=1, help="render in this many processes")
     r.add_argument("--fs", type=float, default=None,
                    help="resample the source to this rate (Hz) first (default: keep)")
