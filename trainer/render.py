@@ -404,7 +404,8 @@ def render_page(signal: np.ndarray, fs: float, spec: PageSpec, header_seed: int 
         cell = _to_px(np.array([[p.x0_mm, p.band_top_mm], [x1_mm, p.band_top_mm],
                                 [x1_mm, p.band_bottom_mm], [p.x0_mm, p.band_bottom_mm]]), k)
         lead_meta.append(dict(lead=p.lead, row=p.row, col=p.col, t0=p.t0, t1=p.t1,
-                              sample_range=[i0, i1], gain_mm_mv=gain,
+                              sample_range=[i0, i1], gain_mm_mv=gain, x0_mm=p.x0_mm,
+                              width_mm=x1_mm - p.x0_mm, baseline_mm=p.baseline_mm,
                               baseline_y=float(p.baseline_mm * k - 0.5), quad=cell,
                               polyline=pts))
 

@@ -1,0 +1,85 @@
+"""Strip pre- and post-processing shared by training, evaluation and the deployed tool.
+
+pre:  page image + where a lead's window lies on the page → a calibrated, normalised strip
+post: per-column model outputs (mm) → millivolts → a signal at the output rate
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from digitize.model_spec import StripSpec
+
+
+@dataclass(frozen=True)
+class StripGeometry:
+    """Where a lead window lies on the flat page, in page millimetres.
+
+    ``page_to_image`` maps flat-page pixels (at ``px_per_mm``, OpenCV centre convention) to
+    image pixels — the identity for an unwarped page, a homography for a photo.
+    """
+
+    x0_mm: float  # left edge of the window (time t0)
+    width_mm: float
+    centre_mm: float  # the lead's baseline (0 mV)
+    px_per_mm: float  # of the flat page
+    page_to_image: np.ndarray  # 3×3
+
+
+def strip_matrix(geom: StripGeometry, px_x: float, px_y: float, height_mm: float) -> np.ndarray:
+    """3×3 matrix mapping strip pixels (at px_x, px_y per mm) to image pixels."""
+    k = geom.px_per_mm
+    # strip px (u, v) → page mm → flat page px
+    s = np.array([[k / px_x, 0, (geom.x0_mm + 0.5 / px_x) * k - 0.5],
+                  [0, k / px_y, (geom.centre_mm - height_mm / 2 + 0.5 / px_y) * k - 0.5],
+                  [0, 0, 1]], np.float64)
+    return np.asarray(geom.page_to_image, np.float64) @ s
+
+
+def cut_strip(grey: np.ndarray, geom: StripGeometry, spec: StripSpec) -> np.ndarray:
+    """Cut and normalise one lead's strip from a greyscale page → float32 [height_px, width_px].
+
+    The window is first sampled at the page's own resolution (no detail lost to the warp), then
+    area-averaged down to the model's px/mm, so a 1-px trace never falls between samples.
+    """
+    k = geom.px_per_mm
+    w_hi = max(1, int(round(geom.width_mm * k)))
+    h_hi = max(1, int(round(spec.height_mm * k)))
+    m = strip_matrix(geom, w_hi / geom.width_mm, h_hi / spec.height_mm, spec.height_mm)
+    hi = cv2.warpPerspective(grey, m, (w_hi, h_hi), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                             borderMode=cv2.BORDER_REPLICATE)
+    w_out = spec.fixed_width_px or max(1, int(round(geom.width_mm * spec.px_per_mm_x)))
+    h_out = spec.height_px
+    interp = cv2.INTER_AREA if (w_out <= w_hi and h_out <= h_hi) else cv2.INTER_LINEAR
+    return normalise(cv2.resize(hi, (w_out, h_out), interpolation=interp))
+
+
+def normalise(grey: np.ndarray) -> np.ndarray:
+    """NORMALISATION_V1: ink level relative to the strip's background, robust to lighting."""
+    ink = 1.0 - grey.astype(np.float32) * (1 / 255)
+    med = float(np.median(ink))
+    hi = float(np.percentile(ink, 99.5))
+    return np.clip((ink - med) / max(hi - med, 0.1), -1.0, 4.0).astype(np.float32)
+
+
+def column_times(n_columns: int, t0: float, speed_mm_s: float, px_per_mm_x: float,
+                 width_mm: float | None = None) -> np.ndarray:
+    """Time (s) at the centre of each strip column. ``width_mm`` for resized (fixed-width)
+    inputs, where the columns do not sit at px_per_mm_x."""
+    mm_per_col = (width_mm / n_columns) if width_mm else 1.0 / px_per_mm_x
+    return t0 + (np.arange(n_columns) + 0.5) * mm_per_col / speed_mm_s
+
+
+def columns_to_signal(value_mm: np.ndarray, gain_mm_mv: float, t_columns: np.ndarray,
+                      fs: float, t0: float, t1: float) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column heights (mm) → (sample indices, mV) at ``fs`` for t0 <= n/fs < t1.
+
+    Linear interpolation between column centres; held flat over the half column at each end.
+    """
+    n0 = int(np.ceil(t0 * fs - 1e-9))
+    n1 = int(np.ceil(t1 * fs - 1e-9))
+    idx = np.arange(n0, n1)
+    mv = np.interp(idx / fs, t_columns, np.asarray(value_mm, np.float64) / gain_mm_mv)
+    return idx, mv.astype(np.float32)
