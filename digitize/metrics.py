@@ -21,7 +21,7 @@ class LeadScore:
     rmse_mv: float
     mae_mv: float
     r2: float
-    lag_s: float
+    lag_s: float  # delay of the estimate that best matches the reference
     signal_power: float  # Σ ref² (mean-removed), for pooling
     noise_power: float  # Σ (ref − est)²
     n: int
@@ -66,14 +66,14 @@ def score_lead(ref: np.ndarray, est: np.ndarray, fs: float, max_lag_s: float = 0
     idx = np.flatnonzero(m)
     r = ref[idx] - ref[idx].mean()
     max_lag = int(round(max_lag_s * fs))
-    # est shifted by `lag` samples: est[idx - lag], clipped at the record's ends
+    # lag = the estimate's delay in samples: compare ref[n] with est[n + lag]
     best, best_lag = -np.inf, 0
     for lag in range(-max_lag, max_lag + 1):
-        e = est[np.clip(idx - lag, 0, len(est) - 1)]
+        e = est[np.clip(idx + lag, 0, len(est) - 1)]
         c = float(np.dot(r, e - e.mean()))
         if c > best:
             best, best_lag = c, lag
-    e = est[np.clip(idx - best_lag, 0, len(est) - 1)]
+    e = est[np.clip(idx + best_lag, 0, len(est) - 1)]
     e = e - e.mean()  # least-squares vertical offset against the mean-removed reference
     noise = r - e
     sig_p, noise_p = float(np.dot(r, r)), float(np.dot(noise, noise))

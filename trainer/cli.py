@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import logging
 import multiprocessing as mp
 import sys
@@ -87,6 +88,34 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from trainer.train import parse_overrides, train  # torch only for this command
+    try:
+        cfg = parse_overrides(args.overrides)
+    except ValueError as exc:
+        log.error("%s", exc)
+        return 2
+    train(cfg)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from trainer.export import export
+    info = export(args.checkpoint, args.out)
+    print(json.dumps(info))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from trainer.evaluate import evaluate
+    report = evaluate(args.model, str(args.data), args.out, limit=args.limit)
+    print(json.dumps({k: {"record_snr_mean_db": round(v["record_snr_db"]["mean"], 2),
+                          "record_snr_median_db": round(v["record_snr_db"]["median"], 2),
+                          "share_r_ge_0.99": round(v["share_r_ge_0.99"], 3)}
+                      for k, v in report["cases"].items()}, indent=1))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.splitlines()[0])
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -113,13 +142,38 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--high-hz", type=float, default=40.0, help="band-pass high cut-off (Hz)")
     r.add_argument("--no-filter", action="store_true", help="draw the unfiltered signal")
     r.set_defaults(func=cmd_render)
+
+    t = sub.add_parser("train", help="train a model (--key=value overrides of TrainConfig)",
+                       description="Train on strips rendered on the fly from the train split. "
+                                   "Any TrainConfig field can be set as --key=value; unknown "
+                                   "keys are rejected. Re-running with the same --out resumes.")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("export", help="export a checkpoint to ONNX (metadata + parity check)")
+    e.add_argument("--checkpoint", type=Path, required=True)
+    e.add_argument("--out", type=Path, default=Path("exported/model.onnx"))
+    e.set_defaults(func=cmd_export)
+
+    v = sub.add_parser("evaluate", help="score an exported ONNX model on the test split")
+    v.add_argument("--model", type=Path, default=Path("exported/model.onnx"))
+    v.add_argument("--data", type=Path, default=default_ptbxl_dir())
+    v.add_argument("--out", type=Path, default=Path("runs/eval"))
+    v.add_argument("--limit", type=int, default=None, help="first N test records only")
+    v.set_defaults(func=cmd_evaluate)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command == "train":
+        args.overrides = extra  # --key=value pairs, checked against TrainConfig
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("onnx_ir", "onnxscript", "torch.onnx", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     if getattr(args, "count", 1) < 1:
         log.error("--count must be >= 1")
         return 2

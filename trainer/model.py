@@ -33,9 +33,9 @@ def _block(cin: int, cout: int, stride: tuple[int, int]) -> BasicBlock:
 class ColumnNet(nn.Module):
     """Strip [B, 1, H, W] → (value_mm [B, W], confidence [B, W], logits [B, W, n_bins])."""
 
-    def __init__(self, spec: StripSpec, channels: tuple[int, ...] = (24, 32, 48, 64),
-                 d_model: int = 128, n_layers: int = 2, n_heads: int = 4, ff: int = 256,
-                 dropout: float = 0.1, soft_window: int = 3):
+    def __init__(self, spec: StripSpec, channels: tuple[int, ...] = (16, 32, 48, 64),
+                 blocks_per_stage: int = 1, d_model: int = 128, n_layers: int = 2,
+                 n_heads: int = 4, ff: int = 256, dropout: float = 0.1, soft_window: int = 3):
         super().__init__()
         self.spec = spec
         self.soft_window = soft_window
@@ -45,7 +45,8 @@ class ColumnNet(nn.Module):
                                   nn.BatchNorm2d(c0), nn.ReLU(inplace=True))
         blocks, cin, h = [], c0, (spec.height_px + 1) // 2
         for c in channels[1:]:
-            blocks += [_block(cin, c, (2, 1)), _block(c, c, (1, 1))]
+            blocks.append(_block(cin, c, (2, 1)))
+            blocks += [_block(c, c, (1, 1)) for _ in range(blocks_per_stage - 1)]
             cin, h = c, (h + 1) // 2
         self.trunk = nn.Sequential(*blocks)
         self.fold = nn.Linear(cin * h, d_model)  # height folded into channels, per column

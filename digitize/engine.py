@@ -1,0 +1,103 @@
+"""ONNX Runtime engine: one session per run, numpy in, numpy out.
+
+The model file carries its own input spec (``digitize.model_spec`` keys in metadata_props);
+nothing about the model is assumed here. ``device='auto'`` tries CUDA and falls back to the CPU
+with one INFO line; an explicit ``'cuda'`` that cannot be honoured is an error.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from digitize.model_spec import (KEY_ARCH, KEY_SPEC, KEY_TRAINING, KEY_VERSION, REQUIRED_KEYS,
+                                 StripSpec)
+
+log = logging.getLogger(__name__)
+
+
+class EngineError(RuntimeError):
+    """The model cannot be loaded or the requested device cannot be used."""
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+class Engine:
+    """A loaded model: ``run(strips)`` → per-strip (value_mm, confidence)."""
+
+    def __init__(self, model_path: str | Path, device: str = "auto", threads: int = 0):
+        import onnxruntime as ort  # lazy: `digitize --version` must not pay for it
+
+        self.path = Path(model_path)
+        if not self.path.is_file():
+            raise EngineError(f"model file not found: {self.path}")
+        self.sha256 = file_sha256(self.path)
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3  # quiet: a failed CUDA load is reported by us, once
+        if threads:
+            opts.intra_op_num_threads = threads
+            opts.inter_op_num_threads = 1
+        available = ort.get_available_providers()
+        if device not in ("auto", "cpu", "cuda"):
+            raise EngineError(f"unknown device {device!r}; expected auto, cpu or cuda")
+        want_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in available
+        if device == "cuda" and not want_cuda:
+            raise EngineError("--device cuda: this onnxruntime has no CUDA provider "
+                              f"(available: {', '.join(available)})")
+        providers = (["CUDAExecutionProvider"] if want_cuda else []) + ["CPUExecutionProvider"]
+        try:
+            self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own zoo of types
+            if not want_cuda:
+                raise EngineError(f"cannot load model {self.path}: {exc}") from exc
+            self.session = None
+            cuda_error = str(exc).splitlines()[0]
+        else:
+            cuda_error = "the CUDA provider did not load"
+        if want_cuda and (self.session is None
+                          or "CUDAExecutionProvider" not in self.session.get_providers()):
+            if device == "cuda":
+                raise EngineError(f"--device cuda: {cuda_error}")
+            log.info("CUDA not usable (%s); running on the CPU", cuda_error)
+            self.session = ort.InferenceSession(str(self.path), opts,
+                                                providers=["CPUExecutionProvider"])
+        self.provider = self.session.get_providers()[0]
+        meta = self.session.get_modelmeta().custom_metadata_map
+        missing = [k for k in REQUIRED_KEYS if k not in meta]
+        if missing:
+            raise EngineError(f"{self.path} lacks model metadata {', '.join(missing)}: "
+                              "not a model exported by `python -m trainer export`")
+        self.spec = StripSpec.from_json(meta[KEY_SPEC])
+        self.arch = meta[KEY_ARCH]
+        self.version = meta[KEY_VERSION]
+        self.training = json.loads(meta[KEY_TRAINING])
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+
+    def run(self, strips: list[np.ndarray], batch_size: int = 16
+            ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Strips [H, W_i] (normalised) → list of (value_mm [W_i], confidence [W_i]).
+
+        Strips of equal width are batched together; order is preserved.
+        """
+        out: list = [None] * len(strips)
+        by_width: dict[int, list[int]] = {}
+        for i, s in enumerate(strips):
+            by_width.setdefault(s.shape[1], []).append(i)
+        for idx in by_width.values():
+            for k in range(0, len(idx), batch_size):
+                chunk = idx[k:k + batch_size]
+                x = np.stack([strips[i] for i in chunk])[:, None].astype(np.float32)
+                value, conf = self.session.run(self.output_names, {self.input_name: x})[:2]
+                for j, i in enumerate(chunk):
+                    out[i] = (value[j], conf[j])
+        return out

@@ -1,0 +1,55 @@
+"""Lead windows on a page → model → a 12-lead signal in mV (NaN where no window is drawn)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from digitize.leads import LEADS
+from digitize.strips import StripGeometry, column_times, columns_to_signal, cut_strip
+
+
+@dataclass
+class LeadWindow:
+    """One lead drawn over [t0, t1) s, at ``gain`` mm/mV and ``speed`` mm/s, at ``geom``."""
+
+    lead: str
+    t0: float
+    t1: float
+    gain: float
+    speed: float
+    geom: StripGeometry
+
+
+@dataclass
+class LeadResult:
+    window: LeadWindow
+    value_mm: np.ndarray  # per column
+    confidence: np.ndarray  # per column
+
+
+def reconstruct(grey: np.ndarray, windows: list[LeadWindow], engine, fs: float, n_samples: int,
+                batch_size: int = 16) -> tuple[np.ndarray, list[LeadResult]]:
+    """Run the model over every window of a page → (signal [n_samples, 12] mV, per-window results).
+
+    Where a lead is drawn more than once (a rhythm strip repeats lead II), the longer window
+    wins for the samples both cover.
+    """
+    spec = engine.spec
+    strips = [cut_strip(grey, w.geom, spec) for w in windows]
+    outputs = engine.run(strips, batch_size=batch_size)
+    sig = np.full((n_samples, len(LEADS)), np.nan, np.float32)
+    span = np.zeros((n_samples, len(LEADS)), np.float32)  # window length that wrote the sample
+    results = []
+    for w, (value, conf) in zip(windows, outputs):
+        tc = column_times(len(value), w.t0, w.speed, spec.px_per_mm_x,
+                          width_mm=w.geom.width_mm if spec.fixed_width_px else None)
+        idx, mv = columns_to_signal(value, w.gain, tc, fs, w.t0, w.t1)
+        keep = (idx >= 0) & (idx < n_samples)
+        idx, mv = idx[keep], mv[keep]
+        j = LEADS.index(w.lead)
+        longer = span[idx, j] < (w.t1 - w.t0)
+        sig[idx[longer], j] = mv[longer]
+        span[idx[longer], j] = w.t1 - w.t0
+        results.append(LeadResult(w, value, conf))
+    return sig, results
