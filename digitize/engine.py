@@ -101,3 +101,9 @@ class Engine:
                 for j, i in enumerate(chunk):
                     out[i] = (value[j], conf[j])
         return out
+
+
+def default_model_path() -> Path:
+    """The shipped model, found as package data of ``exported`` (works from a plain wheel)."""
+    from importlib.resources import files
+    return Path(str(files("exported") / "model.onnx"))

@@ -42,8 +42,7 @@ def reconstruct(grey: np.ndarray, windows: list[LeadWindow], engine, fs: float, 
     span = np.zeros((n_samples, len(LEADS)), np.float32)  # window length that wrote the sample
     results = []
     for w, (value, conf) in zip(windows, outputs):
-        tc = column_times(len(value), w.t0, w.speed, spec.px_per_mm_x,
-                          width_mm=w.geom.width_mm if spec.fixed_width_px else None)
+        tc = column_times(len(value), w.t0, w.speed, spec.px_per_mm_x)
         idx, mv = columns_to_signal(value, w.gain, tc, fs, w.t0, w.t1)
         keep = (idx >= 0) & (idx < n_samples)
         idx, mv = idx[keep], mv[keep]

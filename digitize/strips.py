@@ -64,12 +64,10 @@ def normalise(grey: np.ndarray) -> np.ndarray:
     return np.clip((ink - med) / max(hi - med, 0.1), -1.0, 4.0).astype(np.float32)
 
 
-def column_times(n_columns: int, t0: float, speed_mm_s: float, px_per_mm_x: float,
-                 width_mm: float | None = None) -> np.ndarray:
-    """Time (s) at the centre of each strip column. ``width_mm`` for resized (fixed-width)
-    inputs, where the columns do not sit at px_per_mm_x."""
-    mm_per_col = (width_mm / n_columns) if width_mm else 1.0 / px_per_mm_x
-    return t0 + (np.arange(n_columns) + 0.5) * mm_per_col / speed_mm_s
+def column_times(n_columns: int, t0: float, speed_mm_s: float, px_per_mm_x: float
+                 ) -> np.ndarray:
+    """Time (s) at the centre of each output column (outputs are 1/px_per_mm_x mm apart)."""
+    return t0 + (np.arange(n_columns) + 0.5) / px_per_mm_x / speed_mm_s
 
 
 def columns_to_signal(value_mm: np.ndarray, gain_mm_mv: float, t_columns: np.ndarray,

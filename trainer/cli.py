@@ -107,8 +107,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from trainer.evaluate import evaluate
+    from trainer.evaluate import evaluate, write_model_card
     report = evaluate(args.model, str(args.data), args.out, limit=args.limit)
+    if args.card:
+        from digitize.engine import Engine
+        cmd = ("ECG_DATA_DIR=../shared/data python -m trainer evaluate --model "
+               f"{args.model} --card" + (f" --limit {args.limit}" if args.limit else ""))
+        write_model_card(report, Engine(args.model, device="cpu").training, Path(args.model),
+                         Path(args.model).parent, {"evaluate": cmd})
     print(json.dumps({k: {"record_snr_mean_db": round(v["record_snr_db"]["mean"], 2),
                           "record_snr_median_db": round(v["record_snr_db"]["median"], 2),
                           "share_r_ge_0.99": round(v["share_r_ge_0.99"], 3)}
@@ -159,6 +165,8 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--data", type=Path, default=default_ptbxl_dir())
     v.add_argument("--out", type=Path, default=Path("runs/eval"))
     v.add_argument("--limit", type=int, default=None, help="first N test records only")
+    v.add_argument("--card", action="store_true",
+                   help="also write metrics.json and MODEL_CARD.md next to the model")
     v.set_defaults(func=cmd_evaluate)
     return ap
 

@@ -45,8 +45,10 @@ def page_strips(page: RenderedPage, sig: np.ndarray, fs: float, spec: StripSpec,
     for m in entries:
         geom = StripGeometry(m["x0_mm"], m["width_mm"], m["baseline_mm"], meta["px_per_mm"], H)
         x = cut_strip(grey, geom, spec)
-        tc = column_times(x.shape[1], m["t0"], meta["speed_mm_s"], spec.px_per_mm_x,
-                          width_mm=m["width_mm"] if spec.fixed_width_px else None)
+        # one output per 1/px_per_mm_x mm — for a resized (seed) input too: its 1000 outputs
+        # span the strip's 250 mm
+        n_out = int(round(m["width_mm"] * spec.px_per_mm_x))
+        tc = column_times(n_out, m["t0"], meta["speed_mm_s"], spec.px_per_mm_x)
         j = LEADS.index(m["lead"])
         target = np.interp(tc, t_src, sig[:, j]) * m["gain_mm_mv"]
         out.append(Strip(x, target.astype(np.float32), m["gain_mm_mv"], m["lead"], m["t0"],

@@ -140,3 +140,70 @@ def plot_report(report: dict, per_record: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+def write_model_card(report: dict, engine_training: dict, model_path: Path,
+                     out_dir: Path, commands: dict) -> None:
+    """exported/metrics.json + exported/MODEL_CARD.md. Test metrics live here, never in the
+    ONNX file (that would change its hash)."""
+    metrics = dict(model_file=model_path.name, model_sha256=report["model_sha256"],
+                   model_version=report["model_version"], split=report["split"],
+                   geometry=report["geometry"], cases=report["cases"], commands=commands)
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    t = engine_training
+    rows = []
+    for name, c in report["cases"].items():
+        rp = c.get("rpeak", {})
+        rows.append(
+            f"| {name} | {c['n_records']} | {c['record_snr_db']['mean']:.2f} | "
+            f"{c['record_snr_db']['median']:.2f} | {c['pearson']['mean']:.4f} ± "
+            f"{c['pearson']['std']:.4f} | {c['r2']['mean']:.3f} | {c['rmse_mv']['mean']:.4f} | "
+            f"{c['mae_mv']['mean']:.4f} | {c['lead_snr_db']['mean']:.2f} | "
+            f"{100 * c['share_r_ge_0.99']:.0f} / {100 * c['share_r_ge_0.95']:.0f} / "
+            f"{100 * c['share_r_ge_0.90']:.0f} / {100 * c['share_r_ge_0.80']:.0f} | "
+            + (f"{rp['median_abs_ms']:.1f} ms, {100 * rp['matched_within_50ms']:.0f} %"
+               if rp else "–") + " |")
+    cfg = t.get("config", {})
+    card = f"""# Model card — {report['model_version']}
+
+`{model_path.name}`, sha256 `{report['model_sha256']}`
+
+**What it does.** Given a *calibrated strip* — one lead's window cut from an ECG page and
+resampled to the px/mm in the file's metadata (`ecg.strip_spec`), centred on the lead's
+baseline — it returns, per column, the trace height above the centre line in millimetres and a
+confidence. Divide by the gain (mm/mV) for millivolts. Architecture `{cfg.get('arch')}`:
+CNN trunk of ResNet basic blocks striding only in height (channels {cfg.get('channels')}),
+height folded into channels, {cfg.get('n_layers')}-layer Transformer (d={cfg.get('d_model')},
+{cfg.get('n_heads')} heads, convolutional position encoding) across columns, head = bins over
+±30 mm (0.5 mm), local soft-argmax + sub-bin offset + confidence. Any batch, any width.
+
+**Data.** {t.get('dataset')}. {t.get('split')}. Pages of every layout (strip, 3x4, 3x4+1..3,
+6x2, 6x1, 12x1; {100 * float(t.get('strip_layout_share', 0)):.0f} % seed-format strips) in the
+styles {t.get('styles')}, 64–300 dpi, strips cut at the ground-truth geometry.
+
+**Training budget.** {t.get('steps')} steps × batch {t.get('batch_size')} =
+{t.get('strips_seen')} strips, on the team's 2-core CPU machine (no GPU was lent), AdamW,
+cosine schedule with warm-up, best checkpoint by validation SNR
+({t.get('best_val_snr_db')} dB on val-split strips).
+
+## Test split (strat_fold 9–10), ground-truth geometry, through ONNX Runtime
+
+One page per test record and case, seed = ecg_id. Record SNR = per-record pooled SNR
+(DESIGN.md §5); the other columns are over leads (the seed's table).
+
+| case | records | record SNR mean (dB) | median | Pearson mean ± std | R² | RMSE (mV) | MAE (mV) | lead SNR mean | r ≥ .99/.95/.90/.80 (%) | R-peak |d t|, matched |
+|---|---|---|---|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
+
+Reproduce: `{commands.get('evaluate', '')}`
+
+## Known limits
+
+- Scores use the renderer's ground-truth geometry; page-level geometry (grid pitch, deskew,
+  layout detection) is the digitize tool's job and adds its own error.
+- Trained only on this project's renderer; real scans differ (see the renderer's note of
+  uncovered traits). No real scan has ground truth, so real-world accuracy is unmeasured.
+- 100 columns per second at 25 mm/s: sharp QRS peaks are smoothed at 500 Hz.
+- The strip spans ±30 mm around the baseline: larger excursions (±3 mV at 10 mm/mV) clip.
+"""
+    (out_dir / "MODEL_CARD.md").write_text(card)

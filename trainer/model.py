@@ -124,7 +124,7 @@ class SeedNet(nn.Module):
 
 #: The seed's input conventions as a StripSpec: a whole 250 × 60 mm strip squashed to
 #: 224 × 448; its 1000 outputs are 10 ms apart = 4 columns per mm at 25 mm/s.
-SEED_SPEC = StripSpec(px_per_mm_x=4.0, px_per_mm_y=448 / 250, height_mm=60.0, n_bins=1,
+SEED_SPEC = StripSpec(px_per_mm_x=4.0, px_per_mm_y=224 / 60, height_mm=60.0, n_bins=1,
                       fixed_width_px=448, fixed_height_px=224, outputs={
                           "value_mm": "[batch, 1000] trace height above the strip centre, mm "
                                       "(the seed's mV output x 10 mm/mV)",
