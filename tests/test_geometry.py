@@ -1,0 +1,30 @@
+"""Grid pitch on clean rendered pages (scans/photos: not yet — see digitize/geometry.py)."""
+import cv2
+import numpy as np
+import pytest
+
+from digitize.geometry import grid_pitch
+from trainer.render import render_page, sample_spec
+
+
+@pytest.fixture(scope="module")
+def signal():
+    t = np.arange(5000) / 500.0
+    return np.stack([0.8 * np.sin(2 * np.pi * 1.1 * t + j) for j in range(12)], 1).astype(
+        np.float32)
+
+
+@pytest.mark.parametrize("dpi", [72.0, 100.0, 200.0, 300.0])
+@pytest.mark.parametrize("colour", ["red", "grey", "green"])
+def test_pitch_of_clean_pages_within_3_percent(signal, dpi, colour):
+    spec = sample_spec(np.random.default_rng(int(dpi)), "3x4+1", "clean", dpi=dpi, grid="lines",
+                       grid_colour=colour, grid_minor_alpha=0.3, grid_major_alpha=0.6)
+    grey = cv2.cvtColor(render_page(signal, 500.0, spec).image, cv2.COLOR_BGR2GRAY)
+    p = grid_pitch(grey)
+    assert abs(p.px_per_mm - dpi / 25.4) < 0.03 * dpi / 25.4, (p, dpi / 25.4)
+
+
+def test_no_grid_no_pitch(signal):
+    spec = sample_spec(np.random.default_rng(0), "3x4+1", "clean", dpi=150.0, grid="none")
+    grey = cv2.cvtColor(render_page(signal, 500.0, spec).image, cv2.COLOR_BGR2GRAY)
+    assert np.isnan(grid_pitch(grey).px_per_mm)
