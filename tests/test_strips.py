@@ -31,12 +31,12 @@ def test_cut_strip_centres_the_trace(dpi, geometric):
         j = ["I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6"].index(
             m["lead"])
         target_mm = np.interp(tc, t, sig[:, j]) * m["gain_mm_mv"]
-        # centroid of the ink around each column's darkest row (labels and text elsewhere
-        # in the strip must not pull it)
+        # centroid of the ink within ±3 mm of where the target puts the trace (labels, text
+        # and other rows elsewhere in the strip must not pull it); no ink there → NaN → fail
         ink = np.clip(x, 0, None)
-        peak = ink.argmax(0)
         r = np.arange(x.shape[0])[:, None]
-        ink = np.where(np.abs(r - peak) <= 3, ink, 0)
+        expect_row = (30.0 - target_mm) * 2.0 - 0.5
+        ink = np.where(np.abs(r - expect_row) <= 6, ink, 0)
         rows = (ink * r).sum(0) / ink.sum(0)
         measured_mm = 30.0 - (rows + 0.5) / 2.0  # row centre → mm above the centre line
         err = np.abs(measured_mm - target_mm)[5:-5]
@@ -47,10 +47,9 @@ def test_columns_to_signal_round_trip():
     t0, t1, speed, kx = 2.5, 5.0, 25.0, 4.0
     n_cols = int((t1 - t0) * speed * kx)
     tc = column_times(n_cols, t0, speed, kx)
-    assert tc[0] == pytest.approx(t0 + 0.5 / kx / speed)
+    assert tc[0] == pytest.approx(t0) and tc[1] - tc[0] == pytest.approx(1 / kx / speed)
     value_mm = 10.0 * np.sin(2 * np.pi * tc)  # 1 mV sine at 10 mm/mV
     idx, mv = columns_to_signal(value_mm, 10.0, tc, 500.0, t0, t1)
     assert idx[0] == 1250 and idx[-1] == 2499
     err = np.abs(mv - np.sin(2 * np.pi * idx / 500.0))
-    assert np.max(err[3:-3]) < 0.01  # linear between column centres
-    assert np.max(err) < 0.04  # held flat over the half column (5 ms) at each end
+    assert np.max(err) < 0.002  # cubic spline between column centres, one column extrapolated
