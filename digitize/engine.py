@@ -54,6 +54,10 @@ class Engine:
             raise EngineError("--device cuda: this onnxruntime has no CUDA provider "
                               f"(available: {', '.join(available)})")
         providers = (["CUDAExecutionProvider"] if want_cuda else []) + ["CPUExecutionProvider"]
+        if want_cuda:
+            # a CUDA provider that cannot load logs through the process-wide logger, before
+            # session options apply: silence it for the attempt; we report the outcome once
+            ort.set_default_logger_severity(4)
         try:
             self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own zoo of types
@@ -63,6 +67,9 @@ class Engine:
             cuda_error = str(exc).splitlines()[0]
         else:
             cuda_error = "the CUDA provider did not load"
+        finally:
+            if want_cuda:
+                ort.set_default_logger_severity(2)  # back to onnxruntime's default (warnings)
         if want_cuda and (self.session is None
                           or "CUDAExecutionProvider" not in self.session.get_providers()):
             if device == "cuda":

@@ -63,3 +63,19 @@ def test_model_without_metadata_is_refused(tmp_path):
     onnx.save(m, str(tmp_path / "bare.onnx"))
     with pytest.raises(EngineError, match="lacks model metadata"):
         Engine(tmp_path / "bare.onnx", device="cpu")
+
+
+def test_cuda_fallback_prints_nothing_but_one_info_line():
+    """onnxruntime's own error lines about a missing CUDA library must not reach the user."""
+    import subprocess
+    import sys
+    code = ("import logging; logging.basicConfig(level=logging.INFO)\n"
+            "from digitize.engine import Engine\n"
+            f"e = Engine(r'{TINY}', device='auto'); print(e.provider)\n")
+    r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    if r.stdout.strip() == "CUDAExecutionProvider":
+        pytest.skip("CUDA works here")
+    assert "onnxruntime" not in r.stderr.replace("digitize.engine", ""), r.stderr
+    assert len([ln for ln in r.stderr.splitlines() if ln.strip()]) <= 1
