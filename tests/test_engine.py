@@ -1,6 +1,5 @@
 """The ONNX Runtime engine, on a tiny committed model (no torch needed)."""
 import logging
-import shutil
 
 import numpy as np
 import pytest

@@ -12,7 +12,7 @@ Only the homography moves pixels; ground-truth polylines are mapped by the same 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import cv2
 import numpy as np
