@@ -19,7 +19,7 @@ from digitize.leads import LEADS
 from digitize.metrics import score_record
 from digitize.reconstruct import LeadWindow, reconstruct
 from digitize.strips import StripGeometry
-from trainer.data import bandpass, default_ptbxl_dir, load_record, records_for_split
+from trainer.data import default_ptbxl_dir, prepared_signal, records_for_split
 from trainer.render import render_page, strip_spec
 
 DPI = 200.0
@@ -70,8 +70,7 @@ def main() -> None:
     engine = Engine(args.model, device="cpu", threads=2)
     ours, mpl = [], []
     for info in records_for_split(args.data, "test")[:args.limit]:
-        sig, fs = load_record(args.data, info, prefer_hr=False)  # the seed's 100 Hz truth
-        sig = bandpass(sig, fs)
+        sig, fs = prepared_signal(args.data, info, prefer_hr=False)  # the seed's 100 Hz truth
         ii = sig[:, LEADS.index("II")]
         spec = strip_spec(dpi=DPI)
         page = render_page(sig, fs, spec)

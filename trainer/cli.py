@@ -15,8 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.data import (SPLIT_FOLDS, bandpass, default_ptbxl_dir, load_record,
-                          records_for_split, resample)
+from trainer.data import SPLIT_FOLDS, default_ptbxl_dir, prepared_signal, records_for_split
 from trainer.layouts import LAYOUTS
 from trainer.render import STYLES, render_page, sample_spec, write_page
 
@@ -24,13 +23,8 @@ log = logging.getLogger("trainer")
 
 
 @functools.lru_cache(maxsize=64)
-def _signal(ptbxl_dir: str, ecg_id: int, info, filt: tuple | None, fs_out: float | None):
-    sig, fs = load_record(ptbxl_dir, info)
-    if filt is not None:
-        sig = bandpass(sig, fs, *filt)
-    if fs_out and fs_out != fs:
-        sig, fs = resample(sig, fs, fs_out), fs_out
-    return sig, fs
+def _signal(ptbxl_dir: str, info, band: tuple | None, fs_out: float | None):
+    return prepared_signal(ptbxl_dir, info, band=band, fs_out=fs_out)
 
 
 def page_name(index: int, ecg_id: int, layout: str, style: str) -> str:
@@ -41,7 +35,7 @@ def page_name(index: int, ecg_id: int, layout: str, style: str) -> str:
 def _render_one(job: tuple, args: argparse.Namespace) -> str:
     index, info = job
     filt = None if args.no_filter else (args.low_hz, args.high_hz)
-    sig, fs = _signal(str(args.data), info.ecg_id, info, filt, args.fs)
+    sig, fs = _signal(str(args.data), info, filt, args.fs)
     rng = np.random.default_rng([args.seed, index])
     pins = {"dpi": args.dpi} if args.dpi else {}
     spec = sample_spec(rng, args.layout, args.style, **pins)

@@ -143,3 +143,16 @@ def resample(sig: np.ndarray, fs_in: float, fs_out: float) -> np.ndarray:
     from fractions import Fraction
     ratio = Fraction(fs_out / fs_in).limit_denominator(1000)
     return sps.resample_poly(sig, ratio.numerator, ratio.denominator, axis=0).astype(np.float32)
+
+
+def prepared_signal(ptbxl_dir: str | Path, info: RecordInfo, prefer_hr: bool = True,
+                    band: tuple[float, float] | None = (0.5, 40.0), fs_out: float | None = None
+                    ) -> tuple[np.ndarray, float]:
+    """A record as it is drawn: best available rate, band-passed (``band=None``: raw),
+    optionally resampled to ``fs_out`` Hz. The one recipe for render, training and evaluation."""
+    sig, fs = load_record(ptbxl_dir, info, prefer_hr)
+    if band is not None:
+        sig = bandpass(sig, fs, *band)
+    if fs_out and fs_out != fs:
+        sig, fs = resample(sig, fs, fs_out), float(fs_out)
+    return sig, fs

@@ -15,7 +15,7 @@ import numpy as np
 from digitize.leads import LEADS
 from digitize.model_spec import StripSpec
 from digitize.strips import StripGeometry, column_times, cut_strip
-from trainer.data import bandpass, read_record, record_path, records_for_split
+from trainer.data import prepared_signal, records_for_split
 from trainer.render import RenderedPage, render_page, sample_spec
 
 PAGE_LAYOUTS = ("3x4", "3x4+1", "3x4+2", "3x4+3", "6x2", "6x1", "12x1")
@@ -64,8 +64,8 @@ def _records(ptbxl_dir: str, split: str):
 @functools.lru_cache(maxsize=1024)
 def _signal(ptbxl_dir: str, split: str, i: int, prefer_hr: bool = True):
     info = _records(ptbxl_dir, split)[i]
-    sig, fs = read_record(record_path(ptbxl_dir, info, prefer_hr))
-    return bandpass(sig, fs), fs, info.ecg_id
+    sig, fs = prepared_signal(ptbxl_dir, info, prefer_hr)
+    return sig, fs, info.ecg_id
 
 
 def make_batch(b: int, *, seed: int, ptbxl_dir: str, split: str, spec: StripSpec,

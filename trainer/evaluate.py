@@ -19,7 +19,7 @@ from digitize.engine import Engine
 from digitize.metrics import rpeak_error, score_record
 from digitize.reconstruct import LeadWindow, reconstruct
 from digitize.strips import StripGeometry
-from trainer.data import bandpass, load_record, records_for_split
+from trainer.data import prepared_signal, records_for_split
 from trainer.render import render_page, sample_spec
 
 log = logging.getLogger(__name__)
@@ -44,8 +44,7 @@ def evaluate_case(engine: Engine, ptbxl_dir: str, layout: str, style: str, prefe
     """Per-record results for one case."""
     rows = []
     for info in records_for_split(ptbxl_dir, split)[:limit]:
-        sig, fs = load_record(ptbxl_dir, info, prefer_hr)
-        sig = bandpass(sig, fs)
+        sig, fs = prepared_signal(ptbxl_dir, info, prefer_hr)
         rng = np.random.default_rng(info.ecg_id)
         spec = sample_spec(rng, layout, style)
         page = render_page(sig, fs, spec, header_seed=info.ecg_id)
