@@ -26,6 +26,14 @@ class LeadResult:
     window: LeadWindow
     value_mm: np.ndarray  # per column
     confidence: np.ndarray  # per column
+    idx: np.ndarray | None = None  # output sample indices this window covers
+    mv: np.ndarray | None = None  # its signal there
+
+    def samples(self, fs: float, n: int) -> np.ndarray:
+        """This window alone as an [n] signal (NaN elsewhere)."""
+        out = np.full(n, np.nan, np.float32)
+        out[self.idx] = self.mv
+        return out
 
 
 def reconstruct(grey: np.ndarray, windows: list[LeadWindow], engine, fs: float, n_samples: int,
@@ -50,5 +58,5 @@ def reconstruct(grey: np.ndarray, windows: list[LeadWindow], engine, fs: float, 
         longer = span[idx, j] < (w.t1 - w.t0)
         sig[idx[longer], j] = mv[longer]
         span[idx[longer], j] = w.t1 - w.t0
-        results.append(LeadResult(w, value, conf))
+        results.append(LeadResult(w, value, conf, idx, mv))
     return sig, results

@@ -62,6 +62,7 @@ class TrainConfig:
     deriv_weight: float = 0.5  # seed: derivative loss
     # --- run
     out: str = "runs/column"
+    init: str = ""  # start from this checkpoint's weights (fresh optimiser/schedule): fine-tuning
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 2
@@ -244,6 +245,12 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> dict:
         step, best, bad_evals, history = ck["step"], ck["best"], ck["bad_evals"], ck["history"]
         torch.set_rng_state(ck["torch_rng"])
         log.info("resumed %s at step %d (best val SNR %.2f dB)", last, step, best)
+    elif cfg.init:
+        ck = torch.load(cfg.init, map_location=device, weights_only=False)
+        if ck["config"]["arch"] != cfg.arch or model_kwargs(TrainConfig(**ck["config"])) != model_kwargs(cfg):
+            raise ValueError(f"{cfg.init} holds a different architecture than this config")
+        model.load_state_dict(ck["model"])
+        log.info("initialised weights from %s (its step %d)", cfg.init, ck["step"])
     (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
 
     styles = tuple(cfg.styles.split(","))

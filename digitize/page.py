@@ -1,0 +1,363 @@
+"""Page analysis: ink → skew → trace rows → calibration pulses → scale → lead windows.
+
+Everything here works on the image alone (numpy/OpenCV); the model is not involved.
+
+1. *Ink*: the darkest strokes relative to the local paper level, measured on the brightest
+   colour channel so that red/orange/green/blue grids (bright in their own channel) vanish;
+   long straight horizontal and vertical lines (black grids, frames) are removed.
+2. *Skew*: the rotation that makes the ink's row profile sharpest (traces run along the rows).
+3. *Rows*: bands of the deskewed page where ink covers most of the width — ECG rows span
+   ~250 mm, text lines and labels do not. The baseline (0 mV) is the row's most frequent ink
+   height: the isoelectric line.
+4. *Pulses*: a 1-mV calibration pulse is a flat-topped step at either end of a row: its height
+   gives the gain (mm/mV), its position where the trace starts or ends.
+5. *Scale*: px/mm from the grid spectrum (``digitize.geometry``), checked against the rows'
+   trace length (a full row is 250 mm on every standard printout); when the grid is faint,
+   absent or disagrees, the row length decides.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+from scipy.ndimage import gaussian_filter1d
+from scipy.signal import find_peaks
+
+from digitize.geometry import grid_pitch
+
+#: Trace length of one row on standard printouts (10 s at 25 mm/s, 5 s at 50 mm/s).
+ROW_WIDTH_MM = 250.0
+#: Gains a calibration pulse may show, mm per mV.
+GAINS = (5.0, 10.0, 20.0)
+MIN_PX_PER_MM = 2.3
+WARN_PX_PER_MM = 4.0
+
+
+class PageError(Exception):
+    """The page cannot be analysed (no ECG found, unsupported layout...): a one-line reason."""
+
+
+@dataclass
+class Row:
+    y: float  # baseline, deskewed px
+    x_left: float  # ink extent, deskewed px
+    x_right: float
+    x_start: float = float("nan")  # where the trace (time 0 of the row) starts
+    x_end: float = float("nan")  # where it ends
+    pulse: str = "none"  # 'left' | 'right' | 'none'
+    pulse_mm: float = float("nan")  # pulse height in mm (gain for 1 mV)
+
+
+@dataclass
+class PageGeometry:
+    px_per_mm: float
+    scale_source: str  # 'grid' | 'rows' | 'given'
+    skew_deg: float
+    rows: list[Row]
+    deskew: np.ndarray  # 3×3: image px → deskewed px
+    size: tuple[int, int]  # deskewed canvas (w, h)
+    grid_px_per_mm: float = float("nan")
+    mask: np.ndarray | None = None  # deskewed ink mask
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def to_image(self) -> np.ndarray:
+        return np.linalg.inv(self.deskew)
+
+
+def ink_mask(bgr: np.ndarray, px_per_mm: float) -> np.ndarray:
+    """uint8 mask (1 = trace-like ink) of a BGR page."""
+    v = bgr.max(axis=2) if bgr.ndim == 3 else bgr
+    k = max(3, int(round(3 * px_per_mm)) | 1)
+    # local paper level: dilation over ~3 mm removes every thin dark stroke; blur smooths it
+    paper = cv2.GaussianBlur(cv2.dilate(v, np.ones((k, k), np.uint8)), (0, 0), k)
+    ratio = v.astype(np.float32) / np.maximum(paper.astype(np.float32), 16.0)
+    mask = (ratio < 0.6).astype(np.uint8)
+    # straight lines over 40 mm are grid or frame, not trace
+    long_ = max(15, int(round(40 * px_per_mm)))
+    lines = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, long_), np.uint8))
+    lines |= cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((long_, 1), np.uint8))
+    return mask & (1 - cv2.dilate(lines, np.ones((3, 3), np.uint8)))
+
+
+def _profile_sharpness(x: np.ndarray, y: np.ndarray, angle_deg: float, bin_px: float) -> float:
+    a = np.deg2rad(angle_deg)
+    yr = y * np.cos(a) - x * np.sin(a)
+    h = np.bincount(((yr - yr.min()) / bin_px).astype(np.int64))
+    return float(np.dot(h, h))
+
+
+def estimate_skew(mask: np.ndarray, px_per_mm: float, max_deg: float = 12.0) -> float:
+    """Rotation (degrees, counter-clockwise in image terms) that levels the trace rows."""
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 50:
+        return 0.0
+    if len(xs) > 200_000:  # a fixed subsample: the profile only needs a few points per bin
+        sel = np.random.default_rng(0).choice(len(xs), 200_000, replace=False)
+        xs, ys = xs[sel], ys[sel]
+    xs = xs.astype(np.float64) - mask.shape[1] / 2
+    ys = ys.astype(np.float64)
+    bin_px = max(1.0, 0.5 * px_per_mm)
+    coarse = np.arange(-max_deg, max_deg + 1e-9, 0.5)
+    best = coarse[np.argmax([_profile_sharpness(xs, ys, a, bin_px) for a in coarse])]
+    fine = np.arange(best - 0.5, best + 0.5 + 1e-9, 0.05)
+    return float(fine[np.argmax([_profile_sharpness(xs, ys, a, bin_px) for a in fine])])
+
+
+def _deskew_matrix(shape: tuple[int, int], angle_deg: float) -> tuple[np.ndarray, tuple[int, int]]:
+    """3×3 image → deskewed canvas (rotated by -angle about the centre, enlarged to fit)."""
+    h, w = shape
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), -angle_deg, 1.0)
+    # cv2's angle is counter-clockwise with y down; we rotate the rows back to level
+    a = np.deg2rad(angle_deg)
+    nw = int(np.ceil(abs(w * np.cos(a)) + abs(h * np.sin(a))))
+    nh = int(np.ceil(abs(h * np.cos(a)) + abs(w * np.sin(a))))
+    m[0, 2] += (nw - w) / 2
+    m[1, 2] += (nh - h) / 2
+    return np.vstack([m, [0, 0, 1]]), (nw, nh)
+
+
+def _runs(occupied: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
+    """[start, end] index pairs of runs of True, bridging gaps of up to max_gap."""
+    idx = np.flatnonzero(occupied)
+    if not len(idx):
+        return []
+    breaks = np.flatnonzero(np.diff(idx) > max_gap + 1)
+    starts = np.r_[idx[0], idx[breaks + 1]]
+    ends = np.r_[idx[breaks], idx[-1]]
+    return list(zip(starts.tolist(), ends.tolist()))
+
+
+def find_rows(mask: np.ndarray, px_per_mm: float) -> list[Row]:
+    """Trace rows of a deskewed ink mask, top to bottom."""
+    h, w = mask.shape
+    k = px_per_mm
+    bx = max(1, int(round(2 * k)))  # 2-mm columns
+    by = max(1, int(round(0.5 * k)))  # 0.5-mm rows
+    hb, wb = h // by, w // bx
+    if hb < 4 or wb < 4:
+        return []
+    cells = mask[:hb * by, :wb * bx].reshape(hb, by, wb, bx).max(axis=(1, 3))
+    # a row's band: ink anywhere within ±3 mm of a height, per 2-mm column
+    band = cv2.dilate(cells, np.ones((int(round(6 / 0.5)) | 1, 1), np.uint8))
+    coverage = band.sum(axis=1).astype(np.float64) * 2.0  # mm of width covered
+    smooth = gaussian_filter1d(coverage, 2.0)
+    peaks, _ = find_peaks(smooth, height=0.45 * ROW_WIDTH_MM, distance=int(8 / 0.5))
+    rows = []
+    ys, xs = np.nonzero(mask)
+    for p in peaks:
+        yc = (p + 0.5) * by
+        sel = np.abs(ys - yc) < 4 * k
+        if sel.sum() < 20:
+            continue
+        # extent: the longest run of occupied 2-mm columns near the band centre
+        occ = cells[max(0, p - 8):p + 9].max(axis=0) > 0
+        runs = _runs(occ, max_gap=int(round(6 / 2)))
+        a, b = max(runs, key=lambda r: r[1] - r[0])
+        if (b - a + 1) * 2.0 < 0.45 * ROW_WIDTH_MM:
+            continue
+        rows.append(Row(y=float(yc), x_left=a * bx, x_right=(b + 1) * bx))
+    rows = _merge_close(rows, 8 * k)
+    for r in rows:
+        r.y = baseline(mask, r.y, r.x_left, r.x_right, k)
+        # pixel-precise ends: first/last ink column within ±4 mm of the baseline
+        band = mask[int(max(0, r.y - 8 * k)):int(r.y + 8 * k + 1)].any(axis=0)
+        lo, hi = int(max(0, r.x_left - 2 * bx)), int(min(w, r.x_right + 2 * bx))
+        cols = np.flatnonzero(band[lo:hi])
+        if len(cols):
+            if lo + cols[0] <= r.x_left + 2 * bx:
+                r.x_left = float(lo + cols[0])
+            if lo + cols[-1] + 1 >= r.x_right - 2 * bx:
+                r.x_right = float(lo + cols[-1] + 1)
+    return rows
+
+
+def _merge_close(rows: list[Row], min_dist: float) -> list[Row]:
+    out: list[Row] = []
+    for r in sorted(rows, key=lambda r: r.y):
+        if out and r.y - out[-1].y < min_dist:
+            if r.x_right - r.x_left > out[-1].x_right - out[-1].x_left:
+                out[-1] = r
+            continue
+        out.append(r)
+    return out
+
+
+def baseline(mask: np.ndarray, y_guess: float, x0: float, x1: float, px_per_mm: float,
+             reach_mm: float = 6.0) -> float:
+    """The most frequent ink height near ``y_guess`` between x0 and x1: the isoelectric line."""
+    h, w = mask.shape
+    y0 = int(max(0, y_guess - reach_mm * px_per_mm))
+    y1 = int(min(h, y_guess + reach_mm * px_per_mm + 1))
+    sub = mask[y0:y1, int(max(0, x0)):int(min(w, x1))]
+    if sub.size == 0 or not sub.any():
+        return y_guess
+    hist = gaussian_filter1d(sub.sum(axis=1).astype(np.float64), max(0.5, 0.3 * px_per_mm))
+    i = int(np.argmax(hist))
+    if 0 < i < len(hist) - 1:  # parabolic refinement
+        a, b, c = hist[i - 1], hist[i], hist[i + 1]
+        den = a - 2 * b + c
+        if den < 0:
+            return y0 + i + 0.5 * (a - c) / den
+    return float(y0 + i)
+
+
+def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
+               ) -> tuple[float, float, float] | None:
+    """A flat-topped calibration pulse at one end of a row → (x_rise, x_fall, height_mm).
+
+    Per column the topmost ink above the baseline; a pulse is a run of 2.5–8 mm of columns
+    at a constant height of 3+ mm, joined to the baseline by a vertical edge at its row-end
+    side (which rules out the pulse of the row above), at most 3.5 mm from the row's end.
+    """
+    k = px_per_mm
+    h, w = mask.shape
+    span = int(round(14 * k))
+    if side == "left":
+        x0 = int(max(0, row.x_left - 1 * k))
+        x1 = min(w, x0 + span)
+    else:
+        x1 = int(min(w, row.x_right + 1 * k))
+        x0 = max(0, x1 - span)
+    y0 = int(max(0, row.y - 24 * k))
+    yb = int(round(row.y))
+    sub = mask[y0:min(h, yb + 1), x0:x1]
+    if sub.size == 0 or sub.shape[0] < 3 * k:
+        return None
+    has = sub.any(axis=0)
+    top = np.argmax(sub > 0, axis=0)
+    height = np.where(has, (row.y - (top + y0)) / k, np.nan)
+    flat = np.zeros(len(height), bool)
+    flat[1:] = np.abs(np.diff(height)) <= 0.35
+    flat &= height >= 3.0
+    best = None
+    for a, b in _runs(flat, max_gap=0):
+        a = max(0, a - 1)
+        width_mm = (b - a + 1) / k
+        if not 2.5 <= width_mm <= 8.0:
+            continue
+        edge = range(max(0, a - int(1.5 * k)), min(len(height), a + int(0.6 * k) + 1)) \
+            if side == "left" else range(max(0, b - int(0.6 * k)), min(len(height), b + int(1.5 * k) + 1))
+        t = int(np.median(top[a:b + 1]))
+        if not any(sub[t:, c].mean() >= 0.7 for c in edge):
+            continue  # no vertical edge down to the baseline: not this row's pulse
+        if best is None or width_mm > best[3]:
+            c = (a + b) // 2
+            thick = int(np.argmin(sub[t:, c] > 0)) if not sub[t:, c].all() else 1
+            hmm = (row.y - (y0 + t + thick / 2)) / k
+            best = (x0 + a, x0 + b + 1, float(hmm), width_mm)
+    if best is None:
+        return None
+    xa, xb, hmm, _ = best
+    if side == "left" and xa - row.x_left > 3.5 * k:
+        return None
+    if side == "right" and row.x_right - xb > 3.5 * k:
+        return None
+    return float(xa), float(xb), hmm
+
+
+def snap_gain(height_mm: float) -> float:
+    return min(GAINS, key=lambda g: abs(np.log(height_mm / g)))
+
+
+def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None) -> PageGeometry:
+    """Scale, skew and trace rows of one page image."""
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
+    h, w = grey.shape
+    warnings: list[str] = []
+    grid = grid_pitch(grey).px_per_mm
+    # a first scale for the morphology: the grid, else a landscape page ~280 mm wide
+    k0 = px_per_mm_hint or (grid if np.isfinite(grid) else max(w, h) / 280.0)
+    mask = ink_mask(bgr, k0)
+    skew = estimate_skew(mask, k0)
+    deskew, size = _deskew_matrix((h, w), skew)
+    if abs(skew) > 0.02:
+        mask = cv2.warpAffine(mask, deskew[:2], size, flags=cv2.INTER_NEAREST)
+    rows = find_rows(mask, k0)
+    if not rows:
+        raise PageError("no ECG trace rows found on the page")
+    # scale from the rows: trace length of full rows, with the pulse excluded
+    lengths = []
+    for r in rows:
+        _ends(mask, r, k0)
+        lengths.append((r.x_end - r.x_start) / ROW_WIDTH_MM)
+    k_rows = float(np.median(lengths))
+    # rows agree with each other when their ends were found (pulses, or a shared start)
+    rows_sure = len(lengths) >= 2 and float(np.std(lengths)) < 0.02 * k_rows
+    if px_per_mm_hint:
+        k, source = px_per_mm_hint, "given"
+    elif np.isfinite(grid) and (abs(grid / k_rows - 1) < 0.08 or not rows_sure):
+        k, source = grid, "grid"
+    else:
+        k, source = k_rows, "rows"
+        warnings.append("grid not measurable" if not np.isfinite(grid) else
+                        f"grid pitch {grid:.2f} px/mm disagrees with the row length")
+    if abs(k / k0 - 1) > 0.15:  # the morphology scale was far off: redo the rows at this one
+        rows = find_rows(mask, k)
+        if not rows:
+            raise PageError("no ECG trace rows found on the page")
+    for r in rows:
+        _ends(mask, r, k)
+    _consensus(rows, k)
+    if k < MIN_PX_PER_MM:
+        raise PageError(f"resolution too low ({k:.2f} px/mm < {MIN_PX_PER_MM})")
+    if k < WARN_PX_PER_MM:
+        warnings.append(f"low resolution ({k:.2f} px/mm)")
+    return PageGeometry(px_per_mm=float(k), scale_source=source, skew_deg=skew, rows=rows,
+                        deskew=deskew, size=size, grid_px_per_mm=float(grid), mask=mask,
+                        warnings=warnings)
+
+
+def trace_width(mask: np.ndarray, r: Row, k: float) -> float:
+    """Pen width in px: the typical vertical ink run where a column crosses the trace once."""
+    band = mask[int(max(0, r.y - 6 * k)):int(r.y + 6 * k + 1), int(r.x_left):int(r.x_right)]
+    if band.size == 0:
+        return 1.0
+    d = np.diff(np.pad(band.astype(np.int8), ((1, 1), (0, 0))), axis=0)
+    starts, ends = (d == 1).sum(axis=0), (d == -1)
+    single = starts == 1
+    if single.sum() < 10:
+        return 1.0
+    length = band[:, single].sum(axis=0)
+    return float(max(1.0, np.percentile(length, 25)))
+
+
+def _ends(mask: np.ndarray, r: Row, k: float) -> None:
+    """Trace start/end of a row from its extent and calibration pulse. The first and last ink
+    columns lie half a pen width outside the first and last drawn samples."""
+    half = trace_width(mask, r, k) / 2
+    r.x_start, r.x_end = r.x_left + half - 0.5, r.x_right - half + 0.5
+    r.pulse, r.pulse_mm = "none", float("nan")
+    left = find_pulse(mask, r, k, "left")
+    right = find_pulse(mask, r, k, "right") if left is None else None
+    if left is not None:
+        r.pulse, r.pulse_mm = "left", left[2]
+        r.x_start = left[1] + 2.0 * k  # falling edge, a 1-mm foot and a gap
+    elif right is not None:
+        r.pulse, r.pulse_mm = "right", right[2]
+        r.x_end = right[0] - 1.5 * k
+
+
+def _consensus(rows: list[Row], k: float) -> None:
+    """Rows of a printout share their start: rows whose pulse was missed take the others'."""
+    if all(r.pulse == "none" for r in rows) and len(rows) > 1:
+        x = float(np.median([r.x_left for r in rows]))
+        for r in rows:  # a row starting late began off its baseline band: align it
+            if abs(r.x_left - x) > 2 * k and abs(r.x_left - x) < 25 * k:
+                r.x_start = x
+        return
+    for side in ("left", "right"):
+        found = [r for r in rows if r.pulse == side]
+        if not found or len(found) < len(rows) / 3:
+            continue
+        if side == "left":
+            x = float(np.median([r.x_start for r in found]))
+            for r in rows:
+                if r.pulse == "none" and abs(r.x_left - (x - 8 * k)) < 6 * k:
+                    r.x_start = x
+        else:
+            x = float(np.median([r.x_end for r in found]))
+            for r in rows:
+                if r.pulse == "none" and abs(r.x_right - (x + 8 * k)) < 6 * k:
+                    r.x_end = x

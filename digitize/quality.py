@@ -1,0 +1,114 @@
+"""Quality metrics that need no reference: how far a digitised record can be trusted.
+
+Per lead: model confidence (mean, share of columns under 0.5), heart rate from R peaks, flat and
+clipped fractions, amplitude range; per record: Einthoven residuals (II − I − III and
+aVR + aVL + aVF, relative to the leads' power, where drawn simultaneously). Each lead gets a
+status — ok / warn / fail — with the reasons; the record takes its worst lead's status.
+The thresholds are checked by ``benchmarks/quality_calibration.py`` (ok must rarely hide a bad
+lead; bad leads must be flagged).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from digitize.leads import LEADS
+from digitize.metrics import r_peaks
+
+LOW_CONF = 0.5
+FAIL_CONF = 0.35  # mean confidence under this: the model did not find a trace
+WARN_LOW_CONF_SHARE = 0.2
+WARN_CLIPPED = 0.02
+WARN_FLAT = 0.5
+FAIL_FLAT = 0.9
+WARN_EINTHOVEN = 0.35
+HR_RANGE = (25.0, 250.0)
+AMP_RANGE_MV = (0.08, 8.0)
+
+
+def _flat_fraction(x: np.ndarray, fs: float) -> float:
+    """Share of 100-ms windows whose peak-to-peak is under 10 µV."""
+    w = max(2, int(0.1 * fs))
+    m = len(x) // w
+    if m == 0:
+        return 0.0
+    seg = x[:m * w].reshape(m, w)
+    return float(np.mean(np.ptp(seg, axis=1) < 0.01))
+
+
+def heart_rate(x: np.ndarray, fs: float) -> float:
+    if len(x) < 2 * fs:
+        return float("nan")
+    p = r_peaks(x, fs)
+    if len(p) < 2:
+        return float("nan")
+    return float(60.0 * fs / np.median(np.diff(p)))
+
+
+def _relation(sig: np.ndarray, coef: dict) -> float:
+    idx = [LEADS.index(lead) for lead in coef]
+    block = sig[:, idx]
+    ok = np.all(np.isfinite(block), axis=1)
+    if ok.sum() < 50:
+        return float("nan")
+    b = block[ok] - np.median(block[ok], axis=0)
+    r = b @ np.array(list(coef.values()))
+    den = float(np.sum(b ** 2))
+    return float(np.sqrt(np.sum(r ** 2) / den)) if den > 0 else float("nan")
+
+
+def lead_quality(sig: np.ndarray, results, fs: float, spec) -> dict:
+    """Quality dict for a page: {'status', 'reasons', 'einthoven': {...}, 'leads': {...}}."""
+    half = spec.height_mm / 2
+    per: dict[str, dict] = {}
+    conf: dict[str, list] = {}
+    clip: dict[str, list] = {}
+    for r in results:
+        conf.setdefault(r.window.lead, []).append(np.asarray(r.confidence, np.float64))
+        clip.setdefault(r.window.lead, []).append(np.abs(r.value_mm) >= 0.95 * half)
+    e1 = _relation(sig, {"I": 1.0, "III": 1.0, "II": -1.0})
+    e2 = _relation(sig, {"aVR": 1.0, "aVL": 1.0, "aVF": 1.0})
+    for j, lead in enumerate(LEADS):
+        x = sig[:, j]
+        ok = np.isfinite(x)
+        if not ok.any():
+            continue
+        xs = x[ok]
+        c = np.concatenate(conf.get(lead, [np.zeros(1)]))
+        q = dict(drawn_s=float(ok.sum() / fs),
+                 confidence=float(c.mean()),
+                 low_confidence_fraction=float(np.mean(c < LOW_CONF)),
+                 heart_rate_bpm=heart_rate(xs, fs),
+                 flat_fraction=_flat_fraction(xs, fs),
+                 clipped_fraction=float(np.concatenate(clip[lead]).mean()) if lead in clip else 0.0,
+                 amplitude_mv=float(np.percentile(xs, 99.5) - np.percentile(xs, 0.5)))
+        reasons, status = [], "ok"
+        if q["confidence"] < FAIL_CONF:
+            reasons.append(f"mean confidence {q['confidence']:.2f} < {FAIL_CONF}")
+            status = "fail"
+        if q["flat_fraction"] >= FAIL_FLAT:
+            reasons.append("flat line")
+            status = "fail"
+        if status != "fail":
+            if q["low_confidence_fraction"] > WARN_LOW_CONF_SHARE:
+                reasons.append(f"{100 * q['low_confidence_fraction']:.0f}% low-confidence columns")
+            if q["clipped_fraction"] > WARN_CLIPPED:
+                reasons.append(f"{100 * q['clipped_fraction']:.0f}% of columns at the strip edge")
+            if q["flat_fraction"] > WARN_FLAT:
+                reasons.append(f"{100 * q['flat_fraction']:.0f}% flat")
+            if not AMP_RANGE_MV[0] <= q["amplitude_mv"] <= AMP_RANGE_MV[1]:
+                reasons.append(f"amplitude {q['amplitude_mv']:.2f} mV implausible")
+            hr = q["heart_rate_bpm"]
+            if np.isfinite(hr) and not HR_RANGE[0] <= hr <= HR_RANGE[1]:
+                reasons.append(f"heart rate {hr:.0f} bpm implausible")
+            limb_rel = e1 if lead in ("I", "II", "III") else e2 if lead.startswith("aV") else np.nan
+            if np.isfinite(limb_rel) and limb_rel > WARN_EINTHOVEN:
+                reasons.append(f"Einthoven residual {limb_rel:.2f}")
+            if reasons:
+                status = "warn"
+        q["status"], q["reasons"] = status, reasons
+        per[lead] = q
+    order = {"ok": 0, "warn": 1, "fail": 2}
+    worst = max((q["status"] for q in per.values()), key=order.get, default="fail")
+    reasons = [f"{lead}: {'; '.join(q['reasons'])}" for lead, q in per.items() if q["reasons"]]
+    return dict(status=worst, reasons=reasons,
+                einthoven=dict(ii_minus_i_minus_iii=e1, avr_plus_avl_plus_avf=e2), leads=per)
