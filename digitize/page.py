@@ -108,8 +108,8 @@ def estimate_skew(mask: np.ndarray, px_per_mm: float, max_deg: float = 12.0) -> 
 def _deskew_matrix(shape: tuple[int, int], angle_deg: float) -> tuple[np.ndarray, tuple[int, int]]:
     """3×3 image → deskewed canvas (rotated by -angle about the centre, enlarged to fit)."""
     h, w = shape
-    m = cv2.getRotationMatrix2D((w / 2, h / 2), -angle_deg, 1.0)
-    # cv2's angle is counter-clockwise with y down; we rotate the rows back to level
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), angle_deg, 1.0)
+    # y' = y cos a - x sin a (about the centre): the rotation estimate_skew levels
     a = np.deg2rad(angle_deg)
     nw = int(np.ceil(abs(w * np.cos(a)) + abs(h * np.sin(a))))
     nh = int(np.ceil(abs(h * np.cos(a)) + abs(w * np.sin(a))))
@@ -146,13 +146,16 @@ def find_rows(mask: np.ndarray, px_per_mm: float) -> list[Row]:
     peaks, _ = find_peaks(smooth, height=0.45 * ROW_WIDTH_MM, distance=int(8 / 0.5))
     rows = []
     ys, xs = np.nonzero(mask)
-    for p in peaks:
+    for i, p in enumerate(peaks):
         yc = (p + 0.5) * by
+        gaps = np.diff(peaks)
+        near = min([gaps[i - 1] if i > 0 else 10 ** 6, gaps[i] if i < len(gaps) else 10 ** 6])
+        reach = int(min(20, 0.45 * near))  # in 0.5-mm bins: ≤ 10 mm, inside the row pitch
         sel = np.abs(ys - yc) < 4 * k
         if sel.sum() < 20:
             continue
         # extent: the longest run of occupied 2-mm columns near the band centre
-        occ = cells[max(0, p - 8):p + 9].max(axis=0) > 0
+        occ = cells[max(0, p - reach):p + reach + 1].max(axis=0) > 0
         runs = _runs(occ, max_gap=int(round(6 / 2)))
         a, b = max(runs, key=lambda r: r[1] - r[0])
         if (b - a + 1) * 2.0 < 0.45 * ROW_WIDTH_MM:
