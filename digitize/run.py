@@ -23,6 +23,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import click
 import cv2
 import numpy as np
 
@@ -301,7 +302,8 @@ class Runner:
     def _fail(self, results, it: InputItem, reason: str, page: int | None = None) -> None:
         self.totals.failed += 1
         where = f"{self._src(it)}" + (f" page {page}" if page else "")
-        log.error("%s: %s", where, reason)
+        # always shown, -q included: one line naming the file
+        click.echo(f"digitize: error: {where}: {reason}", err=True)
         self._emit(results, dict(input=self._src(it), page=page, status="error", reason=reason))
 
     @staticmethod

@@ -1,0 +1,75 @@
+"""Throughput and peak memory of the `digitize` command on this machine's CPU.
+
+200-dpi clean 3x4 pages and seed-format strips from the test split, rendered once; then the
+command runs as a user runs it (subprocess, shipped model, --device cpu) over 20 and over N
+pages, so the peak RSS shows whether memory grows with the number of inputs.
+
+    ECG_DATA_DIR=../shared/data python benchmarks/digitize_speed.py --many 100
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from trainer.data import default_ptbxl_dir, prepared_signal, records_for_split  # noqa: E402
+from trainer.render import render_page, sample_spec, write_page  # noqa: E402
+
+
+def render(out: Path, layout: str, n: int, ptbxl: str) -> None:
+    recs = records_for_split(ptbxl, "test")
+    for i in range(n):
+        info = recs[i % len(recs)]
+        sig, fs = prepared_signal(ptbxl, info)
+        pins = dict(dpi=200.0) if layout == "strip" else dict(dpi=200.0, speed=25.0)
+        spec = sample_spec(np.random.default_rng(i), layout, "clean", **pins)
+        write_page(render_page(sig, fs, spec, header_seed=i), out, f"p{i:04d}")
+
+
+def timed_run(pages: Path, out: Path) -> tuple[float, float]:
+    """(seconds, peak RSS MiB) of one digitize subprocess."""
+    code = ("import resource, sys, runpy; sys.argv = ['digitize'] + sys.argv[1:]\n"
+            "try:\n    runpy.run_module('digitize', run_name='__main__')\n"
+            "except SystemExit as e:\n    code = e.code\n"
+            "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", code, str(pages), "--out", str(out), "--device",
+                        "cpu", "--overwrite", "-q"], cwd=REPO, capture_output=True, text=True)
+    dt = time.perf_counter() - t
+    rss = [int(x.split()[1]) for x in r.stdout.splitlines() if x.startswith("RSS")]
+    return dt, (rss[0] / 1024 if rss else float("nan"))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--few", type=int, default=20)
+    ap.add_argument("--many", type=int, default=100)
+    ap.add_argument("--out", default="runs/speed")
+    args = ap.parse_args()
+    ptbxl = str(default_ptbxl_dir())
+    out = Path(args.out)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"python {platform.python_version()}")
+    for layout in ("3x4", "strip"):
+        for n in (args.few, args.many):
+            pages = out / f"{layout}-{n}"
+            if not pages.is_dir():
+                render(pages, layout, n, ptbxl)
+            dt, rss = timed_run(pages, out / f"rec-{layout}-{n}")
+            print(f"{layout:6s} 200 dpi x {n:4d} pages: {dt:6.1f} s  {n / dt:5.2f} pages/s  "
+                  f"peak RSS {rss:6.0f} MiB  (incl. start-up and model load)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
