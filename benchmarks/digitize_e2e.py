@@ -72,7 +72,7 @@ def summarise(metas: list[dict], out: Path) -> dict:
                     failed += 1
                     continue
                 correct += r["layout"] == m["layout"]
-                if r.get("reference"):
+                if r.get("reference") and r["reference"]["snr_db"] is not None:
                     snrs.append(r["reference"]["snr_db"])
             a = np.array(snrs, float)
             table[f"{style}/{layout}"] = dict(
@@ -89,7 +89,7 @@ def summarise(metas: list[dict], out: Path) -> dict:
         leads = (q.get("reference") or {}).get("leads") or {}
         for lead, lq in q["quality"]["leads"].items():
             s = leads.get(lead)
-            if not s or not np.isfinite(s["snr_db"]):
+            if not s or s.get("snr_db") is None:
                 continue
             if lq["status"] == "ok":
                 ok_snr.append(s["snr_db"])

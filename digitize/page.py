@@ -318,7 +318,7 @@ def trace_width(mask: np.ndarray, r: Row, k: float) -> float:
     if band.size == 0:
         return 1.0
     d = np.diff(np.pad(band.astype(np.int8), ((1, 1), (0, 0))), axis=0)
-    starts, ends = (d == 1).sum(axis=0), (d == -1)
+    starts = (d == 1).sum(axis=0)
     single = starts == 1
     if single.sum() < 10:
         return 1.0

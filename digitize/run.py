@@ -157,7 +157,7 @@ class Runner:
             quality["reference"] = self._score(name, res)
         self.tmp.mkdir(parents=True, exist_ok=True)
         _atomic_write(self.out / f"{name}.quality.json",
-                      json.dumps(quality, indent=1, default=_json_default).encode(), self.tmp)
+                      dumps(quality, indent=1).encode(), self.tmp)
         if self.cfg.overlay:
             ok, buf = cv2.imencode(".png", draw_overlay(bgr, res))
             if ok:
@@ -308,7 +308,7 @@ class Runner:
 
     @staticmethod
     def _emit(fh, obj: dict) -> None:
-        fh.write(json.dumps(obj, default=_json_default) + "\n")
+        fh.write(dumps(obj) + "\n")
         fh.flush()
 
     # ---- end of run
@@ -355,7 +355,7 @@ class Runner:
                        options=self.opts_key, shard=f"{self.cfg.shard[0]}/{self.cfg.shard[1]}",
                        seconds=round(self.elapsed, 2),
                        pages_per_s=round(t.pages / self.elapsed, 3) if self.elapsed else None)
-        _atomic_write(self.summary_path, json.dumps(summary, indent=1).encode(), self.tmp)
+        _atomic_write(self.summary_path, dumps(summary, indent=1).encode(), self.tmp)
         self.summary = summary
 
     def _csv(self, path: Path, rows: list[dict], cols: list[str]) -> None:
@@ -370,6 +370,23 @@ class Runner:
 
 def _r(x: float) -> float | None:
     return None if x is None or not np.isfinite(x) else round(float(x), 2)
+
+
+def _finite(o):
+    """Strict JSON: NaN/inf (a heart rate that could not be measured...) become null."""
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_finite(v) for v in o]
+    if isinstance(o, (float, np.floating)):
+        return float(o) if np.isfinite(o) else None
+    if isinstance(o, np.integer):
+        return int(o)
+    return o
+
+
+def dumps(o, **kw) -> str:
+    return json.dumps(_finite(o), default=_json_default, allow_nan=False, **kw)
 
 
 def _json_default(o):

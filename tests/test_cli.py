@@ -100,7 +100,11 @@ def test_record_contents(converted):
     sig = rec.p_signal
     assert np.isfinite(sig[:1250, 0]).all() and np.isnan(sig[1300:, 0]).all()
     assert np.isfinite(sig[:, 1]).all()
-    q = json.loads((out / f"{name}.quality.json").read_text())
+    def strict(c):
+        raise ValueError(f"non-standard JSON constant {c}")
+    q = json.loads((out / f"{name}.quality.json").read_text(), parse_constant=strict)
+    for line in (out / "results.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=strict)
     assert q["layout"] == "3x4+1" and set(q["quality"]["leads"]) == set(LEADS)
     assert q["reference"]["snr_db"] > 10  # scored against examples/pages ground truth
     assert (out / f"{name}.overlay.png").is_file()
