@@ -7,10 +7,10 @@ perspective within ±8°), divide by its smooth background (traces and text give
 and look for the comb of harmonics of one period. The 5-mm major lines form a comb at
 1/(5·pitch): when the best comb is the major one, its 5th harmonic — the minor lines — decides.
 
-Status (work in progress for the digitize issue): exact (< 1.5 %) on clean rendered pages with
-a grid from 2.8 to 12 px/mm; on rendered scans it is often wrong (JPEG, blur and binarisation
-wash out the minor lines) and on photos it mostly finds nothing. The calibration-pulse fallback
-is not written yet. Nothing calls it yet.
+Status: exact (< 1.5 %) on clean rendered pages with a grid from 2.8 to 12 px/mm; on rendered
+scans it is sometimes off by a harmonic ratio (JPEG, blur and binarisation wash out the minor
+lines) and on photos it mostly finds nothing. ``digitize.page.analyse`` therefore checks it
+against the trace rows' length and uses the rows where the grid is missing or disagrees.
 """
 from __future__ import annotations
 
