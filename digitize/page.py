@@ -64,6 +64,8 @@ class PageGeometry:
     size: tuple[int, int]  # deskewed canvas (w, h)
     grid_px_per_mm: float = float("nan")
     mask: np.ndarray | None = None  # deskewed ink mask
+    rectified: bool = False  # a page quadrilateral was found and flattened (photos)
+    grey: np.ndarray | None = None  # deskewed grey page (for local grid measurements)
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -329,6 +331,7 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None) -> PageGeometr
         warnings.append(f"low resolution ({k:.2f} px/mm)")
     return PageGeometry(px_per_mm=float(k), scale_source=source, skew_deg=skew, rows=rows,
                         deskew=deskew, size=size, grid_px_per_mm=float(grid), mask=mask,
+                        grey=grey_d if source == "grid" else None,
                         warnings=warnings)
 
 
@@ -453,3 +456,88 @@ def _consensus(rows: list[Row], k: float) -> None:
             for r in rows:
                 if r.pulse == "none" and (most or abs(r.x_right - (x + 8 * k)) < 6 * k):
                     r.x_end = x
+
+
+def page_homography(bgr: np.ndarray) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """A photographed page on a darker background → (3×3 image → flat page, (w, h)).
+
+    The paper is the largest bright region; where it is a clear quadrilateral that leaves
+    background around it, the homography to its rectangle undoes rotation and perspective.
+    Scans (paper to the edges) and anything unclear return None: rotation is then corrected
+    by ``analyse`` alone.
+    """
+    h, w = bgr.shape[:2]
+    s = 800.0 / max(h, w)
+    small = cv2.resize(bgr, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+    v = small.max(axis=2) if small.ndim == 3 else small
+    v = cv2.GaussianBlur(v, (0, 0), 2)
+    _, bright = cv2.threshold(v, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    bright = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, np.ones((15, 15), np.uint8))
+    contours, _ = cv2.findContours(bright, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return None
+    c = max(contours, key=cv2.contourArea)
+    area = cv2.contourArea(c) / (small.shape[0] * small.shape[1])
+    if not 0.3 < area < 0.97:
+        return None
+    hull = cv2.convexHull(c)
+    hs, ws = small.shape[:2]
+    # the paper's sides: the strongest straight lines of the region's outline, ignoring the
+    # image frame (a corner outside the frame cuts the outline along it)
+    region = np.zeros((hs, ws), np.uint8)
+    cv2.drawContours(region, [hull], -1, 255, -1)
+    edge = cv2.Canny(region, 50, 150)
+    edge[:4], edge[-4:], edge[:, :4], edge[:, -4:] = 0, 0, 0, 0
+    lines = cv2.HoughLines(edge, 1, np.pi / 720, max(30, min(hs, ws) // 8))
+    if lines is None:
+        return None
+    horiz, vert = [], []
+    for rho, theta in lines[:, 0]:
+        (horiz if abs(np.sin(theta)) > 0.7 else vert).append((float(rho), float(theta)))
+
+    def two_sides(cands, span):  # strongest line, then the strongest far from it
+        if not cands:
+            return None
+        first = cands[0]
+        for rho, theta in cands[1:]:
+            if abs(abs(rho) - abs(first[0])) > 0.3 * span and abs(np.sin(theta - first[1])) < 0.2:
+                return first, (rho, theta)
+        return None
+
+    hv, vv = two_sides(horiz, hs), two_sides(vert, ws)
+    if hv is None or vv is None:
+        return None
+
+    def meet(l1, l2):
+        (r1, t1), (r2, t2) = l1, l2
+        a_ = np.array([[np.cos(t1), np.sin(t1)], [np.cos(t2), np.sin(t2)]])
+        return np.linalg.solve(a_, [r1, r2])
+
+    corners = np.array([meet(hh, vv_) for hh in hv for vv_ in vv])
+    mid = corners.mean(axis=0)
+    corners = corners[np.argsort(np.arctan2(*(corners - mid).T[::-1]))]  # around the centre
+    q = corners / s
+    if not cv2.isContourConvex(q.astype(np.float32).reshape(-1, 1, 2)):
+        return None
+    # the quad must hold the bright region closely (a torn or folded outline is not a page)
+    if cv2.contourArea(q.astype(np.float32)) * s * s > 1.15 * cv2.contourArea(hull):
+        return None
+    margin = np.array([q[:, 0].min(), q[:, 1].min(), w - q[:, 0].max(), h - q[:, 1].max()])
+    if (margin > 0.01 * max(w, h)).sum() < 1:
+        return None  # paper to the edges: a scan
+    sm, df = q.sum(axis=1), np.diff(q, axis=1).ravel()
+    tl, br, tr, bl = q[np.argmin(sm)], q[np.argmax(sm)], q[np.argmin(df)], q[np.argmax(df)]
+    src = np.array([tl, tr, br, bl], np.float32)
+    pw = max(np.linalg.norm(tr - tl), np.linalg.norm(br - bl))
+    ph = max(np.linalg.norm(bl - tl), np.linalg.norm(br - tr))
+    # side lengths are foreshortened: give the flat page the nearest paper shape (letter, A4,
+    # either orientation) so that its pixels are square
+    aspect = min((279.4 / 215.9, 297.0 / 210.0, 215.9 / 279.4, 210.0 / 297.0),
+                 key=lambda a: abs(np.log(a * ph / pw)))
+    if abs(np.log(aspect * ph / pw)) < 0.12:
+        ph = pw / aspect
+    pw, ph = int(round(pw)), int(round(ph))
+    if pw < 100 or ph < 100:
+        return None
+    dst = np.array([[0, 0], [pw - 1, 0], [pw - 1, ph - 1], [0, ph - 1]], np.float32)
+    return cv2.getPerspectiveTransform(src, dst).astype(np.float64), (pw, ph)

@@ -14,7 +14,9 @@ import cv2
 import numpy as np
 
 from digitize.leads import LEADS
-from digitize.page import PageError, PageGeometry, analyse, baseline, snap_gain
+from digitize.geometry import refine_pitch
+from digitize.page import (GRID_RATIO, PageError, PageGeometry, analyse, baseline,
+                           page_homography, snap_gain)
 from digitize.quality import lead_quality
 from digitize.reconstruct import LeadWindow, reconstruct
 from digitize.strips import StripGeometry
@@ -75,19 +77,38 @@ def windows_for(geom: PageGeometry, layout: str, opts: Options, gain: float,
     k = geom.px_per_mm
     row_s = min(ROW_WIDTH_MM / opts.speed, 10.0)
     out = []
-    for row, leads in zip(geom.rows, row_leads(layout, len(geom.rows), rhythm, opts.leads,
-                                               chest_6x1)):
+    ys = [r.y for r in geom.rows]
+    for i, (row, leads) in enumerate(zip(geom.rows, row_leads(layout, len(geom.rows), rhythm,
+                                                             opts.leads, chest_6x1))):
         win = row_s / len(leads)
+        near = min([abs(ys[i] - ys[j]) for j in range(len(ys)) if j != i] or [20 * k])
+        x0 = row.x_start
         for c, lead in enumerate(leads):
-            x0 = row.x_start + c * win * opts.speed * k
-            x1 = x0 + win * opts.speed * k
+            kc = _local_pitch(geom, row.y, 0.45 * near, x0, win * opts.speed, k)
+            x1 = x0 + win * opts.speed * kc
             # each panel's own isoelectric level: follows residual tilt and perspective
-            y = baseline(geom.mask, row.y, x0, x1, k, reach_mm=5.0) if geom.mask is not None \
+            y = baseline(geom.mask, row.y, x0, x1, kc, reach_mm=5.0) if geom.mask is not None \
                 else row.y
             out.append(LeadWindow(lead, c * win, (c + 1) * win, gain, opts.speed,
-                                  StripGeometry(x0 / k, win * opts.speed, y / k, k,
+                                  StripGeometry(x0 / kc, win * opts.speed, y / kc, kc,
                                                 geom.to_image)))
+            x0 = x1
     return out
+
+
+def _local_pitch(geom: PageGeometry, y: float, half_band: float, x0: float, width_mm: float,
+                 k: float) -> float:
+    """The grid pitch under one panel (a photo's residual perspective changes it across the
+    page); the page's pitch where the local grid is not clear."""
+    if geom.grey is None or not geom.rectified:  # flat scans: the page pitch is more precise
+        return k
+    g = geom.grey
+    y0, y1 = int(max(0, y - half_band)), int(min(g.shape[0], y + half_band))
+    xa, xb = int(max(0, x0)), int(min(g.shape[1], x0 + width_mm * k))
+    if y1 - y0 < 5 or xb - xa < 30 * k:
+        return k
+    kc, ratio = refine_pitch(255.0 - g[y0:y1, xa:xb].mean(axis=0), k, span=0.04)
+    return kc if ratio >= GRID_RATIO and abs(kc / k - 1) < 0.04 else k
 
 
 def _rel_residual(sig: np.ndarray, combos: list[tuple[dict, str]]) -> tuple[float, int]:
@@ -150,7 +171,15 @@ def _identify_rhythm(sig_panels: np.ndarray, rhythm_sigs: list[np.ndarray], fs: 
 
 def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
-    geom = analyse(bgr, opts.px_per_mm)
+    flat = page_homography(bgr)  # a photo: the page on a background, in perspective
+    if flat is not None:
+        hom, size = flat
+        geom = analyse(cv2.warpPerspective(bgr, hom, size, flags=cv2.INTER_LINEAR,
+                                           borderMode=cv2.BORDER_REPLICATE), opts.px_per_mm)
+        geom.deskew = geom.deskew @ hom  # image → flat page → deskewed
+        geom.rectified = True
+    else:
+        geom = analyse(bgr, opts.px_per_mm)
     warnings = list(geom.warnings)
     n_rows = len(geom.rows)
     if opts.layout == "auto":
