@@ -32,8 +32,8 @@ from trainer.render import render_page, sample_spec, write_page  # noqa: E402
 STYLES = ("clean", "scan", "photo")
 
 
-def render(out: Path, pages: int, ptbxl: str) -> list[dict]:
-    recs = records_for_split(ptbxl, "test")
+def render(out: Path, pages: int, ptbxl: str, split: str = "test") -> list[dict]:
+    recs = records_for_split(ptbxl, split)
     order = np.random.default_rng(0).permutation(len(recs))
     metas, i = [], 0
     for style in STYLES:
@@ -108,14 +108,16 @@ def main() -> int:
     ap.add_argument("--pages", type=int, default=3, help="pages per style x layout")
     ap.add_argument("--out", default="runs/e2e")
     ap.add_argument("--data", default=None)
+    ap.add_argument("--split", default="test", choices=("test", "val"),
+                    help="val: for choosing thresholds; numbers are reported on test only")
     ap.add_argument("--json", default=str(REPO / "benchmarks" / "results" / "digitize_e2e.json"))
     args = ap.parse_args()
     ptbxl = args.data or str(default_ptbxl_dir())
     out = Path(args.out)
     pages, rec = out / "pages", out / "records"
     t = time.time()
-    metas = render(pages, args.pages, ptbxl)
-    print(f"rendered {len(metas)} test-split pages in {time.time() - t:.0f} s")
+    metas = render(pages, args.pages, ptbxl, args.split)
+    print(f"rendered {len(metas)} {args.split}-split pages in {time.time() - t:.0f} s")
     t = time.time()
     cmd = [sys.executable, "-m", "digitize", str(pages), "--out", str(rec), "--reference",
            str(pages), "--overwrite", "-q"]

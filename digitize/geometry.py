@@ -67,15 +67,15 @@ def grid_pitch(grey: np.ndarray) -> Pitch:
     def at(f_bins: np.ndarray) -> np.ndarray:
         return np.interp(f_bins, freqs, ratio, right=0.0)
 
-    def comb(period_px: float, n: int = 4) -> float:
-        f = tile / period_px * np.arange(1, n + 1)
-        f = f[(f >= 2) & (f < len(s) - 1)]
-        return float(np.mean(at(f))) if len(f) else 0.0
-
     thr = 2.0  # a peak: twice the spectrum's local background
     cands = np.arange(MIN_PX_PER_MM, 5 * MAX_PX_PER_MM, 0.01)
     fund = at(tile / cands)
-    scores = np.array([comb(p) for p in cands])
+    # comb score: mean ratio at the first 4 harmonics that fall inside the spectrum
+    harm = tile / cands[:, None] * np.arange(1, 5)[None, :]
+    inside = (harm >= 2) & (harm < len(s) - 1)
+    vals = at(harm.ravel()).reshape(harm.shape) * inside
+    scores = np.where(inside.any(axis=1), vals.sum(axis=1) / np.maximum(inside.sum(axis=1), 1),
+                      0.0)
     best = float(scores.max())
     # the true period has its fundamental; its fractions (p/2, p/3: harmonics only) score as
     # well but are shorter — take the longest period with a fundamental and a good comb
@@ -121,10 +121,20 @@ def refine_pitch(profile: np.ndarray, pitch: float, span: float = 0.03
     from scipy.ndimage import gaussian_filter1d
     p = (p - gaussian_filter1d(p, 3 * pitch)) * np.hanning(n)
     x = np.arange(n)
-    f = (1.0 / pitch) * (1 + np.linspace(-span, span, 1201))
-    amp = np.abs(np.exp(-2j * np.pi * f[:, None] * x[None, :]) @ p)
+
+    def amplitude(f):
+        return np.abs(np.exp(-2j * np.pi * f[:, None] * x[None, :]) @ p)
+
+    # coarse: steps of a quarter of the peak's width (1/n cycles per px), then fine around it
+    f0 = 1.0 / pitch
+    step = 0.25 / n
+    f = np.arange(f0 * (1 - span), f0 * (1 + span), step)
+    amp = amplitude(f)
     i = int(np.argmax(amp))
     ratio = float(amp[i] / (np.median(amp) + 1e-12))
+    f = f[i] + np.linspace(-step, step, 41)
+    amp = amplitude(f)
+    i = int(np.argmax(amp))
     fi = f[i]
     if 0 < i < len(f) - 1:
         a, b, c = np.log(amp[i - 1:i + 2] + 1e-12)

@@ -214,8 +214,8 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
                 if rhythm != _RHYTHM_DEFAULT[:len(rows_sig)]:
                     sig, results = run(layout, rhythm=rhythm)
             res, checked = _rel_residual(sig, EINTHOVEN)
-            # a hypothesis that cannot be checked (6x1 chest) scores as mediocre
-            score = res if np.isfinite(res) else 0.35
+            # a hypothesis that cannot be checked (6x1 chest) wins only when all others are poor
+            score = res if np.isfinite(res) else 0.6
             if best is None or score < best[0] - 1e-9 or (abs(score - best[0]) < 0.02
                                                          and checked > best[4]):
                 best = (score, layout, sig, results, checked)
