@@ -36,6 +36,8 @@ MIN_PX_PER_MM = 2.3
 PULSE_BIAS_PX = {"left": 0.78, "right": -0.34}
 #: A grid is "seen" when its Fourier peak stands this far above the median nearby.
 GRID_RATIO = 8.0
+#: ... or this far when it lies where the rows' length says (a faint or dotted grid).
+GRID_RATIO_NEAR_ROWS = 4.5
 WARN_PX_PER_MM = 4.0
 
 
@@ -89,7 +91,7 @@ def ink_mask(bgr: np.ndarray, px_per_mm: float, return_ratio: bool = False):
     # straight lines over 40 mm are grid or frame, not trace
     long_ = max(15, int(round(40 * px_per_mm)))
     # (closed first along the line: binarised or dotted grids break into dashes)
-    gap = max(3, int(round(0.8 * px_per_mm)))
+    gap = max(3, int(round(1.5 * px_per_mm)))
     lines = cv2.morphologyEx(cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((1, gap), np.uint8)),
                              cv2.MORPH_OPEN, np.ones((1, long_), np.uint8))
     lines |= cv2.morphologyEx(cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((gap, 1), np.uint8)),
@@ -176,6 +178,11 @@ def find_rows(mask: np.ndarray, px_per_mm: float) -> list[Row]:
         runs = _runs(occ, max_gap=int(round(6 / 2)))
         a, b = max(runs, key=lambda r: r[1] - r[0])
         if (b - a + 1) * 2.0 < 0.45 * ROW_WIDTH_MM:
+            continue
+        # a trace is continuous: ink in most pixel columns of its extent (a dotted grid line
+        # or a line of text is not)
+        band_px = mask[int(max(0, yc - reach * by)):int(yc + reach * by + 1), a * bx:(b + 1) * bx]
+        if band_px.any(axis=0).mean() < 0.45:
             continue
         rows.append(Row(y=float(yc), x_left=a * bx, x_right=(b + 1) * bx))
     rows = _merge_close(rows, 8 * k)
@@ -347,7 +354,7 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None) -> PageGeometr
     near_grid = refine_pitch(profile, grid, span=0.03) if np.isfinite(grid) else (grid, 0.0)
     if px_per_mm_hint:
         k, source = px_per_mm_hint, "given"
-    elif near_rows[1] >= GRID_RATIO:
+    elif near_rows[1] >= GRID_RATIO_NEAR_ROWS:
         k, source = near_rows[0], "grid"
     elif near_grid[1] >= GRID_RATIO and not rows_sure:
         k, source = near_grid[0], "grid"

@@ -34,3 +34,12 @@ def ptbxl_sample() -> Path:
     """The committed 6-record sample (always present)."""
     assert (SAMPLE_DIR / "ptbxl_database.csv").is_file()
     return SAMPLE_DIR
+
+
+@pytest.fixture(scope="session")
+def real_scans() -> Path:
+    """The real scans and photos under $ECG_DATA_DIR/real-scans (no ground truth)."""
+    root = data_root()
+    if root is None or not (root / "real-scans").is_dir():
+        _need("ECG_DATA_DIR/real-scans not found (real scans needed)")
+    return root / "real-scans"
