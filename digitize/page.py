@@ -90,12 +90,9 @@ def ink_mask(bgr: np.ndarray, px_per_mm: float, return_ratio: bool = False):
     mask = (ratio < 0.6).astype(np.uint8)
     # straight lines over 40 mm are grid or frame, not trace
     long_ = max(15, int(round(40 * px_per_mm)))
-    # (closed first along the line: binarised or dotted grids break into dashes)
-    gap = max(3, int(round(1.5 * px_per_mm)))
-    lines = cv2.morphologyEx(cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((1, gap), np.uint8)),
-                             cv2.MORPH_OPEN, np.ones((1, long_), np.uint8))
-    lines |= cv2.morphologyEx(cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((gap, 1), np.uint8)),
-                              cv2.MORPH_OPEN, np.ones((long_, 1), np.uint8))
+    # (dotted or dashed grid lines survive this; find_rows rejects them as discontinuous)
+    lines = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, long_), np.uint8))
+    lines |= cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((long_, 1), np.uint8))
     mask &= 1 - cv2.dilate(lines, np.ones((3, 3), np.uint8))
     return (mask, ratio) if return_ratio else mask
 

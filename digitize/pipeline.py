@@ -15,9 +15,9 @@ import numpy as np
 
 from digitize.leads import LEADS
 from digitize.geometry import refine_pitch
-from digitize.page import (GRID_RATIO, PageError, PageGeometry, analyse, baseline,
+from digitize.page import (GRID_RATIO, WARN_PX_PER_MM, PageError, PageGeometry, analyse, baseline,
                            page_homography, snap_gain)
-from digitize.quality import lead_quality
+from digitize.quality import lead_quality, page_doubts
 from digitize.reconstruct import LeadWindow, reconstruct
 from digitize.strips import StripGeometry
 
@@ -136,12 +136,15 @@ def einthoven_residual(sig: np.ndarray) -> float:
     return _rel_residual(sig, EINTHOVEN)[0]
 
 
+GAIN_ASSUMED = "no calibration pulse found: gain 10 mm/mV assumed"
+
+
 def gain_from_pulses(geom: PageGeometry, gain_opt: str) -> tuple[float, list[str]]:
     heights = [r.pulse_mm for r in geom.rows if np.isfinite(r.pulse_mm) and r.pulse_mm > 2]
     measured = snap_gain(float(np.median(heights))) if heights else None
     if gain_opt == "auto":
         if measured is None:
-            return 10.0, ["no calibration pulse found: gain 10 mm/mV assumed"]
+            return 10.0, [GAIN_ASSUMED]
         return measured, []
     g = float(gain_opt)
     if measured is not None and measured != g:
@@ -221,6 +224,16 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
                 best = (score, layout, sig, results, checked)
     _, layout, sig, results, _ = best
     quality = lead_quality(sig, results, opts.fs, engine.spec)
+    # page-level doubts make every lead at least 'warn': a lead cannot be trusted more than the
+    # page geometry it was read with
+    doubts = [w for w in warnings if w == GAIN_ASSUMED or w.startswith("--gain")]
+    if geom.scale_source == "rows":
+        doubts.append("scale from the row length (grid not measured)")
+    if geom.rectified:
+        doubts.append("photographed page: perspective corrected")
+    if geom.px_per_mm < WARN_PX_PER_MM:
+        doubts.append(f"low resolution ({geom.px_per_mm:.2f} px/mm)")
+    page_doubts(quality, doubts)
     return PageResult(sig, layout, gain, geom, results, quality, warnings)
 
 

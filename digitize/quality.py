@@ -112,3 +112,23 @@ def lead_quality(sig: np.ndarray, results, fs: float, spec) -> dict:
     reasons = [f"{lead}: {'; '.join(q['reasons'])}" for lead, q in per.items() if q["reasons"]]
     return dict(status=worst, reasons=reasons,
                 einthoven=dict(ii_minus_i_minus_iii=e1, avr_plus_avl_plus_avf=e2), leads=per)
+
+
+def page_doubts(quality: dict, doubts: list[str]) -> None:
+    """Raise every 'ok' lead to 'warn' for page-level reasons (gain assumed, scale from the
+    row length, a photographed page, low resolution, inconsistent limb leads)."""
+    e = quality["einthoven"]
+    worst_e = max([v for v in e.values() if v is not None and np.isfinite(v)], default=None)
+    if worst_e is not None and worst_e > WARN_EINTHOVEN:
+        doubts = doubts + [f"limb leads inconsistent (Einthoven residual {worst_e:.2f})"]
+    if not doubts:
+        return
+    quality.setdefault("page_reasons", []).extend(doubts)
+    for q in quality["leads"].values():
+        if q["status"] == "ok":
+            q["status"] = "warn"
+        q["reasons"] = q["reasons"] + [d for d in doubts if d not in q["reasons"]]
+    order = {"ok": 0, "warn": 1, "fail": 2}
+    quality["status"] = max((q["status"] for q in quality["leads"].values()), key=order.get,
+                            default="fail")
+    quality["reasons"] = list(dict.fromkeys(quality["reasons"] + doubts))

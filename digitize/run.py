@@ -150,7 +150,7 @@ class Runner:
         source = f"sha256:{src_sha}" if self.cfg.anonymize else str(item.path)
         info = dict(px_per_mm=round(g.px_per_mm, 4), scale_source=g.scale_source,
                     skew_deg=round(g.skew_deg, 3), layout=res.layout, gain_mm_mv=res.gain,
-                    rows=len(g.rows), warnings=res.warnings)
+                    rows=len(g.rows), rectified=g.rectified, warnings=res.warnings)
         quality = dict(record=name, source=source, page=page, **info,
                        model_sha256=self.engine.sha256, quality=res.quality)
         if self.cfg.reference is not None:
