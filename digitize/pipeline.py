@@ -15,9 +15,9 @@ import numpy as np
 
 from digitize.leads import LEADS
 from digitize.geometry import refine_pitch
-from digitize.page import (GRID_RATIO, WARN_PX_PER_MM, PageError, PageGeometry, analyse, baseline,
+from digitize.page import (GRID_RATIO, PageError, PageGeometry, analyse, baseline,
                            page_homography, snap_gain)
-from digitize.quality import lead_quality, page_doubts
+from digitize.quality import chest_gain_doubt, lead_quality, page_doubts
 from digitize.reconstruct import LeadWindow, reconstruct
 from digitize.strips import StripGeometry
 
@@ -137,6 +137,8 @@ def einthoven_residual(sig: np.ndarray) -> float:
 
 
 GAIN_ASSUMED = "no calibration pulse found: gain 10 mm/mV assumed"
+#: Below this scale no lead is marked ok (see convert_page).
+TRUST_PX_PER_MM = 6.0
 
 
 def gain_from_pulses(geom: PageGeometry, gain_opt: str) -> tuple[float, list[str]]:
@@ -231,9 +233,13 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         doubts.append("scale from the row length (grid not measured)")
     if geom.rectified:
         doubts.append("photographed page: perspective corrected")
-    if geom.px_per_mm < WARN_PX_PER_MM:
-        doubts.append(f"low resolution ({geom.px_per_mm:.2f} px/mm)")
+    if geom.px_per_mm < TRUST_PX_PER_MM:
+        # a pen edge is found to about ±0.5 px: under 6 px/mm that is ±4 ms, a third of a
+        # sample at 100 Hz, which alone can cost 10 dB
+        doubts.append(f"resolution {geom.px_per_mm:.2f} px/mm under {TRUST_PX_PER_MM:g}: timing "
+                      "uncertain")
     page_doubts(quality, doubts)
+    chest_gain_doubt(quality)
     return PageResult(sig, layout, gain, geom, results, quality, warnings)
 
 

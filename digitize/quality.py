@@ -20,7 +20,7 @@ WARN_LOW_CONF_SHARE = 0.2
 WARN_CLIPPED = 0.02
 WARN_FLAT = 0.5
 FAIL_FLAT = 0.9
-WARN_EINTHOVEN = 0.35
+WARN_EINTHOVEN = 0.25
 HR_RANGE = (25.0, 250.0)
 AMP_RANGE_MV = (0.08, 8.0)
 
@@ -132,3 +132,29 @@ def page_doubts(quality: dict, doubts: list[str]) -> None:
     quality["status"] = max((q["status"] for q in quality["leads"].values()), key=order.get,
                             default="fail")
     quality["reasons"] = list(dict.fromkeys(quality["reasons"] + doubts))
+
+
+#: Chest leads normally carry larger QRS than limb leads; drawn at half gain (a common printer
+#: option the limb-lead pulse does not show) they read smaller.
+CHEST_LIMB_RATIO = 1.0
+
+
+def chest_gain_doubt(quality: dict) -> None:
+    """Warn on the chest leads when their amplitudes are low relative to the limb leads."""
+    leads = quality["leads"]
+    limb = [leads[x]["amplitude_mv"] for x in LEADS[:6] if x in leads]
+    chest = [leads[x]["amplitude_mv"] for x in LEADS[6:] if x in leads]
+    if len(limb) < 3 or len(chest) < 3:
+        return
+    ratio = float(np.median(chest) / max(np.median(limb), 1e-6))
+    if ratio >= CHEST_LIMB_RATIO:
+        return
+    reason = f"chest amplitudes {ratio:.2f}x the limb leads': chest gain may be half"
+    for x in LEADS[6:]:
+        if x in leads:
+            if leads[x]["status"] == "ok":
+                leads[x]["status"] = "warn"
+            leads[x]["reasons"] = leads[x]["reasons"] + [reason]
+    if quality["status"] == "ok":
+        quality["status"] = "warn"
+    quality["reasons"] = quality["reasons"] + [reason]
