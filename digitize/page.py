@@ -79,7 +79,8 @@ class PageGeometry:
         return np.linalg.inv(self.deskew)
 
 
-def ink_mask(bgr: np.ndarray, px_per_mm: float, return_ratio: bool = False):
+def ink_mask(bgr: np.ndarray, px_per_mm: float, return_ratio: bool = False,
+             faint: bool = False):
     """uint8 mask (1 = trace-like ink) of a BGR page [and the brightness / local-paper ratio]."""
     v = bgr.max(axis=2) if bgr.ndim == 3 else bgr
     k = max(3, int(round(3 * px_per_mm)) | 1)
@@ -91,7 +92,12 @@ def ink_mask(bgr: np.ndarray, px_per_mm: float, return_ratio: bool = False):
     paper = cv2.resize(cv2.GaussianBlur(small, (0, 0), max(1.0, k / 4)), (w, h),
                        interpolation=cv2.INTER_LINEAR)
     ratio = v.astype(np.float32) / np.maximum(paper.astype(np.float32), 16.0)
-    mask = (ratio < 0.6).astype(np.uint8)
+    # ink: 40 % darker than the paper; for a faint pen (``faint=True``, tried when no rows are
+    # found), halfway between the darkest strokes and the paper
+    thr = 0.6
+    if faint:
+        thr = min(0.85, max(0.6, (float(np.percentile(ratio[::4, ::4], 0.5)) + 1.0) / 2))
+    mask = (ratio < thr).astype(np.uint8)
     # straight lines over 40 mm are grid or frame, not trace
     long_ = max(15, int(round(40 * px_per_mm)))
     # (dotted or dashed grid lines survive this; find_rows rejects them as discontinuous)
@@ -317,7 +323,17 @@ def snap_gain(height_mm: float) -> float:
 
 
 def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None) -> PageGeometry:
-    """Scale, skew and trace rows of one page image."""
+    """Scale, skew and trace rows of one page image (a faint pen is tried when no trace
+    rows stand out at the normal ink threshold)."""
+    try:
+        return _analyse(bgr, px_per_mm_hint, faint=False)
+    except PageError as exc:
+        if "no ECG trace rows" not in str(exc):
+            raise
+        return _analyse(bgr, px_per_mm_hint, faint=True)
+
+
+def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool) -> PageGeometry:
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
     h, w = grey.shape
     warnings: list[str] = []
@@ -328,7 +344,7 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None) -> PageGeometr
     size_k = w / ROW_WIDTH_MM if w > 2.5 * h else max(w, h) / 280.0
     k0 = px_per_mm_hint or (grid if np.isfinite(grid) and 0.65 < grid / size_k < 1.5
                             else size_k)
-    mask, ratio = ink_mask(bgr, k0, return_ratio=True)
+    mask, ratio = ink_mask(bgr, k0, return_ratio=True, faint=faint)
     skew = estimate_skew(mask, k0)
     deskew, size = _deskew_matrix((h, w), skew)
     if abs(skew) > 0.02:
