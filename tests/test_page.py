@@ -1,0 +1,81 @@
+"""Page geometry measured from the image (no model): scale, rows, pulses, photos, quality rules."""
+import json
+
+import cv2
+import numpy as np
+
+from conftest import REPO
+from digitize.geometry import refine_pitch
+from digitize.page import analyse, page_homography
+from digitize.quality import chest_gain_doubt, page_doubts
+
+PAGE = REPO / "examples" / "pages" / "00000_00008_3x4p1_clean"
+
+
+def test_refine_pitch_is_precise_and_says_when_there_is_no_grid():
+    rng = np.random.default_rng(0)
+    x = np.arange(2400)
+    p = 7.123
+    grid = (np.cos(2 * np.pi * x / p) > 0.9).astype(float) + 0.3 * rng.normal(size=len(x))
+    est, ratio = refine_pitch(grid, p * 1.02, span=0.06)
+    assert abs(est / p - 1) < 2e-4 and ratio > 8
+    _, ratio = refine_pitch(rng.normal(size=len(x)), p, span=0.06)
+    assert ratio < 4.5
+
+
+def test_clean_page_geometry_matches_the_truth():
+    meta = json.loads(PAGE.with_suffix(".json").read_text())
+    g = analyse(cv2.imread(str(PAGE.with_suffix(".png"))))
+    k = meta["px_per_mm"]
+    assert abs(g.px_per_mm / k - 1) < 5e-4 and g.scale_source == "grid"
+    assert abs(g.skew_deg) < 0.1
+    firsts = [m for m in meta["leads"] if m["col"] == 0]
+    assert len(g.rows) == len(firsts) == 4
+    for row, m in zip(g.rows, firsts):
+        assert abs(row.x_start - m["x0_mm"] * k) < 1.5  # px
+        assert row.pulse == "left" and abs(row.pulse_mm - 10) < 1.5
+
+
+def test_photographed_page_is_flattened():
+    img = cv2.imread(str(PAGE.with_suffix(".png")))
+    h, w = img.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = np.float32([[150, 120], [w + 60, 40], [w + 120, h + 150], [90, h + 80]])
+    H = cv2.getPerspectiveTransform(src, dst)
+    photo = cv2.warpPerspective(img, H, (w + 260, h + 260), borderValue=(60, 70, 60))
+    found = page_homography(photo)
+    assert found is not None
+    hom, (pw, ph) = found
+    assert abs(pw / ph - 279.4 / 215.9) < 0.01  # letter
+    corners = cv2.perspectiveTransform(dst.reshape(-1, 1, 2), hom).reshape(-1, 2)
+    expect = np.float32([[0, 0], [pw - 1, 0], [pw - 1, ph - 1], [0, ph - 1]])
+    assert np.abs(corners - expect).max() < 0.01 * pw
+    assert page_homography(img) is None  # a scan: paper to the edges
+
+
+def _quality(amplitudes: dict) -> dict:
+    leads = {lead: dict(status="ok", reasons=[], amplitude_mv=a) for lead, a in amplitudes.items()}
+    return dict(status="ok", reasons=[], leads=leads,
+                einthoven=dict(ii_minus_i_minus_iii=0.1, avr_plus_avl_plus_avf=0.1))
+
+
+def test_page_doubts_lower_every_ok_lead_to_warn():
+    q = _quality({"I": 1.0, "II": 1.2, "V1": 2.0})
+    page_doubts(q, [])
+    assert q["status"] == "ok"
+    page_doubts(q, ["no calibration pulse found: gain 10 mm/mV assumed"])
+    assert q["status"] == "warn" and all(x["status"] == "warn" for x in q["leads"].values())
+    q = _quality({"I": 1.0})
+    q["einthoven"]["ii_minus_i_minus_iii"] = 0.9
+    page_doubts(q, [])
+    assert q["leads"]["I"]["status"] == "warn"
+
+
+def test_small_chest_leads_are_flagged():
+    limb = {x: 1.2 for x in ("I", "II", "III", "aVR", "aVL", "aVF")}
+    normal = _quality({**limb, **{f"V{i}": 2.0 for i in range(1, 7)}})
+    chest_gain_doubt(normal)
+    assert normal["status"] == "ok"
+    half = _quality({**limb, **{f"V{i}": 0.9 for i in range(1, 7)}})
+    chest_gain_doubt(half)
+    assert half["leads"]["V3"]["status"] == "warn" and half["leads"]["II"]["status"] == "ok"
