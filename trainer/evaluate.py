@@ -150,6 +150,9 @@ def write_model_card(report: dict, engine_training: dict, model_path: Path,
                    geometry=report["geometry"], cases=report["cases"], commands=commands)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     t = engine_training
+    init = (t.get("config") or {}).get("init")
+    fine_tune = (f" Fine-tuned: the weights started from `{init}` (the previously shipped model's "
+                 "checkpoint); the steps above are the fine-tune's own." if init else "")
     rows = []
     for name, c in report["cases"].items():
         rp = c.get("rpeak", {})
@@ -183,7 +186,7 @@ styles {t.get('styles')}, 64–300 dpi, strips cut at the ground-truth geometry.
 **Training budget.** {t.get('steps')} steps × batch {t.get('batch_size')} =
 {t.get('strips_seen')} strips, on the team's 2-core CPU machine (no GPU was lent), AdamW,
 cosine schedule with warm-up, best checkpoint by validation SNR
-({t.get('best_val_snr_db')} dB on val-split strips).
+({t.get('best_val_snr_db')} dB on val-split strips).{fine_tune}
 
 ## Test split (strat_fold 9–10), ground-truth geometry, through ONNX Runtime
 
@@ -203,8 +206,7 @@ Reproduce: `{commands.get('evaluate', '')}`
 - Trained only on this project's renderer; real scans differ (see the renderer's note of
   uncovered traits). No real scan has ground truth, so real-world accuracy is unmeasured.
 - 100 columns per second at 25 mm/s (4 px/mm): sharp QRS peaks between columns are
-  interpolated (cubic spline); the seed-format strips (100 Hz truth) stay at ~20 dB, short of
-  the 22 dB target.
+  interpolated (cubic spline).
 - R-peak |Δt| is 0 ms in the median because strips are cut at the ground-truth geometry: it
   measures the trace, not the page geometry.
 - The strip spans ±30 mm around the baseline: larger excursions (±3 mV at 10 mm/mV) clip.
