@@ -137,6 +137,8 @@ def einthoven_residual(sig: np.ndarray) -> float:
 
 
 GAIN_ASSUMED = "no calibration pulse found: gain 10 mm/mV assumed"
+#: Window ends where the model's confidence stays under this are "not drawn" (NaN).
+TRIM_CONF = 0.3
 #: Below this scale no lead is marked ok (see convert_page).
 TRUST_PX_PER_MM = 6.0
 
@@ -205,7 +207,8 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
 
     def run(layout: str, rhythm=_RHYTHM_DEFAULT, chest=False):
         wins = windows_for(geom, layout, opts, gain, rhythm, chest)
-        sig, results = reconstruct(grey, wins, engine, opts.fs, n, opts.batch_size)
+        sig, results = reconstruct(grey, wins, engine, opts.fs, n, opts.batch_size,
+                                   trim_conf=TRIM_CONF)
         return sig, results
 
     best = None

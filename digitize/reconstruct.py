@@ -37,11 +37,14 @@ class LeadResult:
 
 
 def reconstruct(grey: np.ndarray, windows: list[LeadWindow], engine, fs: float, n_samples: int,
-                batch_size: int = 16) -> tuple[np.ndarray, list[LeadResult]]:
+                batch_size: int = 16, trim_conf: float | None = None
+                ) -> tuple[np.ndarray, list[LeadResult]]:
     """Run the model over every window of a page → (signal [n_samples, 12] mV, per-window results).
 
     Where a lead is drawn more than once (a rhythm strip repeats lead II), the longer window
-    wins for the samples both cover.
+    wins for the samples both cover. With ``trim_conf``, columns at either end of a window whose
+    confidence stays under it (a window running past the end of a trace cut by the image edge)
+    become NaN — not drawn — instead of whatever the model guessed there.
     """
     spec = engine.spec
     strips = [cut_strip(grey, w.geom, spec) for w in windows]
@@ -54,6 +57,14 @@ def reconstruct(grey: np.ndarray, windows: list[LeadWindow], engine, fs: float, 
         idx, mv = columns_to_signal(value, w.gain, tc, fs, w.t0, w.t1)
         keep = (idx >= 0) & (idx < n_samples)
         idx, mv = idx[keep], mv[keep]
+        if trim_conf is not None:
+            good = np.flatnonzero(np.asarray(conf) >= trim_conf)
+            dt = 1.0 / (spec.px_per_mm_x * w.speed)
+            if len(good) == 0:
+                mv = np.full_like(mv, np.nan)
+            else:
+                t = idx / fs
+                mv = np.where((t < tc[good[0]] - dt) | (t > tc[good[-1]] + dt), np.nan, mv)
         j = LEADS.index(w.lead)
         longer = span[idx, j] < (w.t1 - w.t0)
         sig[idx[longer], j] = mv[longer]

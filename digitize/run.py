@@ -32,7 +32,7 @@ from digitize.engine import file_sha256
 from digitize.io import DigitizeError, InputItem, load_pages
 from digitize.leads import LEADS
 from digitize.page import PageError
-from digitize.pipeline import Options, PageResult, convert_page
+from digitize.pipeline import TRIM_CONF, Options, PageResult, convert_page
 from digitize.wfdb_writer import write_record
 
 log = logging.getLogger("digitize")
@@ -117,8 +117,13 @@ def draw_overlay(bgr: np.ndarray, res: PageResult) -> np.ndarray:
     for r in res.windows:
         g = r.window.geom
         spec_kx = len(r.value_mm) / g.width_mm
-        x_mm = g.x0_mm + np.arange(len(r.value_mm)) / spec_kx
-        y_mm = g.centre_mm - np.asarray(r.value_mm, np.float64)
+        # the columns the record keeps (window ends the model was unsure of are NaN there)
+        good = np.flatnonzero(np.asarray(r.confidence) >= TRIM_CONF)
+        if not len(good):
+            continue
+        cols = np.arange(good[0], good[-1] + 1)
+        x_mm = g.x0_mm + cols / spec_kx
+        y_mm = g.centre_mm - np.asarray(r.value_mm, np.float64)[cols]
         pts = np.stack([x_mm * g.px_per_mm, y_mm * g.px_per_mm, np.ones_like(x_mm)])
         q = np.asarray(g.page_to_image) @ pts
         xy = (q[:2] / q[2]).T
