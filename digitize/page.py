@@ -29,9 +29,8 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks
 
 from digitize.geometry import grid_pitch, refine_pitch
+from digitize.layouts import ROW_WIDTH_MM
 
-#: Trace length of one row on standard printouts (10 s at 25 mm/s, 5 s at 50 mm/s).
-ROW_WIDTH_MM = 250.0
 #: Gains a calibration pulse may show, mm per mV.
 GAINS = (5.0, 10.0, 20.0)
 MIN_PX_PER_MM = 2.3

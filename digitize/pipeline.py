@@ -17,15 +17,13 @@ from digitize.leads import LEADS
 from digitize.geometry import refine_pitch
 from digitize.page import (GRID_RATIO, PageError, PageGeometry, analyse, baseline,
                            page_homography, snap_gain)
-from digitize.quality import chest_gain_doubt, lead_quality, page_doubts
+from digitize.layouts import LAYOUTS, ROW_WIDTH_MM, row_leads
+from digitize.quality import chest_gain_doubt, lead_quality, page_doubts, relation_power
 from digitize.reconstruct import LeadWindow, reconstruct
 from digitize.strips import StripGeometry
 
-LAYOUTS = ("strip", "3x4", "3x4+1", "3x4+2", "3x4+3", "6x2", "6x1", "12x1")
-ROW_WIDTH_MM = 250.0
 _BY_ROWS = {1: ("strip",), 3: ("3x4",), 4: ("3x4+1",), 5: ("3x4+2",),
             6: ("6x2", "3x4+3", "6x1"), 12: ("12x1",)}
-_3X4 = (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"), ("III", "aVF", "V3", "V6"))
 _RHYTHM_DEFAULT = ("II", "V1", "V5")
 
 
@@ -56,21 +54,6 @@ class PageResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def row_leads(layout: str, n_rows: int, rhythm: tuple[str, ...], single: tuple[str, ...],
-              chest_6x1: bool = False) -> list[tuple[str, ...]]:
-    if layout == "strip":
-        return [(single[0],)]
-    if layout.startswith("3x4"):
-        return list(_3X4) + [(lead,) for lead in rhythm[:n_rows - 3]]
-    if layout == "6x2":
-        return [(a, b) for a, b in zip(LEADS[:6], LEADS[6:])]
-    if layout == "6x1":
-        return [(lead,) for lead in (LEADS[6:] if chest_6x1 else LEADS[:6])]
-    if layout == "12x1":
-        return [(lead,) for lead in LEADS]
-    raise PageError(f"unsupported layout {layout!r}")
-
-
 def windows_for(geom: PageGeometry, layout: str, opts: Options, gain: float,
                 rhythm: tuple[str, ...] = _RHYTHM_DEFAULT, chest_6x1: bool = False
                 ) -> list[LeadWindow]:
@@ -78,8 +61,9 @@ def windows_for(geom: PageGeometry, layout: str, opts: Options, gain: float,
     row_s = min(ROW_WIDTH_MM / opts.speed, 10.0)
     out = []
     ys = [r.y for r in geom.rows]
-    for i, (row, leads) in enumerate(zip(geom.rows, row_leads(layout, len(geom.rows), rhythm,
-                                                             opts.leads, chest_6x1))):
+    rows_leads = row_leads(layout, opts.leads[:1] if layout == "strip" else rhythm,
+                           "chest" if chest_6x1 else "limb")
+    for i, (row, leads) in enumerate(zip(geom.rows, rows_leads)):
         win = row_s / len(leads)
         near = min([abs(ys[i] - ys[j]) for j in range(len(ys)) if j != i] or [20 * k])
         x0 = row.x_start
@@ -111,29 +95,14 @@ def _local_pitch(geom: PageGeometry, y: float, half_band: float, x0: float, widt
     return kc if ratio >= GRID_RATIO and abs(kc / k - 1) < 0.04 else k
 
 
-def _rel_residual(sig: np.ndarray, combos: list[tuple[dict, str]]) -> tuple[float, int]:
-    """Σ residual² / Σ signal² over samples where every lead of a relation is drawn."""
-    num = den = 0.0
-    n = 0
-    for coef in combos:
-        idx = [LEADS.index(lead) for lead in coef]
-        block = sig[:, idx]
-        ok = np.all(np.isfinite(block), axis=1)
-        if ok.sum() < 50:
-            continue
-        b = block[ok] - np.nanmedian(block[ok], axis=0)
-        r = b @ np.array(list(coef.values()))
-        num += float(np.sum(r ** 2))
-        den += float(np.sum(b ** 2))
-        n += int(ok.sum())
+def _rel_residual(sig: np.ndarray, relations: list[dict]) -> tuple[float, int]:
+    """Σ residual² / Σ signal² pooled over the relations, and the samples checked."""
+    parts = [relation_power(sig, r) for r in relations]
+    num, den, n = (sum(p[i] for p in parts) for i in range(3))
     return (num / den if den > 0 else float("nan")), n
 
 
 EINTHOVEN = [{"I": 1.0, "III": 1.0, "II": -1.0}, {"aVR": 1.0, "aVL": 1.0, "aVF": 1.0}]
-
-
-def einthoven_residual(sig: np.ndarray) -> float:
-    return _rel_residual(sig, EINTHOVEN)[0]
 
 
 GAIN_ASSUMED = "no calibration pulse found: gain 10 mm/mV assumed"
@@ -247,7 +216,7 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
 
 
 def _rhythm_signals(results, fs: float, n: int) -> list[np.ndarray]:
-    return [_one(r, fs, n) for r in results if (r.window.t1 - r.window.t0) > 0.6 * n / fs]
+    return [r.samples(fs, n) for r in results if (r.window.t1 - r.window.t0) > 0.6 * n / fs]
 
 
 def _panels_only(results, fs: float, n: int) -> np.ndarray:
@@ -255,11 +224,7 @@ def _panels_only(results, fs: float, n: int) -> np.ndarray:
     for r in results:
         w = r.window
         if (w.t1 - w.t0) <= 0.6 * n / fs:
-            s = _one(r, fs, n)
+            s = r.samples(fs, n)
             ok = np.isfinite(s)
             sig[ok, LEADS.index(w.lead)] = s[ok]
     return sig
-
-
-def _one(r, fs: float, n: int) -> np.ndarray:
-    return r.samples(fs, n)

@@ -44,16 +44,23 @@ def heart_rate(x: np.ndarray, fs: float) -> float:
     return float(60.0 * fs / np.median(np.diff(p)))
 
 
-def _relation(sig: np.ndarray, coef: dict) -> float:
+def relation_power(sig: np.ndarray, coef: dict) -> tuple[float, float, int]:
+    """(Σ residual², Σ signal², samples) of a linear relation between leads that should be 0
+    (e.g. I + III − II), over the samples where all its leads are drawn, offsets removed."""
     idx = [LEADS.index(lead) for lead in coef]
     block = sig[:, idx]
     ok = np.all(np.isfinite(block), axis=1)
     if ok.sum() < 50:
-        return float("nan")
+        return 0.0, 0.0, 0
     b = block[ok] - np.median(block[ok], axis=0)
     r = b @ np.array(list(coef.values()))
-    den = float(np.sum(b ** 2))
-    return float(np.sqrt(np.sum(r ** 2) / den)) if den > 0 else float("nan")
+    return float(np.sum(r ** 2)), float(np.sum(b ** 2)), int(ok.sum())
+
+
+def _relation(sig: np.ndarray, coef: dict) -> float:
+    """RMS residual of a relation relative to its leads' RMS (NaN where not checkable)."""
+    num, den, _ = relation_power(sig, coef)
+    return float(np.sqrt(num / den)) if den > 0 else float("nan")
 
 
 def lead_quality(sig: np.ndarray, results, fs: float, spec) -> dict:

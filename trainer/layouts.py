@@ -8,20 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from digitize.leads import CHEST_LEADS, LIMB_LEADS
-
-LAYOUTS = ("strip", "3x4", "3x4+1", "3x4+2", "3x4+3", "6x2", "6x1", "12x1")
+from digitize.layouts import LAYOUTS, ROW_WIDTH_MM, row_leads  # noqa: F401 (re-exported)
 
 #: Paper sizes in landscape orientation, (width, height) in mm.
 PAPERS = {"letter": (279.4, 215.9), "a4": (297.0, 210.0)}
 
 #: The seed's single-lead strip: 250 × 60 mm, ±3 mV at 10 mm/mV, 10 s at 25 mm/s.
 STRIP_SIZE_MM = (250.0, 60.0)
-
-#: Width of one full row of trace on a page (10 s at 25 mm/s, 5 s at 50 mm/s).
-ROW_WIDTH_MM = 250.0
-
-_3X4_ROWS = (("I", "aVR", "V1", "V4"), ("II", "aVL", "V2", "V5"), ("III", "aVF", "V3", "V6"))
 
 
 @dataclass(frozen=True)
@@ -43,26 +36,6 @@ class Row:
     baseline_mm: float
     x_start_mm: float  # x where the first panel's trace starts
     leads: tuple[str, ...]
-
-
-def row_leads(layout: str, rhythm_leads: tuple[str, ...] = ("II",),
-              lead_group: str = "limb") -> list[tuple[str, ...]]:
-    """Lead names per row for a layout (rhythm strips are extra single-lead rows)."""
-    if layout == "strip":
-        return [(rhythm_leads[0],)]
-    if layout.startswith("3x4"):
-        n_rhythm = int(layout[4:]) if "+" in layout else 0
-        if len(rhythm_leads) < n_rhythm:
-            raise ValueError(f"{layout} needs {n_rhythm} rhythm leads, got {rhythm_leads}")
-        return list(_3X4_ROWS) + [(lead,) for lead in rhythm_leads[:n_rhythm]]
-    if layout == "6x2":
-        return [(a, b) for a, b in zip(LIMB_LEADS, CHEST_LEADS)]
-    if layout == "6x1":
-        group = {"limb": LIMB_LEADS, "chest": CHEST_LEADS}[lead_group]
-        return [(lead,) for lead in group]
-    if layout == "12x1":
-        return [(lead,) for lead in LIMB_LEADS + CHEST_LEADS]
-    raise ValueError(f"unsupported layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
 
 
 def plan_page(layout: str, page_w_mm: float, page_h_mm: float, speed_mm_s: float,
