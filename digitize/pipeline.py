@@ -19,7 +19,7 @@ from digitize.page import (GRID_RATIO, PageError, PageGeometry, analyse, baselin
                            page_homography, snap_gain)
 from digitize.layouts import LAYOUTS, ROW_WIDTH_MM, row_leads
 from digitize.quality import chest_gain_doubt, lead_quality, page_doubts, relation_power
-from digitize.reconstruct import LeadWindow, reconstruct
+from digitize.reconstruct import LeadWindow, assemble, reconstruct, relabel
 from digitize.strips import StripGeometry
 
 _BY_ROWS = {1: ("strip",), 3: ("3x4",), 4: ("3x4+1",), 5: ("3x4+2",),
@@ -54,15 +54,15 @@ class PageResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def windows_for(geom: PageGeometry, layout: str, opts: Options, gain: float,
-                rhythm: tuple[str, ...] = _RHYTHM_DEFAULT, chest_6x1: bool = False
+def windows_for(geom: PageGeometry, layout: str, opts: Options, gain: float
                 ) -> list[LeadWindow]:
+    """Lead windows of a layout on the measured rows (rhythm strips named II, V1, V5 and 6x1
+    rows as limb leads until the pipeline reads them otherwise)."""
     k = geom.px_per_mm
     row_s = min(ROW_WIDTH_MM / opts.speed, 10.0)
     out = []
     ys = [r.y for r in geom.rows]
-    rows_leads = row_leads(layout, opts.leads[:1] if layout == "strip" else rhythm,
-                           "chest" if chest_6x1 else "limb")
+    rows_leads = row_leads(layout, opts.leads[:1] if layout == "strip" else _RHYTHM_DEFAULT)
     for i, (row, leads) in enumerate(zip(geom.rows, rows_leads)):
         win = row_s / len(leads)
         near = min([abs(ys[i] - ys[j]) for j in range(len(ys)) if j != i] or [20 * k])
@@ -174,22 +174,34 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     row_s = min(ROW_WIDTH_MM / opts.speed, 10.0)
     n = int(round(row_s * opts.fs))
 
-    def run(layout: str, rhythm=_RHYTHM_DEFAULT, chest=False):
-        wins = windows_for(geom, layout, opts, gain, rhythm, chest)
+    def run(layout: str):
+        wins = windows_for(geom, layout, opts, gain)
         sig, results = reconstruct(grey, wins, engine, opts.fs, n, opts.batch_size,
                                    trim_conf=TRIM_CONF)
         return sig, results
 
+    def hypotheses(layout: str):
+        """(sig, results) per reading of the rows; lead names that only relabel the same
+        windows (6x1 limb/chest, the rhythm strips' leads) reuse the model's output."""
+        sig, results = run(layout)
+        yield sig, results
+        if layout == "6x1":
+            chest = relabel(results, list(LEADS[6:]))
+            yield assemble(chest, n), chest
+        elif layout.startswith("3x4+"):
+            rows_sig = _rhythm_signals(results, opts.fs, n)
+            rhythm = _identify_rhythm(_panels_only(results, opts.fs, n), rows_sig, opts.fs)
+            if rhythm != _RHYTHM_DEFAULT[:len(rows_sig)]:
+                k = len(rows_sig)  # the rhythm strips are the last windows
+                named = relabel(results, [r.window.lead for r in results[:-k]] + list(rhythm))
+                yield assemble(named, n), named
+
     best = None
     for layout in candidates:
-        for chest in ((False, True) if layout == "6x1" else (False,)):
-            sig, results = run(layout, chest=chest)
-            if layout.startswith("3x4+"):
-                rows_sig = _rhythm_signals(results, opts.fs, n)
-                panels = _panels_only(results, opts.fs, n)
-                rhythm = _identify_rhythm(panels, rows_sig, opts.fs)
-                if rhythm != _RHYTHM_DEFAULT[:len(rows_sig)]:
-                    sig, results = run(layout, rhythm=rhythm)
+        found = list(hypotheses(layout))
+        if layout.startswith("3x4+"):
+            found = found[-1:]  # the identified rhythm leads replace the default guess
+        for sig, results in found:
             res, checked = _rel_residual(sig, EINTHOVEN)
             # a hypothesis that cannot be checked (6x1 chest) wins only when all others are poor
             score = res if np.isfinite(res) else 0.6

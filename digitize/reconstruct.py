@@ -1,7 +1,7 @@
 """Lead windows on a page → model → a 12-lead signal in mV (NaN where no window is drawn)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -49,8 +49,6 @@ def reconstruct(grey: np.ndarray, windows: list[LeadWindow], engine, fs: float, 
     spec = engine.spec
     strips = [cut_strip(grey, w.geom, spec) for w in windows]
     outputs = engine.run(strips, batch_size=batch_size)
-    sig = np.full((n_samples, len(LEADS)), np.nan, np.float32)
-    span = np.zeros((n_samples, len(LEADS)), np.float32)  # window length that wrote the sample
     results = []
     for w, (value, conf) in zip(windows, outputs):
         tc = column_times(len(value), w.t0, w.speed, spec.px_per_mm_x)
@@ -65,9 +63,23 @@ def reconstruct(grey: np.ndarray, windows: list[LeadWindow], engine, fs: float, 
             else:
                 t = idx / fs
                 mv = np.where((t < tc[good[0]] - dt) | (t > tc[good[-1]] + dt), np.nan, mv)
+        results.append(LeadResult(w, value, conf, idx, mv))
+    return assemble(results, n_samples), results
+
+
+def assemble(results: list[LeadResult], n_samples: int) -> np.ndarray:
+    """Per-window signals → [n_samples, 12] mV; the longer window wins where two overlap."""
+    sig = np.full((n_samples, len(LEADS)), np.nan, np.float32)
+    span = np.zeros((n_samples, len(LEADS)), np.float32)  # window length that wrote the sample
+    for r in results:
+        w, idx, mv = r.window, r.idx, r.mv
         j = LEADS.index(w.lead)
         longer = span[idx, j] < (w.t1 - w.t0)
         sig[idx[longer], j] = mv[longer]
         span[idx[longer], j] = w.t1 - w.t0
-        results.append(LeadResult(w, value, conf, idx, mv))
-    return sig, results
+    return sig
+
+
+def relabel(results: list[LeadResult], leads: list[str]) -> list[LeadResult]:
+    """The same windows read as other leads (the model's output does not depend on the name)."""
+    return [replace(r, window=replace(r.window, lead=lead)) for r, lead in zip(results, leads)]
