@@ -54,7 +54,7 @@ class PageResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def windows_for(geom: PageGeometry, layout: str, opts: Options, gain: float
+def windows_for(geom: PageGeometry, layout: str, opts: Options, gain: float | list[float]
                 ) -> list[LeadWindow]:
     """Lead windows of a layout on the measured rows (rhythm strips named II, V1, V5 and 6x1
     rows as limb leads until the pipeline reads them otherwise)."""
@@ -73,7 +73,8 @@ def windows_for(geom: PageGeometry, layout: str, opts: Options, gain: float
             # each panel's own isoelectric level: follows residual tilt and perspective
             y = baseline(geom.mask, row.y, x0, x1, kc, reach_mm=5.0) if geom.mask is not None \
                 else row.y
-            out.append(LeadWindow(lead, c * win, (c + 1) * win, gain, opts.speed,
+            g = gain[i] if isinstance(gain, list) else gain
+            out.append(LeadWindow(lead, c * win, (c + 1) * win, g, opts.speed,
                                   StripGeometry(x0 / kc, win * opts.speed, y / kc, kc,
                                                 geom.to_image)))
             x0 = x1
@@ -108,8 +109,12 @@ EINTHOVEN = [{"I": 1.0, "III": 1.0, "II": -1.0}, {"aVR": 1.0, "aVL": 1.0, "aVF":
 GAIN_ASSUMED = "no calibration pulse found: gain 10 mm/mV assumed"
 #: Window ends where the model's confidence stays under this are "not drawn" (NaN).
 TRIM_CONF = 0.3
-#: Below this scale no lead is marked ok (see convert_page).
-TRUST_PX_PER_MM = 6.0
+#: Uncertainty (px) of a row's start: timed by a calibration pulse's stroke, or by the pen
+#: caps of a row without one (p75 of the errors on rendered validation pages, page.py).
+START_SIGMA_PX = {"pulse": 0.3, "caps": 0.7}
+#: Above this timing uncertainty no lead is marked ok: at 100 Hz 4 ms is 0.4 of a sample,
+#: which alone can cost 10 dB.
+TIMING_WARN_MS = 4.0
 
 
 def gain_from_pulses(geom: PageGeometry, gain_opt: str) -> tuple[float, list[str]]:
@@ -123,6 +128,18 @@ def gain_from_pulses(geom: PageGeometry, gain_opt: str) -> tuple[float, list[str
     if measured is not None and measured != g:
         return g, [f"--gain {g:g} but the calibration pulse says {measured:g} mm/mV"]
     return g, []
+
+
+def row_gains(geom: PageGeometry, page_gain: float, gain_opt: str) -> list[float]:
+    """Gain per row: the page's, except where two or more rows' own pulses agree on another
+    standard value (a 12x1 or 6x1 page with the chest leads at half gain draws each row's
+    pulse at that row's gain)."""
+    snapped = [snap_gain(r.pulse_mm) if np.isfinite(r.pulse_mm) and r.pulse_mm > 2 else None
+               for r in geom.rows]
+    if gain_opt != "auto":
+        return [page_gain] * len(geom.rows)
+    return [g if g is not None and g != page_gain and snapped.count(g) >= 2 else page_gain
+            for g in snapped]
 
 
 def _identify_rhythm(sig_panels: np.ndarray, rhythm_sigs: list[np.ndarray], fs: float
@@ -174,8 +191,13 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     row_s = min(ROW_WIDTH_MM / opts.speed, 10.0)
     n = int(round(row_s * opts.fs))
 
+    gains = row_gains(geom, gain, opts.gain)
+    if len(set(gains)) > 1:
+        warnings.append("rows at different gains (their pulses): "
+                        + ", ".join(f"{g:g}" for g in gains) + " mm/mV")
+
     def run(layout: str):
-        wins = windows_for(geom, layout, opts, gain)
+        wins = windows_for(geom, layout, opts, gains)
         sig, results = reconstruct(grey, wins, engine, opts.fs, n, opts.batch_size,
                                    trim_conf=TRIM_CONF)
         return sig, results
@@ -217,11 +239,13 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         doubts.append("scale from the row length (grid not measured)")
     if geom.rectified:
         doubts.append("photographed page: perspective corrected")
-    if geom.px_per_mm < TRUST_PX_PER_MM:
-        # a pen edge is found to about ±0.5 px: under 6 px/mm that is ±4 ms, a third of a
-        # sample at 100 Hz, which alone can cost 10 dB
-        doubts.append(f"resolution {geom.px_per_mm:.2f} px/mm under {TRUST_PX_PER_MM:g}: timing "
-                      "uncertain")
+    timed = "pulse" if sum(r.pulse != "none" for r in geom.rows) >= len(geom.rows) / 2 \
+        else "caps"
+    timing_ms = START_SIGMA_PX[timed] / geom.px_per_mm / opts.speed * 1000
+    if timing_ms > TIMING_WARN_MS:
+        doubts.append(f"timing uncertain: ±{timing_ms:.1f} ms (start from the "
+                      f"{'calibration pulse' if timed == 'pulse' else 'trace ends'} at "
+                      f"{geom.px_per_mm:.2f} px/mm)")
     page_doubts(quality, doubts)
     chest_gain_doubt(quality)
     return PageResult(sig, layout, gain, geom, results, quality, warnings)

@@ -3,11 +3,13 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 
 from conftest import REPO
 from digitize.geometry import refine_pitch
 from digitize.page import analyse, page_homography
 from digitize.quality import chest_gain_doubt, page_doubts
+from trainer.render import render_page, sample_spec
 
 PAGE = REPO / "examples" / "pages" / "00000_00008_3x4p1_clean"
 
@@ -79,3 +81,27 @@ def test_small_chest_leads_are_flagged():
     half = _quality({**limb, **{f"V{i}": 0.9 for i in range(1, 7)}})
     chest_gain_doubt(half)
     assert half["leads"]["V3"]["status"] == "warn" and half["leads"]["II"]["status"] == "ok"
+
+
+@pytest.mark.parametrize("pulse,tol_px", [("left", 0.5), ("right", 0.6), ("none", 1.0)])
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_trace_start_to_a_fraction_of_a_pixel(pulse, tol_px, seed):
+    """At 100 Hz a 0.1-mm error in a row's start costs several dB: the pulse's timing stroke
+    gives it to a few tenths of a pixel whatever the pen width, antialiasing or paper speed.
+    (A 1-2 px pen drawn without antialiasing is itself placed only to about ±0.4 px: OpenCV
+    offsets even-width strokes by half a pixel, one way going up and the other going down.)"""
+    rng = np.random.default_rng(seed)
+    t = np.arange(5000) / 500.0
+    sig = np.stack([0.6 * np.sin(2 * np.pi * 1.3 * t + j) ** 9 for j in range(12)], 1)
+    spec = sample_spec(rng, "3x4+1", "clean", pulse=pulse, dpi=float(rng.uniform(80, 250)),
+                       speed=float(rng.choice([25.0, 50.0])),
+                       trace_width_mm=float(rng.uniform(0.15, 0.5)),
+                       antialias=bool(rng.random() < 0.5))
+    page = render_page(sig.astype(np.float32), 500.0, spec)
+    g = analyse(page.image)
+    k = page.meta["px_per_mm"]
+    firsts = [m for m in page.meta["leads"] if m["col"] == 0]
+    assert len(g.rows) == len(firsts)
+    for row, m in zip(g.rows, firsts):
+        assert row.pulse == pulse
+        assert abs(row.x_start - m["x0_mm"] * k) < tol_px, (row.x_start, m["x0_mm"] * k)
