@@ -105,3 +105,18 @@ def test_trace_start_to_a_fraction_of_a_pixel(pulse, tol_px, seed):
     for row, m in zip(g.rows, firsts):
         assert row.pulse == pulse
         assert abs(row.x_start - m["x0_mm"] * k) < tol_px, (row.x_start, m["x0_mm"] * k)
+
+
+def test_rows_take_their_own_pulse_gain_only_when_several_agree():
+    from digitize.page import PageGeometry, Row
+    from digitize.pipeline import row_gains
+
+    def geom(heights):
+        rows = [Row(y=10.0 * i, x_left=0.0, x_right=1.0, pulse_mm=h) for i, h in enumerate(heights)]
+        return PageGeometry(px_per_mm=8.0, scale_source="grid", skew_deg=0.0, rows=rows,
+                            deskew=np.eye(3), size=(10, 10))
+    twelve = [10.1, 9.8, 9.9, 10.2, 9.7, 10.0, 5.1, 4.9, 5.2, 5.0, 4.8, 5.1]  # 12x1, chest at half
+    assert row_gains(geom(twelve), 10.0, "auto") == [10.0] * 6 + [5.0] * 6
+    assert row_gains(geom(twelve), 10.0, "10") == [10.0] * 12  # an explicit --gain wins
+    one_odd = [10.0, 10.1, 4.9, 9.9, float("nan"), 10.0]  # one misread pulse: the page's gain
+    assert row_gains(geom(one_odd), 10.0, "auto") == [10.0] * 6
