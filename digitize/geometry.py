@@ -142,3 +142,35 @@ def refine_pitch(profile: np.ndarray, pitch: float, span: float = 0.03
         if den < 0:
             fi = f[i] + 0.5 * (a - c) / den * (f[1] - f[0])
     return float(1.0 / fi), ratio
+
+
+def grid_coordinate(profile: np.ndarray, pitch: float, smooth_mm: float = 3.0,
+                    min_ratio: float = 4.0) -> np.ndarray | None:
+    """Millimetres along the paper at every pixel of a 1-D darkness profile across the grid
+    lines, from the local phase of the 1-mm grid (complex demodulation at 1/pitch): follows a
+    pitch that changes along the page (a photo's residual perspective, a curled sheet), where
+    one pitch for the whole page cannot. Up to a constant; None where the grid is not clear
+    (the demodulated amplitude under ``min_ratio`` times that at an off-grid frequency).
+    """
+    from scipy.ndimage import gaussian_filter1d
+    p = np.asarray(profile, np.float64)
+    n = len(p)
+    if n < 20 * pitch or not np.isfinite(pitch):
+        return None
+    p = p - gaussian_filter1d(p, 3 * pitch)
+    x = np.arange(n)
+    s = smooth_mm * pitch
+
+    def demod(f):
+        z = p * np.exp(-2j * np.pi * f * x)
+        return gaussian_filter1d(z.real, s) + 1j * gaussian_filter1d(z.imag, s)
+
+    z = demod(1.0 / pitch)
+    off = np.median(np.abs(demod(1.0 / (1.37 * pitch)))) + np.median(np.abs(demod(1.0 / (0.77 * pitch))))
+    if np.median(np.abs(z)) < min_ratio * off / 2:
+        return None
+    psi = np.unwrap(np.angle(z))
+    mm = x / pitch + psi / (2 * np.pi)
+    if np.any(np.diff(mm) <= 0):
+        return None
+    return mm

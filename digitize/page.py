@@ -421,7 +421,7 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool) -> Page
         warnings.append(f"low resolution ({k:.2f} px/mm)")
     return PageGeometry(px_per_mm=float(k), scale_source=source, skew_deg=skew, rows=rows,
                         deskew=deskew, size=size, grid_px_per_mm=float(grid), mask=mask,
-                        grey=grey_d if source == "grid" else None,
+                        grey=grey_d,
                         warnings=warnings)
 
 

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from digitize.leads import LEADS
-from digitize.geometry import refine_pitch
+from digitize.geometry import grid_coordinate, refine_pitch
 from digitize.page import (GRID_RATIO, PageError, PageGeometry, analyse, baseline,
                            page_homography, snap_gain)
 from digitize.layouts import LAYOUTS, ROW_WIDTH_MM, row_leads
@@ -67,9 +67,15 @@ def windows_for(geom: PageGeometry, layout: str, opts: Options, gain: float | li
         win = row_s / len(leads)
         near = min([abs(ys[i] - ys[j]) for j in range(len(ys)) if j != i] or [20 * k])
         x0 = row.x_start
+        # a photographed page: the paper's own millimetres along the row, from the grid
+        mm_at = _row_grid_mm(geom, row, 0.45 * near, k) if geom.rectified else None
         for c, lead in enumerate(leads):
-            kc = _local_pitch(geom, row.y, 0.45 * near, x0, win * opts.speed, k)
-            x1 = x0 + win * opts.speed * kc
+            if mm_at is not None:
+                x1 = mm_at(x0, win * opts.speed)
+                kc = (x1 - x0) / (win * opts.speed)
+            else:
+                kc = _local_pitch(geom, row.y, 0.45 * near, x0, win * opts.speed, k)
+                x1 = x0 + win * opts.speed * kc
             # each panel's own isoelectric level: follows residual tilt and perspective
             y = baseline(geom.mask, row.y, x0, x1, kc, reach_mm=5.0) if geom.mask is not None \
                 else row.y
@@ -79,6 +85,42 @@ def windows_for(geom: PageGeometry, layout: str, opts: Options, gain: float | li
                                                 geom.to_image)))
             x0 = x1
     return out
+
+
+def _row_grid_mm(geom: PageGeometry, row, half_band: float, k: float):
+    """For a row of a flattened photo: a function (x px, mm further along the paper) → x px,
+    from the grid's local phase in the row's band (trace ink left out); None where the grid is
+    not clear or disagrees with the page's scale by more than 5 %."""
+    if geom.grey is None or geom.mask is None:
+        return None
+    g, m = geom.grey, geom.mask
+    y0, y1 = int(max(0, row.y - half_band)), int(min(g.shape[0], row.y + half_band))
+    if y1 - y0 < 5:
+        return None
+    dark = 255.0 - g[y0:y1].astype(np.float32)
+    ink = cv2.dilate(m[y0:y1], np.ones((5, 5), np.uint8)) > 0
+    dark[ink] = np.nan
+    with np.errstate(all="ignore"):
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            prof = np.nanmean(dark, axis=0)
+    ok = np.isfinite(prof)
+    if ok.mean() < 0.8:
+        return None
+    prof = np.interp(np.arange(len(prof)), np.flatnonzero(ok), prof[ok])
+    mm = grid_coordinate(prof, k)
+    if mm is None:
+        return None
+    xs = np.arange(len(mm), dtype=np.float64)
+    # x_start is in page-mm·k units (pixel centre + 0.5): shift into pixel indices and back
+    span = np.interp(row.x_start - 0.5 + ROW_WIDTH_MM * k, xs, mm) - np.interp(row.x_start - 0.5, xs, mm)
+    if not 0.95 < span / ROW_WIDTH_MM < 1.05:
+        return None
+
+    def at(x0: float, d_mm: float) -> float:
+        return float(np.interp(np.interp(x0 - 0.5, xs, mm) + d_mm, mm, xs)) + 0.5
+    return at
 
 
 def _local_pitch(geom: PageGeometry, y: float, half_band: float, x0: float, width_mm: float,
