@@ -32,10 +32,11 @@ from trainer.render import render_page, sample_spec, write_page  # noqa: E402
 STYLES = ("clean", "scan", "photo")
 
 
-def render(out: Path, pages: int, ptbxl: str, split: str = "test") -> list[dict]:
+def render(out: Path, pages: int, ptbxl: str, split: str = "test", skip: int = 0
+           ) -> list[dict]:
     recs = records_for_split(ptbxl, split)
     order = np.random.default_rng(0).permutation(len(recs))
-    metas, i = [], 0
+    metas, i = [], skip
     for style in STYLES:
         for layout in LAYOUTS:
             for _ in range(pages):
@@ -115,6 +116,9 @@ def main() -> int:
                     help="only re-read the records of an earlier run")
     ap.add_argument("--split", default="test", choices=("test", "val"),
                     help="val: for choosing thresholds; numbers are reported on test only")
+    ap.add_argument("--skip", type=int, default=0,
+                    help="start this far into the split's shuffled records (a second, disjoint "
+                         "set of validation pages)")
     ap.add_argument("--json", default=str(REPO / "benchmarks" / "results" / "digitize_e2e.json"))
     args = ap.parse_args()
     ptbxl = args.data or str(default_ptbxl_dir())
@@ -127,7 +131,7 @@ def main() -> int:
         for d in (pages, rec):  # a clean run: no pages or records from an earlier one
             shutil.rmtree(d, ignore_errors=True)
         t = time.time()
-        metas = render(pages, args.pages, ptbxl, args.split)
+        metas = render(pages, args.pages, ptbxl, args.split, args.skip)
         print(f"rendered {len(metas)} {args.split}-split pages in {time.time() - t:.0f} s")
         t = time.time()
         cmd = [sys.executable, "-m", "digitize", str(pages), "--out", str(rec), "--reference",

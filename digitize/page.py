@@ -75,6 +75,7 @@ class PageGeometry:
     grid_px_per_mm: float = float("nan")
     mask: np.ndarray | None = None  # deskewed ink mask
     rectified: bool = False  # a page quadrilateral was found and flattened (photos)
+    on_background: bool = False  # a sheet photographed on a darker background
     grey: np.ndarray | None = None  # deskewed grey page (for local grid measurements)
     warnings: list[str] = field(default_factory=list)
 
@@ -102,11 +103,16 @@ def ink_mask(bgr: np.ndarray, px_per_mm: float, return_ratio: bool = False,
     if faint:
         thr = min(0.85, max(0.6, (float(np.percentile(ratio[::4, ::4], 0.5)) + 1.0) / 2))
     mask = (ratio < thr).astype(np.uint8)
-    # straight lines are grid or frame, not trace: vertical ones over 40 mm, horizontal ones
-    # over 100 mm (a flat, low-amplitude trace keeps one pixel row inked for tens of mm)
+    # straight lines over 40 mm are grid or frame, not trace: vertical ones always; horizontal
+    # ones where such segments cover half the pixel row (a grid line, even one broken by noise)
+    # or one runs over 100 mm — a flat, low-amplitude trace keeps one pixel row inked for tens
+    # of mm, and removing those pieces would cut its row apart
     long_ = max(15, int(round(40 * px_per_mm)))
     # (dotted or dashed grid lines survive this; find_rows rejects them as discontinuous)
+    horiz = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, long_), np.uint8))
+    grid_rows = horiz.mean(axis=1) >= 0.5
     lines = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, int(2.5 * long_)), np.uint8))
+    lines[grid_rows] |= horiz[grid_rows]
     lines |= cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((long_, 1), np.uint8))
     mask &= 1 - cv2.dilate(lines, np.ones((3, 3), np.uint8))
     return (mask, ratio) if return_ratio else mask
@@ -147,6 +153,51 @@ def _deskew_matrix(shape: tuple[int, int], angle_deg: float) -> tuple[np.ndarray
     m[0, 2] += (nw - w) / 2
     m[1, 2] += (nh - h) / 2
     return np.vstack([m, [0, 0, 1]]), (nw, nh)
+
+
+def paper_region(bgr: np.ndarray, px_per_mm: float) -> np.ndarray | None:
+    """uint8 mask (1 = on the paper, 2 mm in from its edge) of a photographed sheet on a darker
+    background; None where the paper fills the image (a scan) or no clear sheet stands out."""
+    v = bgr.max(axis=2) if bgr.ndim == 3 else bgr
+    h, w = v.shape
+    s = min(1.0, 600.0 / max(h, w))
+    small = cv2.resize(v, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), 2)
+    _, bright = cv2.threshold(small, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(bright, 8)
+    if n < 2:
+        return None
+    i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    contours, _ = cv2.findContours((lab == i).astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    c = max(contours, key=cv2.contourArea)
+    filled = np.zeros_like(bright)
+    cv2.drawContours(filled, [c], -1, 1, -1)  # the sheet with its ink
+    area = filled.mean()
+    hull = cv2.contourArea(cv2.convexHull(c))
+    if not 0.3 < area < 0.97 or cv2.contourArea(c) < 0.9 * hull:
+        return None
+    # a background, not just the other side of a trace or a shadow on the paper: clearly darker
+    if np.median(small[filled == 0]) > 0.8 * np.median(small[filled == 1]):
+        return None
+    region = cv2.resize(filled, (w, h), interpolation=cv2.INTER_NEAREST)
+    e = max(3, int(round(2 * px_per_mm)) | 1)
+    return cv2.erode(region, np.ones((e, e), np.uint8))
+
+
+def _on_paper(rows: list[Row], paper: np.ndarray | None) -> list[Row]:
+    """Rows whose centre line lies mostly on the paper (none left: no trace was seen, and
+    ``analyse`` looks again for a fainter pen)."""
+    if paper is None or not rows:
+        return rows
+    h, w = paper.shape
+    keep = []
+    for r in rows:
+        xs = np.arange(int(max(0, r.x_left)), int(min(w, r.x_right)))
+        y = int(min(h - 1, max(0, round(r.y))))
+        if len(xs) and paper[y, xs].mean() >= 0.5:
+            keep.append(r)
+    return keep
 
 
 def _runs(occupied: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
@@ -352,18 +403,21 @@ def snap_gain(height_mm: float) -> float:
     return min(GAINS, key=lambda g: abs(np.log(height_mm / g)))
 
 
-def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None) -> PageGeometry:
+def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: bool = False
+            ) -> PageGeometry:
     """Scale, skew and trace rows of one page image (a faint pen is tried when no trace
-    rows stand out at the normal ink threshold)."""
+    rows stand out at the normal ink threshold). ``flattened``: the image is a photographed
+    sheet already cut out along its outline (no background left to find)."""
     try:
-        return _analyse(bgr, px_per_mm_hint, faint=False)
+        return _analyse(bgr, px_per_mm_hint, faint=False, flattened=flattened)
     except PageError as exc:
         if "no ECG trace rows" not in str(exc):
             raise
-        return _analyse(bgr, px_per_mm_hint, faint=True)
+        return _analyse(bgr, px_per_mm_hint, faint=True, flattened=flattened)
 
 
-def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool) -> PageGeometry:
+def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
+             flattened: bool = False) -> PageGeometry:
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
     h, w = grey.shape
     warnings: list[str] = []
@@ -375,13 +429,17 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool) -> Page
     k0 = px_per_mm_hint or (grid if np.isfinite(grid) and 0.65 < grid / size_k < 1.5
                             else size_k)
     mask, ratio = ink_mask(bgr, k0, return_ratio=True, faint=faint)
+    # a photo's background: the paper's edge against it is a long dark band, not a trace row
+    paper = None if flattened else paper_region(bgr, k0)
     skew = estimate_skew(mask, k0)
     deskew, size = _deskew_matrix((h, w), skew)
     if abs(skew) > 0.02:
         mask = cv2.warpAffine(mask, deskew[:2], size, flags=cv2.INTER_NEAREST)
         ratio = cv2.warpAffine(ratio, deskew[:2], size, flags=cv2.INTER_LINEAR,
                                borderValue=1.0)
-    rows = find_rows(mask, k0)
+        if paper is not None:
+            paper = cv2.warpAffine(paper, deskew[:2], size, flags=cv2.INTER_NEAREST)
+    rows = _on_paper(find_rows(mask, k0), paper)
     if not rows:
         raise PageError("no ECG trace rows found on the page")
     # scale from the rows: trace length of full rows, with the pulse excluded
@@ -409,7 +467,7 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool) -> Page
         k, source = k_rows, "rows"
         warnings.append("grid not measurable: scale from the row length (250 mm)")
     if abs(k / k0 - 1) > 0.15:  # the morphology scale was far off: redo the rows at this one
-        rows = find_rows(mask, k)
+        rows = _on_paper(find_rows(mask, k), paper)
         if not rows:
             raise PageError("no ECG trace rows found on the page")
     for r in rows:
@@ -421,7 +479,7 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool) -> Page
         warnings.append(f"low resolution ({k:.2f} px/mm)")
     return PageGeometry(px_per_mm=float(k), scale_source=source, skew_deg=skew, rows=rows,
                         deskew=deskew, size=size, grid_px_per_mm=float(grid), mask=mask,
-                        grey=grey_d,
+                        grey=grey_d, on_background=paper is not None,
                         warnings=warnings)
 
 

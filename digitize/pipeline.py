@@ -15,7 +15,7 @@ import numpy as np
 
 from digitize.leads import LEADS
 from digitize.geometry import grid_coordinate, refine_pitch
-from digitize.page import (GRID_RATIO, PageError, PageGeometry, analyse, baseline,
+from digitize.page import (GRID_RATIO, GRID_RATIO_NEAR_ROWS, PageError, PageGeometry, analyse, baseline,
                            page_homography, snap_gain)
 from digitize.layouts import LAYOUTS, ROW_WIDTH_MM, row_leads
 from digitize.quality import chest_gain_doubt, lead_quality, page_doubts, relation_power
@@ -68,7 +68,8 @@ def windows_for(geom: PageGeometry, layout: str, opts: Options, gain: float | li
         near = min([abs(ys[i] - ys[j]) for j in range(len(ys)) if j != i] or [20 * k])
         x0 = row.x_start
         # a photographed page: the paper's own millimetres along the row, from the grid
-        mm_at = _row_grid_mm(geom, row, 0.45 * near, k) if geom.rectified else None
+        mm_at = _row_grid_mm(geom, row, 0.45 * near, k) \
+            if geom.rectified or geom.on_background else None
         for c, lead in enumerate(leads):
             if mm_at is not None:
                 x1 = mm_at(x0, win * opts.speed)
@@ -109,14 +110,23 @@ def _row_grid_mm(geom: PageGeometry, row, half_band: float, k: float):
     if ok.mean() < 0.8:
         return None
     prof = np.interp(np.arange(len(prof)), np.flatnonzero(ok), prof[ok])
-    mm = grid_coordinate(prof, k)
+    # the page's scale may come from the rows only (no grid seen over the whole page): look for
+    # this band's own grid within ±12 % (the major lines' harmonics lie further off)
+    mm = None
+    for period in (1.0, 5.0):  # the 1-mm lines, else the 5-mm ones (blur erases thin lines)
+        pitch, strength = refine_pitch(prof, period * k, span=0.12)
+        if strength >= GRID_RATIO_NEAR_ROWS:
+            mm = grid_coordinate(prof, pitch)
+            if mm is not None:
+                mm = mm * period
+                break
     if mm is None:
         return None
     xs = np.arange(len(mm), dtype=np.float64)
     # x_start is in page-mm·k units (pixel centre + 0.5): shift into pixel indices and back
-    span = np.interp(row.x_start - 0.5 + ROW_WIDTH_MM * k, xs, mm) - np.interp(row.x_start - 0.5, xs, mm)
-    if not 0.95 < span / ROW_WIDTH_MM < 1.05:
-        return None
+    m0 = np.interp(row.x_start - 0.5, xs, mm)
+    if not m0 + ROW_WIDTH_MM <= mm[-1] + 2 * ROW_WIDTH_MM / len(mm):
+        return None  # the row would run off the image at this scale
 
     def at(x0: float, d_mm: float) -> float:
         return float(np.interp(np.interp(x0 - 0.5, xs, mm) + d_mm, mm, xs)) + 0.5
@@ -210,7 +220,8 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     if flat is not None:
         hom, size = flat
         geom = analyse(cv2.warpPerspective(bgr, hom, size, flags=cv2.INTER_LINEAR,
-                                           borderMode=cv2.BORDER_REPLICATE), opts.px_per_mm)
+                                           borderMode=cv2.BORDER_REPLICATE), opts.px_per_mm,
+                       flattened=True)
         geom.deskew = geom.deskew @ hom  # image → flat page → deskewed
         geom.rectified = True
     else:
@@ -281,6 +292,8 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         doubts.append("scale from the row length (grid not measured)")
     if geom.rectified:
         doubts.append("photographed page: perspective corrected")
+    elif geom.on_background:
+        doubts.append("photographed page: paper outline not found, perspective not corrected")
     timed = "pulse" if sum(r.pulse != "none" for r in geom.rows) >= len(geom.rows) / 2 \
         else "caps"
     timing_ms = START_SIGMA_PX[timed] / geom.px_per_mm / opts.speed * 1000

@@ -120,3 +120,34 @@ def test_rows_take_their_own_pulse_gain_only_when_several_agree():
     assert row_gains(geom(twelve), 10.0, "10") == [10.0] * 12  # an explicit --gain wins
     one_odd = [10.0, 10.1, 4.9, 9.9, float("nan"), 10.0]  # one misread pulse: the page's gain
     assert row_gains(geom(one_odd), 10.0, "auto") == [10.0] * 6
+
+
+def test_grid_coordinate_follows_a_changing_pitch():
+    """A photo's residual perspective stretches the grid along a row: the grid's local phase
+    gives the paper's millimetres at every pixel, where one pitch for the row would drift."""
+    from digitize.geometry import grid_coordinate
+    x = np.arange(3000, dtype=np.float64)
+    true_mm = x / 6.0 + 1.4e-6 * x ** 2  # 6 px/mm at the left, 5 % finer at the right
+    rng = np.random.default_rng(1)
+    profile = (np.cos(2 * np.pi * true_mm) > 0.8) * 40.0 + rng.normal(0, 5, len(x))
+    mm = grid_coordinate(profile, 5.85)
+    assert mm is not None
+    err = (mm - mm[1500]) - (true_mm - true_mm[1500])
+    assert np.abs(err[100:-100]).max() < 0.1  # mm (0.1 mm = 4 ms at 25 mm/s)
+    one_pitch = (x - 1500) / 5.85 - (true_mm - true_mm[1500])
+    assert np.abs(one_pitch[100:-100]).max() > 2  # mm
+    assert grid_coordinate(rng.normal(0, 5, len(x)), 5.85) is None  # no grid: no answer
+
+
+def test_paper_region_only_for_a_sheet_on_a_background():
+    from digitize.page import paper_region
+    page = np.full((400, 600, 3), 245, np.uint8)
+    page[::6, :] = 200  # a grid
+    page[:, ::6] = 200
+    page[200:203, 40:560] = 30  # a trace
+    assert paper_region(page, 6.0) is None  # a scan: paper to the edges
+    photo = np.full((500, 700, 3), 70, np.uint8)
+    photo[50:450, 50:650] = page
+    region = paper_region(photo, 6.0)
+    assert region is not None
+    assert region[250, 350] == 1 and region[20, 20] == 0 and region[52, 350] == 0  # 2 mm in
