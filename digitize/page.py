@@ -104,16 +104,17 @@ def ink_mask(bgr: np.ndarray, px_per_mm: float, return_ratio: bool = False,
         thr = min(0.85, max(0.6, (float(np.percentile(ratio[::4, ::4], 0.5)) + 1.0) / 2))
     mask = (ratio < thr).astype(np.uint8)
     # straight lines over 40 mm are grid or frame, not trace: vertical ones always; horizontal
-    # ones where such segments cover half the pixel row (a grid line, even one broken by noise)
-    # or one runs over 100 mm — a flat, low-amplitude trace keeps one pixel row inked for tens
-    # of mm, and removing those pieces would cut its row apart
+    # ones where such lines repeat at most 5 mm apart (a dark grid), else only those longer
+    # than a row can be (260 mm: frames, rulers) — a flat, low-amplitude trace keeps one pixel
+    # row inked for tens of mm, and removing those pieces would cut its row apart
     long_ = max(15, int(round(40 * px_per_mm)))
     # (dotted or dashed grid lines survive this; find_rows rejects them as discontinuous)
     horiz = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, long_), np.uint8))
-    grid_rows = horiz.mean(axis=1) >= 0.5
-    lines = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, int(2.5 * long_)), np.uint8))
-    lines[grid_rows] |= horiz[grid_rows]
-    lines |= cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((long_, 1), np.uint8))
+    centres = [(a + b) / 2 for a, b in _runs(horiz.any(axis=1), 0)]
+    if not (len(centres) >= 5 and np.median(np.diff(centres)) <= 5.5 * px_per_mm):
+        horiz = cv2.morphologyEx(mask, cv2.MORPH_OPEN,
+                                 np.ones((1, int(round(260 * px_per_mm))), np.uint8))
+    lines = horiz | cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((long_, 1), np.uint8))
     mask &= 1 - cv2.dilate(lines, np.ones((3, 3), np.uint8))
     return (mask, ratio) if return_ratio else mask
 
@@ -185,9 +186,14 @@ def paper_region(bgr: np.ndarray, px_per_mm: float) -> np.ndarray | None:
     return cv2.erode(region, np.ones((e, e), np.uint8))
 
 
-def _on_paper(rows: list[Row], paper: np.ndarray | None) -> list[Row]:
+def _on_paper(rows: list[Row], paper: np.ndarray | None, k: float,
+              flat_height: int | None = None) -> list[Row]:
     """Rows whose centre line lies mostly on the paper (none left: no trace was seen, and
-    ``analyse`` looks again for a fainter pen)."""
+    ``analyse`` looks again for a fainter pen). A flattened photo (``flat_height`` given) is
+    all paper, its edges at the image's: a "row" within 4 mm of its top or bottom is that
+    edge, not a trace."""
+    if flat_height is not None:
+        rows = [r for r in rows if 4 * k < r.y < flat_height - 4 * k]
     if paper is None or not rows:
         return rows
     h, w = paper.shape
@@ -439,7 +445,7 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
                                borderValue=1.0)
         if paper is not None:
             paper = cv2.warpAffine(paper, deskew[:2], size, flags=cv2.INTER_NEAREST)
-    rows = _on_paper(find_rows(mask, k0), paper)
+    rows = _on_paper(find_rows(mask, k0), paper, k0, mask.shape[0] if flattened else None)
     if not rows:
         raise PageError("no ECG trace rows found on the page")
     # scale from the rows: trace length of full rows, with the pulse excluded
@@ -450,6 +456,13 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
     k_rows = float(np.median(lengths))
     # rows agree with each other when their ends were found (pulses, or a shared start)
     rows_sure = len(lengths) >= 2 and float(np.std(lengths)) < 0.02 * k_rows
+    # on a page (not a strip cut to its trace), rows running from border to border were
+    # stretched by something else (grid remnants, a frame): their length says nothing
+    wd = mask.shape[1]
+    edge_to_edge = w < 2.5 * h and np.mean([r.x_left < 3 * k0 and r.x_right > wd - 3 * k0
+                                            for r in rows]) > 0.5
+    if edge_to_edge:
+        rows_sure = False
     # the grid, measured to ~0.01 % over the whole width: first near the row-length scale
     # (which rules out the grid's harmonics), else near the 2-D spectrum's estimate
     grey_d = grey if abs(skew) <= 0.02 else cv2.warpAffine(
@@ -459,7 +472,7 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
     near_grid = refine_pitch(profile, grid, span=0.03) if np.isfinite(grid) else (grid, 0.0)
     if px_per_mm_hint:
         k, source = px_per_mm_hint, "given"
-    elif near_rows[1] >= GRID_RATIO_NEAR_ROWS:
+    elif near_rows[1] >= GRID_RATIO_NEAR_ROWS and not edge_to_edge:
         k, source = near_rows[0], "grid"
     elif near_grid[1] >= GRID_RATIO and not rows_sure:
         k, source = near_grid[0], "grid"
@@ -467,7 +480,7 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
         k, source = k_rows, "rows"
         warnings.append("grid not measurable: scale from the row length (250 mm)")
     if abs(k / k0 - 1) > 0.15:  # the morphology scale was far off: redo the rows at this one
-        rows = _on_paper(find_rows(mask, k), paper)
+        rows = _on_paper(find_rows(mask, k), paper, k, mask.shape[0] if flattened else None)
         if not rows:
             raise PageError("no ECG trace rows found on the page")
     for r in rows:

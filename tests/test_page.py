@@ -151,3 +151,15 @@ def test_paper_region_only_for_a_sheet_on_a_background():
     region = paper_region(photo, 6.0)
     assert region is not None
     assert region[250, 350] == 1 and region[20, 20] == 0 and region[52, 350] == 0  # 2 mm in
+
+
+def test_a_flat_lead_keeps_its_row():
+    """A low-amplitude lead draws a nearly straight line for most of its 250 mm: it must not be
+    taken for a grid line and removed (its row would be lost and the layout misread)."""
+    t = np.arange(5000) / 500.0
+    sig = np.stack([0.8 * np.sin(2 * np.pi * 1.2 * t + j) ** 15 for j in range(12)], 1)
+    sig[:, 2] = 0.01 * np.sin(2 * np.pi * 0.3 * t)  # lead III: flat
+    spec = sample_spec(np.random.default_rng(5), "6x1", "clean", dpi=110.0, pulse="left",
+                       lead_group="limb", trace_width_mm=0.35)
+    page = render_page(sig.astype(np.float32), 500.0, spec)
+    assert len(analyse(page.image).rows) == 6
