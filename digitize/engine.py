@@ -43,6 +43,10 @@ class Engine:
         self.sha256 = file_sha256(self.path)
         opts = ort.SessionOptions()
         opts.log_severity_level = 3  # quiet: a failed CUDA load is reported by us, once
+        # the CPU arena keeps the largest batch of every strip shape it has seen: peak memory
+        # then creeps up over a long run (403 -> 432 MiB from 20 to 200 pages); without it
+        # memory stays flat (334 -> 340 MiB) at the same speed
+        opts.enable_cpu_mem_arena = False
         if threads:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1

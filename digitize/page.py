@@ -85,10 +85,18 @@ class PageGeometry:
         return np.linalg.inv(self.deskew)
 
 
+def _brightest(bgr: np.ndarray) -> np.ndarray:
+    """Per pixel the brightest colour channel (a coloured grid is bright in one of them)."""
+    if bgr.ndim == 2:
+        return bgr
+    b, g, r = cv2.split(bgr)[:3]
+    return cv2.max(cv2.max(b, g), r)
+
+
 def ink_mask(bgr: np.ndarray, px_per_mm: float, return_ratio: bool = False,
              faint: bool = False):
     """uint8 mask (1 = trace-like ink) of a BGR page [and the brightness / local-paper ratio]."""
-    v = bgr.max(axis=2) if bgr.ndim == 3 else bgr
+    v = _brightest(bgr)
     k = max(3, int(round(3 * px_per_mm)) | 1)
     # local paper level: dilation over ~3 mm removes every thin dark stroke; blur smooths it
     dil = cv2.dilate(v, np.ones((k, k), np.uint8))
@@ -160,10 +168,10 @@ def _deskew_matrix(shape: tuple[int, int], angle_deg: float) -> tuple[np.ndarray
 def paper_region(bgr: np.ndarray, px_per_mm: float) -> np.ndarray | None:
     """uint8 mask (1 = on the paper, 2 mm in from its edge) of a photographed sheet on a darker
     background; None where the paper fills the image (a scan) or no clear sheet stands out."""
-    v = bgr.max(axis=2) if bgr.ndim == 3 else bgr
-    h, w = v.shape
+    h, w = bgr.shape[:2]
     s = min(1.0, 600.0 / max(h, w))
-    small = cv2.resize(v, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(bgr, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA)
+    small = _brightest(small)
     small = cv2.GaussianBlur(small, (0, 0), 2)
     _, bright = cv2.threshold(small, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     n, lab, stats, _ = cv2.connectedComponentsWithStats(bright, 8)

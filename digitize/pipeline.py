@@ -133,6 +133,16 @@ def _row_grid_mm(geom: PageGeometry, row, half_band: float, k: float):
     return at
 
 
+def _any_row_on_grid(geom: PageGeometry) -> bool:
+    ys = [r.y for r in geom.rows]
+    for i, row in enumerate(geom.rows):
+        near = min([abs(ys[i] - ys[j]) for j in range(len(ys)) if j != i]
+                   or [20 * geom.px_per_mm])
+        if _row_grid_mm(geom, row, 0.45 * near, geom.px_per_mm) is not None:
+            return True
+    return False
+
+
 def _local_pitch(geom: PageGeometry, y: float, half_band: float, x0: float, width_mm: float,
                  k: float) -> float:
     """The grid pitch under one panel (a photo's residual perspective changes it across the
@@ -228,6 +238,9 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         geom = analyse(bgr, opts.px_per_mm)
     warnings = list(geom.warnings)
     n_rows = len(geom.rows)
+    if geom.on_background and not geom.rectified and not _any_row_on_grid(geom):
+        raise PageError("photographed page: neither the paper's outline nor its grid could be "
+                        "measured, so its perspective cannot be undone (timing would be a guess)")
     if opts.layout == "auto":
         candidates = _BY_ROWS.get(n_rows)
         if candidates is None:
