@@ -227,7 +227,17 @@ def _runs(occupied: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
 
 
 def find_rows(mask: np.ndarray, px_per_mm: float) -> list[Row]:
-    """Trace rows of a deskewed ink mask, top to bottom."""
+    """Trace rows of a deskewed ink mask, top to bottom.
+
+    Grid dots and crossings left in the mask can bridge a row's end to the next dots (and
+    stretch it past its pulse), so rows are first read from the mask without specks; a faint,
+    broken pen is mostly specks, so where the full mask shows more rows, those are taken."""
+    clean = _rows(_drop_specks(mask, max(3, int(round(0.8 * px_per_mm)))), mask, px_per_mm)
+    full = _rows(mask, mask, px_per_mm)
+    return full if len(full) > len(clean) else clean
+
+
+def _rows(clean: np.ndarray, mask: np.ndarray, px_per_mm: float) -> list[Row]:
     h, w = mask.shape
     k = px_per_mm
     bx = max(1, int(round(2 * k)))  # 2-mm columns
@@ -235,9 +245,6 @@ def find_rows(mask: np.ndarray, px_per_mm: float) -> list[Row]:
     hb, wb = h // by, w // bx
     if hb < 4 or wb < 4:
         return []
-    # grid dots and crossings left in the mask would bridge a row's end to the next dots
-    # (and stretch its extent past the pulse): extents come from the mask without specks
-    clean = _drop_specks(mask, max(3, int(round(0.8 * k))))
     cells = clean[:hb * by, :wb * bx].reshape(hb, by, wb, bx).max(axis=(1, 3))
     # a row's band: ink anywhere within ±3 mm of a height, per 2-mm column
     band = cv2.dilate(cells, np.ones((int(round(6 / 0.5)) | 1, 1), np.uint8))

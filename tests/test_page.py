@@ -163,3 +163,10 @@ def test_a_flat_lead_keeps_its_row():
                        lead_group="limb", trace_width_mm=0.35)
     page = render_page(sig.astype(np.float32), 500.0, spec)
     assert len(analyse(page.image).rows) == 6
+
+
+def test_a_faint_broken_pen_keeps_its_rows():
+    """The committed 6x2 scan draws a thin pen that the ink mask breaks into specks: dropping
+    specks (against grid dots) must not drop the rows with them."""
+    g = analyse(cv2.imread(str(REPO / "examples" / "pages" / "00000_00010_6x2_scan.jpg")))
+    assert len(g.rows) == 6
