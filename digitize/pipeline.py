@@ -54,10 +54,11 @@ class PageResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def windows_for(geom: PageGeometry, layout: str, opts: Options, gain: float | list[float]
-                ) -> list[LeadWindow]:
+def windows_for(geom: PageGeometry, layout: str, opts: Options, gain: float | list[float],
+                grid_maps: list | None = None) -> list[LeadWindow]:
     """Lead windows of a layout on the measured rows (rhythm strips named II, V1, V5 and 6x1
-    rows as limb leads until the pipeline reads them otherwise)."""
+    rows as limb leads until the pipeline reads them otherwise). ``grid_maps``: per row, the
+    paper's millimetres along it from the grid (``row_grid_maps``), or None."""
     k = geom.px_per_mm
     row_s = min(ROW_WIDTH_MM / opts.speed, 10.0)
     out = []
@@ -65,11 +66,9 @@ def windows_for(geom: PageGeometry, layout: str, opts: Options, gain: float | li
     rows_leads = row_leads(layout, opts.leads[:1] if layout == "strip" else _RHYTHM_DEFAULT)
     for i, (row, leads) in enumerate(zip(geom.rows, rows_leads)):
         win = row_s / len(leads)
-        near = min([abs(ys[i] - ys[j]) for j in range(len(ys)) if j != i] or [20 * k])
+        near = _row_spacing(ys, i, k)
         x0 = row.x_start
-        # a photographed page: the paper's own millimetres along the row, from the grid
-        mm_at = _row_grid_mm(geom, row, 0.45 * near, k) \
-            if geom.rectified or geom.on_background else None
+        mm_at = grid_maps[i] if grid_maps else None
         for c, lead in enumerate(leads):
             if mm_at is not None:
                 x1 = mm_at(x0, win * opts.speed)
@@ -88,10 +87,26 @@ def windows_for(geom: PageGeometry, layout: str, opts: Options, gain: float | li
     return out
 
 
+def _row_spacing(ys: list[float], i: int, k: float) -> float:
+    """Distance from row i to its nearest neighbour (20 mm for a lone row)."""
+    return min([abs(ys[i] - ys[j]) for j in range(len(ys)) if j != i] or [20 * k])
+
+
+def row_grid_maps(geom: PageGeometry) -> list | None:
+    """For a photographed page, per row: the paper's own millimetres along it from the grid
+    (``_row_grid_mm``), or None per row where the grid is not clear; None for other pages
+    (a scan's whole-page pitch is more precise)."""
+    if not (geom.rectified or geom.on_background):
+        return None
+    ys = [r.y for r in geom.rows]
+    return [_row_grid_mm(geom, row, 0.45 * _row_spacing(ys, i, geom.px_per_mm), geom.px_per_mm)
+            for i, row in enumerate(geom.rows)]
+
+
 def _row_grid_mm(geom: PageGeometry, row, half_band: float, k: float):
-    """For a row of a flattened photo: a function (x px, mm further along the paper) → x px,
-    from the grid's local phase in the row's band (trace ink left out); None where the grid is
-    not clear or disagrees with the page's scale by more than 5 %."""
+    """A function (x px, mm further along the paper) → x px for one row, from the grid's local
+    phase in the row's band (trace ink left out); None where no grid is clear within ±12 % of
+    the page's scale or the row would run off the image at the grid's scale."""
     if geom.grey is None or geom.mask is None:
         return None
     g, m = geom.grey, geom.mask
@@ -99,16 +114,12 @@ def _row_grid_mm(geom: PageGeometry, row, half_band: float, k: float):
     if y1 - y0 < 5:
         return None
     dark = 255.0 - g[y0:y1].astype(np.float32)
-    ink = cv2.dilate(m[y0:y1], np.ones((5, 5), np.uint8)) > 0
-    dark[ink] = np.nan
-    with np.errstate(all="ignore"):
-        import warnings
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            prof = np.nanmean(dark, axis=0)
-    ok = np.isfinite(prof)
+    paper = cv2.dilate(m[y0:y1], np.ones((5, 5), np.uint8)) == 0
+    count = paper.sum(axis=0)
+    ok = count > 0
     if ok.mean() < 0.8:
         return None
+    prof = np.where(ok, (dark * paper).sum(axis=0) / np.maximum(count, 1), 0.0)
     prof = np.interp(np.arange(len(prof)), np.flatnonzero(ok), prof[ok])
     # the page's scale may come from the rows only (no grid seen over the whole page): look for
     # this band's own grid within ±12 % (the major lines' harmonics lie further off)
@@ -131,16 +142,6 @@ def _row_grid_mm(geom: PageGeometry, row, half_band: float, k: float):
     def at(x0: float, d_mm: float) -> float:
         return float(np.interp(np.interp(x0 - 0.5, xs, mm) + d_mm, mm, xs)) + 0.5
     return at
-
-
-def _any_row_on_grid(geom: PageGeometry) -> bool:
-    ys = [r.y for r in geom.rows]
-    for i, row in enumerate(geom.rows):
-        near = min([abs(ys[i] - ys[j]) for j in range(len(ys)) if j != i]
-                   or [20 * geom.px_per_mm])
-        if _row_grid_mm(geom, row, 0.45 * near, geom.px_per_mm) is not None:
-            return True
-    return False
 
 
 def _local_pitch(geom: PageGeometry, y: float, half_band: float, x0: float, width_mm: float,
@@ -238,7 +239,8 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         geom = analyse(bgr, opts.px_per_mm)
     warnings = list(geom.warnings)
     n_rows = len(geom.rows)
-    if geom.on_background and not geom.rectified and not _any_row_on_grid(geom):
+    grid_maps = row_grid_maps(geom)
+    if geom.on_background and not geom.rectified and not any(grid_maps):
         raise PageError("photographed page: neither the paper's outline nor its grid could be "
                         "measured, so its perspective cannot be undone (timing would be a guess)")
     if opts.layout == "auto":
@@ -263,7 +265,7 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
                         + ", ".join(f"{g:g}" for g in gains) + " mm/mV")
 
     def run(layout: str):
-        wins = windows_for(geom, layout, opts, gains)
+        wins = windows_for(geom, layout, opts, gains, grid_maps)
         sig, results = reconstruct(grey, wins, engine, opts.fs, n, opts.batch_size,
                                    trim_conf=TRIM_CONF)
         return sig, results
