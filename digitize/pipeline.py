@@ -205,20 +205,26 @@ def row_gains(geom: PageGeometry, page_gain: float, gain_opt: str) -> list[float
             for g in snapped]
 
 
+RHYTHM_MIN_R2 = 0.8
+
+
 def _identify_rhythm(sig_panels: np.ndarray, rhythm_sigs: list[np.ndarray], fs: float
                      ) -> tuple[str, ...]:
-    """Lead of each rhythm strip: the 3x4 panel it matches best over that panel's window."""
+    """Lead of each rhythm strip: the 3x4 panel it matches best over that panel's window
+    (R² of the panel as the strip, offsets removed: shape and amplitude, so leads of alike
+    shape — aVR and V1 both negative — are told apart by their size; the standard lead
+    unless some panel explains ≥ 80 % of the strip's variance)."""
     names = []
     for j, r in enumerate(rhythm_sigs):
-        best, best_c = _RHYTHM_DEFAULT[j], 0.9
+        best, best_c = _RHYTHM_DEFAULT[j], RHYTHM_MIN_R2
         for li, lead in enumerate(LEADS):
             p = sig_panels[:, li]
             ok = np.isfinite(p) & np.isfinite(r)
             if ok.sum() < fs:
                 continue
             a, b = p[ok] - p[ok].mean(), r[ok] - r[ok].mean()
-            den = float(np.sqrt(np.dot(a, a) * np.dot(b, b)))
-            c = float(np.dot(a, b) / den) if den > 0 else 0.0
+            den = float(np.dot(b, b))
+            c = 1.0 - float(np.dot(a - b, a - b)) / den if den > 0 else 0.0
             if c > best_c:
                 best, best_c = lead, c
         names.append(best)

@@ -170,3 +170,42 @@ def test_a_faint_broken_pen_keeps_its_rows():
     specks (against grid dots) must not drop the rows with them."""
     g = analyse(cv2.imread(str(REPO / "examples" / "pages" / "00000_00010_6x2_scan.jpg")))
     assert len(g.rows) == 6
+
+
+def test_rhythm_strip_lead_is_told_from_a_panel_of_like_shape_by_its_size():
+    """A V1 rhythm strip and an aVR panel can both be negative spikes correlating at 0.97:
+    the panel that explains the strip's amplitude too is the one it repeats."""
+    from digitize.leads import LEADS
+    from digitize.pipeline import _identify_rhythm
+    fs, n = 100, 1000
+    t = np.arange(n) / fs
+    beat = -np.exp(-0.5 * ((t % 0.9 - 0.3) / 0.02) ** 2)
+    panels = np.full((n, 12), np.nan)
+    q = n // 4
+    # the V1 panel as read: a little noise; the aVR panel: the same shape, a third the size
+    panels[q:2 * q, LEADS.index("aVR")] = 0.5 * beat[q:2 * q]
+    panels[2 * q:3 * q, LEADS.index("V1")] = 1.5 * beat[2 * q:3 * q] + 0.08 * np.sin(
+        40 * t[2 * q:3 * q])
+    panels[3 * q:, LEADS.index("V5")] = -beat[3 * q:]
+    v1_strip = 1.5 * beat + 0.01 * np.cos(5 * t)
+    assert _identify_rhythm(panels, [v1_strip], fs) == ("V1",)
+    # a strip no panel explains keeps the standard lead of its row
+    assert _identify_rhythm(panels, [np.sin(3 * t)], fs) == ("II",)
+
+
+def test_a_weak_periodicity_does_not_overrule_rows_that_agree():
+    """A page without grid can show a weak periodic profile 3 % off the 1-mm pitch (text,
+    separators; here faint stripes in noise, peak ratio ~5): the rows, whose pulse-to-end
+    lengths agree, give the scale."""
+    t = np.arange(5000) / 500.0
+    sig = np.stack([0.8 * np.sin(2 * np.pi * 1.2 * t + j) ** 15 for j in range(12)], 1)
+    spec = sample_spec(np.random.default_rng(3), "12x1", "clean", dpi=200.0, pulse="right",
+                       grid="none", labels=False)
+    page = render_page(sig.astype(np.float32), 500.0, spec)
+    k = page.meta["px_per_mm"]
+    x = np.arange(page.image.shape[1])
+    stripes = 0.5 * (np.cos(2 * np.pi * x / (1.03 * k)) > 0.8)
+    noise = np.random.default_rng(1).normal(0, 3, page.image.shape[:2])
+    img = np.clip(page.image - stripes[None, :, None] + noise[..., None], 0, 255).astype(np.uint8)
+    g = analyse(img)
+    assert g.scale_source == "rows" and abs(g.px_per_mm / k - 1) < 0.002
