@@ -206,27 +206,45 @@ def row_gains(geom: PageGeometry, page_gain: float, gain_opt: str) -> list[float
 
 
 RHYTHM_MIN_R2 = 0.8
+RHYTHM_MARGIN = 0.05
+RHYTHM_LAG_S = 0.02
 
 
 def _identify_rhythm(sig_panels: np.ndarray, rhythm_sigs: list[np.ndarray], fs: float
                      ) -> tuple[str, ...]:
     """Lead of each rhythm strip: the 3x4 panel it matches best over that panel's window
-    (R² of the panel as the strip, offsets removed: shape and amplitude, so leads of alike
-    shape — aVR and V1 both negative — are told apart by their size; the standard lead
-    unless some panel explains ≥ 80 % of the strip's variance)."""
+    (R² of the panel as the strip, offsets removed, best within ±RHYTHM_LAG_S: shape and
+    amplitude, so leads of alike shape — aVR and V1 both negative — are told apart by their
+    size, and a few ms of timing error between rows do not decide). The standard lead of the
+    row stays unless another panel explains ≥ 80 % of the strip's variance and clearly more
+    than the standard one does."""
+    lag = int(round(RHYTHM_LAG_S * fs))
     names = []
     for j, r in enumerate(rhythm_sigs):
-        best, best_c = _RHYTHM_DEFAULT[j], RHYTHM_MIN_R2
+        scores = {}
         for li, lead in enumerate(LEADS):
             p = sig_panels[:, li]
-            ok = np.isfinite(p) & np.isfinite(r)
-            if ok.sum() < fs:
-                continue
-            a, b = p[ok] - p[ok].mean(), r[ok] - r[ok].mean()
-            den = float(np.dot(b, b))
-            c = 1.0 - float(np.dot(a - b, a - b)) / den if den > 0 else 0.0
-            if c > best_c:
-                best, best_c = lead, c
+            best_c = -np.inf
+            for d in range(-lag, lag + 1):
+                q = np.roll(p, d)
+                ok = np.isfinite(q) & np.isfinite(r)
+                if d > 0:  # samples rolled round the end are not the panel
+                    ok[:d] = False
+                elif d < 0:
+                    ok[d:] = False
+                if ok.sum() < fs:
+                    continue
+                a, b = q[ok] - q[ok].mean(), r[ok] - r[ok].mean()
+                den = float(np.dot(b, b))
+                if den > 0:
+                    best_c = max(best_c, 1.0 - float(np.dot(a - b, a - b)) / den)
+            if np.isfinite(best_c):
+                scores[lead] = best_c
+        default = _RHYTHM_DEFAULT[j]
+        best = max(scores, key=scores.get, default=default)
+        if scores.get(best, 0.0) < RHYTHM_MIN_R2 or (
+                scores[best] < scores.get(default, -np.inf) + RHYTHM_MARGIN):
+            best = default
         names.append(best)
     return tuple(names)
 

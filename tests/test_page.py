@@ -53,6 +53,14 @@ def test_photographed_page_is_flattened():
     expect = np.float32([[0, 0], [pw - 1, 0], [pw - 1, ph - 1], [0, ph - 1]])
     assert np.abs(corners - expect).max() < 0.01 * pw
     assert page_homography(img) is None  # a scan: paper to the edges
+    # a softer photo: the sheet's edges to a pixel or two, cut OUTLINE_INSET inside them
+    from digitize.page import OUTLINE_INSET
+    soft = cv2.GaussianBlur(photo, (0, 0), 1.0)
+    hom, (pw, ph) = page_homography(soft)
+    corners = cv2.perspectiveTransform((dst - 0.5).reshape(-1, 1, 2), hom).reshape(-1, 2)
+    expect = np.float32([[0, 0], [pw - 1, 0], [pw - 1, ph - 1], [0, ph - 1]])
+    inset = OUTLINE_INSET * max(soft.shape[:2])
+    assert np.abs(np.abs(corners - expect) - inset).max() < 1.5
 
 
 def _quality(amplitudes: dict) -> dict:
