@@ -54,6 +54,11 @@ WARN_PX_PER_MM = 4.0
 #: A photographed sheet is cut out this far (share of the image's long side) inside its
 #: measured outline (the outline is found to ~0.2 % of the image in the median).
 OUTLINE_INSET = 0.0025
+#: How far outward (share of the image's long side) a side of the sheet is looked for past
+#: its first estimate, and the least step in log-brightness (paper over background) taken
+#: for its edge (a grid line or a soft shadow makes far smaller steps over 6 px).
+OUTLINE_SEARCH = 0.08
+OUTLINE_MIN_STEP = 0.2
 
 
 class PageError(Exception):
@@ -654,6 +659,16 @@ def _consensus(rows: list[Row], k: float) -> None:
             if 2 * k < abs(r.x_start - x) < 25 * k:
                 r.x_start = x
         return
+    for side, other in (("left", "right"), ("right", "left")):
+        # a printout's pulses are all on one side: a lone "pulse" on the other side of its
+        # row is something else (a label, the footer's text) — the row is timed as the rest
+        found = [r for r in rows if r.pulse == side]
+        if len(found) >= 2 and len(found) > len(rows) / 2:
+            for r in rows:
+                if r.pulse == other:
+                    r.pulse, r.pulse_mm = "none", float("nan")
+                    if side == "right":  # its start: the others' (x_end is set below)
+                        r.x_start = float(np.median([f.x_start for f in found]))
     for side in ("left", "right"):
         found = [r for r in rows if r.pulse == side]
         if not found:
@@ -775,7 +790,13 @@ def _refine_outline(bgr: np.ndarray, quad: np.ndarray, reach: float, inset: floa
     few of them keeps its first estimate."""
     v = cv2.GaussianBlur(_brightest(bgr).astype(np.float32), (0, 0), 1.0)
     centre = quad.mean(axis=0)
-    offs = np.arange(-int(reach), int(reach) + 1, dtype=np.float64)
+    # inward a little (the first estimate may lie outside the sheet: a side that leaves the
+    # image is extrapolated), outward further (a shadow or a dim band can cut the bright
+    # region well inside the paper's edge)
+    outward = max(reach, OUTLINE_SEARCH * max(v.shape))
+    inward = max(reach, 0.25 * OUTLINE_SEARCH * max(v.shape))
+    offs = np.arange(-int(outward), int(inward) + 1, dtype=np.float64)
+    win = 6  # px each side of a step, past its blur
     sides = []
     for i in range(4):
         p0, p1 = quad[i], quad[(i + 1) % 4]
@@ -789,26 +810,43 @@ def _refine_outline(bgr: np.ndarray, quad: np.ndarray, reach: float, inset: floa
         pts = at[:, None, :] + offs[None, :, None] * nrm
         prof = cv2.remap(v, pts[..., 0].astype(np.float32), pts[..., 1].astype(np.float32),
                          cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=-1.0)
-        g = np.diff(prof, axis=1)
-        j = np.argmax(g, axis=1)
+        inside_img = prof >= 0
+        lp = np.log(np.maximum(prof, 1.0))
+        # step at j (between samples j and j+1): mean log-brightness over `win` px on the
+        # paper side minus that on the far side, 1 px of blur left out each side
+        c = np.pad(np.cumsum(lp, axis=1), ((0, 0), (1, 0)))
+        cv_ = np.pad(np.cumsum(inside_img, axis=1), ((0, 0), (1, 0)))
+        n = lp.shape[1]
+        j = np.arange(win + 1, n - win - 2)
+        inner = (c[:, j + 2 + win] - c[:, j + 2]) / win
+        outer = (c[:, j] - c[:, j - win]) / win
+        valid = ((cv_[:, j + 2 + win] - cv_[:, j - win]) == 2 * win + 2)
+        sharp = lp[:, j + 2] - lp[:, j - 1]
+        step = np.where(valid & (sharp >= 0.5 * (inner - outer)), inner - outer, 0.0)
+        best = np.argmax(step, axis=1)
         rows = np.arange(len(t))
-        contrast = np.median(prof[:, -3:], axis=1) - np.median(prof[:, :3], axis=1)
-        ok = ((prof >= 0).all(axis=1) & (j > 0) & (j < g.shape[1] - 1)
-              & (g[rows, j] > 0.25 * np.maximum(contrast, 1.0)) & (contrast > 15))
-        a, b, c = g[rows, np.maximum(j - 1, 0)], g[rows, j], g[rows, np.minimum(j + 1, g.shape[1] - 1)]
-        den = a - 2 * b + c
-        sub = np.where(den < 0, 0.5 * (a - c) / np.where(den < 0, den, -1.0), 0.0)
-        e = offs[0] + j + 0.5 + np.clip(sub, -0.5, 0.5)  # edge offset along the normal
+        ok = step[rows, best] >= OUTLINE_MIN_STEP
+        jj = j[best]
+        # sub-pixel: the steepest rise of the brightness within the step
+        g = np.diff(prof, axis=1)
+        near = np.clip(jj[:, None] + np.arange(-1, 2)[None, :], 0, g.shape[1] - 1)
+        gm = g[rows[:, None], near]
+        jm = near[rows, np.argmax(gm, axis=1)]
+        a_, b_, c_ = (g[rows, np.clip(jm - 1, 0, g.shape[1] - 1)], g[rows, jm],
+                      g[rows, np.clip(jm + 1, 0, g.shape[1] - 1)])
+        den = a_ - 2 * b_ + c_
+        sub = np.where(den < 0, 0.5 * (a_ - c_) / np.where(den < 0, den, -1.0), 0.0)
+        e = offs[0] + jm + 0.5 + np.clip(sub, -0.5, 0.5)  # edge offset along the normal
         line = (p0 + inset * nrm, u)
         if ok.sum() >= 8:
             tt, ee = t[ok], e[ok]
-            keep = np.ones(len(tt), bool)
-            for _ in range(3):  # robust: drop points off the fitted side, refit
-                coef = np.polyfit(tt[keep], ee[keep], 1)
-                res = np.abs(ee - np.polyval(coef, tt))
-                keep = res < max(1.5, 2.5 * np.median(res[keep]))
-                if keep.sum() < 8:
-                    break
+            # robust: the line through two of the points that most others lie within 1.5 px
+            # of (steps picked off the edge — text, a shadow's rim — can be many), refitted
+            i1, i2 = np.triu_indices(len(tt), 1)
+            slope = (ee[i2] - ee[i1]) / (tt[i2] - tt[i1])
+            pred = ee[i1][:, None] + slope[:, None] * (tt[None, :] - tt[i1][:, None])
+            inl = np.abs(pred - ee[None, :]) < 1.5
+            keep = inl[int(np.argmax(inl.sum(axis=1)))]
             if keep.sum() >= 8:
                 coef = np.polyfit(tt[keep], ee[keep] + inset, 1)
                 q0 = p0 + coef[1] * nrm

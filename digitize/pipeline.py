@@ -249,14 +249,42 @@ def _identify_rhythm(sig_panels: np.ndarray, rhythm_sigs: list[np.ndarray], fs: 
     return tuple(names)
 
 
+#: A flattened photo's vertical grid pitch that differs from its horizontal one by more than
+#: this share is corrected (foreshortening leaves letter and A4 sheets — 9 % apart in shape —
+#: hard to tell by their outline; the grid is square).
+MAX_ASPECT_ERROR = 0.003
+
+
+def vertical_stretch(geom: PageGeometry) -> float | None:
+    """Factor for a flattened photo's vertical axis that makes its 1-mm grid square (a wrong
+    sheet shape scales every amplitude); None where the pitch is already square to
+    MAX_ASPECT_ERROR or the horizontal lines do not clearly repeat."""
+    if geom.grey is None:
+        return None
+    k = geom.px_per_mm
+    py, ratio = refine_pitch(255.0 - geom.grey.mean(axis=1), k, span=0.12)
+    if ratio < GRID_RATIO or abs(py / k - 1) <= MAX_ASPECT_ERROR:
+        return None
+    return float(k / py)
+
+
 def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
     flat = page_homography(bgr)  # a photo: the page on a background, in perspective
     if flat is not None:
         hom, size = flat
-        geom = analyse(cv2.warpPerspective(bgr, hom, size, flags=cv2.INTER_LINEAR,
-                                           borderMode=cv2.BORDER_REPLICATE), opts.px_per_mm,
-                       flattened=True)
+
+        def flatten(hom, size):
+            return analyse(cv2.warpPerspective(bgr, hom, size, flags=cv2.INTER_LINEAR,
+                                               borderMode=cv2.BORDER_REPLICATE),
+                           opts.px_per_mm, flattened=True)
+
+        geom = flatten(hom, size)
+        stretch = vertical_stretch(geom)
+        if stretch is not None:  # the sheet's shape was misjudged: make its pixels square
+            hom = np.diag([1.0, stretch, 1.0]) @ hom
+            size = (size[0], int(round(size[1] * stretch)))
+            geom = flatten(hom, size)
         geom.deskew = geom.deskew @ hom  # image → flat page → deskewed
         geom.rectified = True
     else:
