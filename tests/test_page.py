@@ -217,3 +217,67 @@ def test_a_weak_periodicity_does_not_overrule_rows_that_agree():
     img = np.clip(page.image - stripes[None, :, None] + noise[..., None], 0, 255).astype(np.uint8)
     g = analyse(img)
     assert g.scale_source == "rows" and abs(g.px_per_mm / k - 1) < 0.002
+
+
+def test_a_lone_pulse_on_the_other_side_is_not_a_pulse():
+    """All rows of a printout have their pulses on one side: a "left pulse" found in the last
+    row (its label, the footer's text) while the others end in right pulses is demoted, and
+    the row takes the others' start."""
+    from digitize.page import Row, _consensus
+    k = 4.0
+    rows = [Row(y=100.0 * i, x_left=30.0, x_right=1010.0, x_start=31.0, x_end=1000.0,
+                pulse="right", pulse_mm=10.0) for i in range(5)]
+    rows.append(Row(y=600.0, x_left=20.0, x_right=1010.0, x_start=50.0, x_end=1012.0,
+                    pulse="left", pulse_mm=4.0))
+    _consensus(rows, k)
+    assert rows[-1].pulse == "none" and not np.isfinite(rows[-1].pulse_mm)
+    assert rows[-1].x_start == 31.0 and rows[-1].x_end == 1000.0
+
+
+def _photo_of(page: np.ndarray, dst: np.ndarray, size: tuple[int, int], shade=None):
+    h, w = page.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    H = cv2.getPerspectiveTransform(src, dst.astype(np.float32))
+    photo = cv2.warpPerspective(page, H, size, borderValue=(60, 70, 60)).astype(np.float32)
+    if shade is not None:
+        photo *= shade[..., None]
+    return cv2.GaussianBlur(np.clip(photo, 0, 255).astype(np.uint8), (0, 0), 1.0)
+
+
+@pytest.mark.parametrize("case", ["dim top", "corner off the frame"])
+def test_sheet_outline_past_a_dim_band_and_the_frame(case):
+    """The sheet's sides are its sharp edges, not where a global brightness threshold cuts a
+    dimly lit band off, and a side that leaves the image is still fitted along what shows."""
+    from digitize.page import OUTLINE_INSET
+    img = cv2.imread(str(PAGE.with_suffix(".png")))
+    h, w = img.shape[:2]
+    if case == "dim top":
+        size = (w + 260, h + 260)
+        dst = np.float32([[150, 120], [w + 60, 40], [w + 120, h + 150], [90, h + 80]])
+        yy = np.arange(size[1], dtype=np.float32)[:, None] * np.ones((1, size[0]), np.float32)
+        shade = np.clip(0.45 + 0.55 * (yy - 40) / 500, 0.45, 1.0)  # the top 500 px dimmed
+    else:
+        size = (w + 100, h + 200)
+        dst = np.float32([[60, 90], [w + 60, -12], [w + 90, h + 120], [30, h + 150]])
+        shade = None
+    photo = _photo_of(img, dst, size, shade)
+    found = page_homography(photo)
+    assert found is not None
+    hom, (pw, ph) = found
+    corners = cv2.perspectiveTransform((dst - 0.5).reshape(-1, 1, 2), hom).reshape(-1, 2)
+    expect = np.float32([[0, 0], [pw - 1, 0], [pw - 1, ph - 1], [0, ph - 1]])
+    inset = OUTLINE_INSET * max(photo.shape[:2])
+    assert np.abs(np.abs(corners - expect) - inset).max() < 2.0
+
+
+def test_a_misjudged_sheet_shape_is_made_square_by_the_grid():
+    """A flattened photo stretched 9 % vertically (an A4 sheet taken for letter): the grid's
+    vertical pitch gives the factor that makes its pixels square again."""
+    from digitize.pipeline import vertical_stretch
+    img = cv2.imread(str(PAGE.with_suffix(".png")))
+    h, w = img.shape[:2]
+    tall = cv2.resize(img, (w, int(round(h * 1.09))), interpolation=cv2.INTER_LINEAR)
+    g = analyse(tall, flattened=True)
+    stretch = vertical_stretch(g)
+    assert stretch is not None and abs(stretch * 1.09 - 1) < 0.003
+    assert vertical_stretch(analyse(img, flattened=True)) is None
