@@ -701,18 +701,31 @@ def page_homography(bgr: np.ndarray) -> tuple[np.ndarray, tuple[int, int]] | Non
     v = cv2.GaussianBlur(v, (0, 0), 2)
     _, bright = cv2.threshold(v, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     bright = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, np.ones((15, 15), np.uint8))
-    return _homography_from_region(bgr, bright, s)
+    found = _homography_from_region(bgr, bright, s)
+    if found is None:  # a shadow can cut the sheet's bright part in pieces: take them all
+        found = _homography_from_region(bgr, bright, s, min_piece=0.01)
+    return found
 
 
-def _homography_from_region(bgr: np.ndarray, bright: np.ndarray, s: float
+def _homography_from_region(bgr: np.ndarray, bright: np.ndarray, s: float,
+                            min_piece: float | None = None
                             ) -> tuple[np.ndarray, tuple[int, int]] | None:
-    """The sheet's homography from a mask of it on the reduced image (scale ``s``)."""
+    """The sheet's homography from a mask of it on the reduced image (scale ``s``): the
+    largest bright region, or with ``min_piece`` the hull of every region of at least that
+    share of the image."""
     h, w = bgr.shape[:2]
     contours, _ = cv2.findContours(bright, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     if not contours:
         return None
-    c = max(contours, key=cv2.contourArea)
-    area = cv2.contourArea(c) / (bright.shape[0] * bright.shape[1])
+    total = bright.shape[0] * bright.shape[1]
+    if min_piece is None:
+        c = max(contours, key=cv2.contourArea)
+    else:
+        pieces = [p for p in contours if cv2.contourArea(p) >= min_piece * total]
+        if len(pieces) < 2:
+            return None
+        c = cv2.convexHull(np.concatenate(pieces))
+    area = cv2.contourArea(c) / total
     if not 0.3 < area < 0.97:
         return None
     hull = cv2.convexHull(c)

@@ -244,7 +244,7 @@ def _photo_of(page: np.ndarray, dst: np.ndarray, size: tuple[int, int], shade=No
     return cv2.GaussianBlur(np.clip(photo, 0, 255).astype(np.uint8), (0, 0), 1.0)
 
 
-@pytest.mark.parametrize("case", ["dim top", "corner off the frame"])
+@pytest.mark.parametrize("case", ["dim top", "corner off the frame", "shadow across"])
 def test_sheet_outline_past_a_dim_band_and_the_frame(case):
     """The sheet's sides are its sharp edges, not where a global brightness threshold cuts a
     dimly lit band off, and a side that leaves the image is still fitted along what shows."""
@@ -256,6 +256,13 @@ def test_sheet_outline_past_a_dim_band_and_the_frame(case):
         dst = np.float32([[150, 120], [w + 60, 40], [w + 120, h + 150], [90, h + 80]])
         yy = np.arange(size[1], dtype=np.float32)[:, None] * np.ones((1, size[0]), np.float32)
         shade = np.clip(0.45 + 0.55 * (yy - 40) / 500, 0.45, 1.0)  # the top 500 px dimmed
+    elif case == "shadow across":  # a dark band cuts the lit sheet in two pieces
+        size = (w + 260, h + 260)
+        dst = np.float32([[150, 120], [w + 60, 40], [w + 120, h + 150], [90, h + 80]])
+        yy, xx = np.mgrid[:size[1], :size[0]].astype(np.float32)
+        d = (xx - 0.25 * size[0]) - 0.6 * (yy - 0.5 * size[1])
+        shade = np.where(np.abs(d) < 90, 0.3, 1.0).astype(np.float32)
+        shade = cv2.GaussianBlur(shade, (0, 0), 15)
     else:
         size = (w + 100, h + 200)
         dst = np.float32([[60, 90], [w + 60, -12], [w + 90, h + 120], [30, h + 150]])
