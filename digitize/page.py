@@ -436,21 +436,21 @@ def snap_gain(height_mm: float) -> float:
     return min(GAINS, key=lambda g: abs(np.log(height_mm / g)))
 
 
-def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: bool = False
-            ) -> PageGeometry:
+def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: bool = False,
+            border: float = 0.0) -> PageGeometry:
     """Scale, skew and trace rows of one page image (a faint pen is tried when no trace
     rows stand out at the normal ink threshold). ``flattened``: the image is a photographed
     sheet already cut out along its outline (no background left to find)."""
     try:
-        return _analyse(bgr, px_per_mm_hint, faint=False, flattened=flattened)
+        return _analyse(bgr, px_per_mm_hint, faint=False, flattened=flattened, border=border)
     except PageError as exc:
         if "no ECG trace rows" not in str(exc):
             raise
-        return _analyse(bgr, px_per_mm_hint, faint=True, flattened=flattened)
+        return _analyse(bgr, px_per_mm_hint, faint=True, flattened=flattened, border=border)
 
 
 def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
-             flattened: bool = False) -> PageGeometry:
+             flattened: bool = False, border: float = 0.0) -> PageGeometry:
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
     h, w = grey.shape
     warnings: list[str] = []
@@ -478,7 +478,7 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
     # scale from the rows: trace length of full rows, with the pulse excluded
     lengths = []
     for r in rows:
-        _ends(mask, r, k0, ratio)
+        _ends(mask, r, k0, ratio, border=border)
         lengths.append((r.x_end - r.x_start) / ROW_WIDTH_MM)
     k_rows = float(np.median(lengths))
     # rows agree with each other when their ends were found (pulses, or a shared start)
@@ -515,7 +515,7 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
         if not rows:
             raise PageError("no ECG trace rows found on the page")
     for r in rows:
-        _ends(mask, r, k, ratio, scale_known=source != "rows")
+        _ends(mask, r, k, ratio, scale_known=source != "rows", border=border)
     _consensus(rows, k)
     if k < MIN_PX_PER_MM:
         raise PageError(f"resolution too low ({k:.2f} px/mm < {MIN_PX_PER_MM})")
@@ -583,21 +583,22 @@ def _crossing(col: np.ndarray, level: float, rising: bool) -> float | None:
 
 
 def _ends(mask: np.ndarray, r: Row, k: float, ratio: np.ndarray | None = None,
-          scale_known: bool = False) -> None:
+          scale_known: bool = False, border: float = 0.0) -> None:
     """Trace start/end of a row from its extent and calibration pulse, to a fraction of a
     pixel where the ink map allows: at 100 Hz a 0.1-mm error is a quarter sample.
 
     With ``scale_known`` (k measured independently of the row ends), a full row's start also
     comes from its end, 250 mm earlier: a right-hand pulse then times the row, and a row
     without pulses is timed by the middle of its two pen caps, which does not depend on the
-    pen width."""
+    pen width. ``border``: px of paper cut away beyond the image's left and right edges (a
+    flattened photo is cut inside its outline), where ink running off the image starts/ends."""
     half = trace_width(mask, r, k) / 2
     w = mask.shape[1]
     yb = int(round(r.y))
     band = (yb - int(8 * k), yb + int(8 * k) + 1)
     # ink cut by the image border (a strip cropped at its first sample): the border is the start
-    r.x_start = r.x_left if r.x_left < 1 else r.x_left + half - 0.5
-    r.x_end = r.x_right if r.x_right > w - 1 else r.x_right - half + 0.5
+    r.x_start = r.x_left - border if r.x_left < 1 else r.x_left + half - 0.5
+    r.x_end = r.x_right + border if r.x_right > w - 1 else r.x_right - half + 0.5
     r.pulse, r.pulse_mm = "none", float("nan")
     left = find_pulse(mask, r, k, "left")
     right = find_pulse(mask, r, k, "right") if left is None else None
@@ -764,8 +765,7 @@ def _homography_from_region(bgr: np.ndarray, bright: np.ndarray, s: float,
     corners = np.array([meet(hh, vv_) for hh in hv for vv_ in vv])
     mid = corners.mean(axis=0)
     corners = corners[np.argsort(np.arctan2(*(corners - mid).T[::-1]))]  # around the centre
-    q = _refine_outline(bgr, corners / s, reach=max(8.0, 6.0 / s),
-                        inset=max(2.0, OUTLINE_INSET * max(h, w)))
+    q = _refine_outline(bgr, corners / s, reach=max(8.0, 6.0 / s), inset=outline_inset(bgr.shape))
     if not cv2.isContourConvex(q.astype(np.float32).reshape(-1, 1, 2)):
         return None
     # the quad must hold the bright region closely (a torn or folded outline is not a page)
@@ -790,6 +790,11 @@ def _homography_from_region(bgr: np.ndarray, bright: np.ndarray, s: float,
         return None
     dst = np.array([[0, 0], [pw - 1, 0], [pw - 1, ph - 1], [0, ph - 1]], np.float32)
     return cv2.getPerspectiveTransform(src, dst).astype(np.float64), (pw, ph)
+
+
+def outline_inset(shape: tuple) -> float:
+    """Px (of the photo) that a flattened sheet is cut inside its measured outline."""
+    return max(2.0, OUTLINE_INSET * max(shape[:2]))
 
 
 def _refine_outline(bgr: np.ndarray, quad: np.ndarray, reach: float, inset: float = 0.0

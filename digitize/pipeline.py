@@ -16,7 +16,7 @@ import numpy as np
 from digitize.leads import LEADS
 from digitize.geometry import grid_coordinate, refine_pitch
 from digitize.page import (GRID_RATIO, GRID_RATIO_NEAR_ROWS, PageError, PageGeometry, analyse, baseline,
-                           page_homography, snap_gain)
+                           outline_inset, page_homography, snap_gain)
 from digitize.layouts import LAYOUTS, ROW_WIDTH_MM, row_leads
 from digitize.quality import chest_gain_doubt, lead_quality, page_doubts, relation_power
 from digitize.reconstruct import LeadWindow, assemble, reconstruct, relabel
@@ -274,10 +274,17 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     if flat is not None:
         hom, size = flat
 
+        # the sheet is cut a little inside its outline: that much paper lies past the flat
+        # image's edges (a strip's trace runs off them)
+        c = np.array([[bgr.shape[1] / 2 - 50, bgr.shape[0] / 2], [bgr.shape[1] / 2 + 50,
+                                                                  bgr.shape[0] / 2]])
+        fc = cv2.perspectiveTransform(c.reshape(-1, 1, 2), hom).reshape(-1, 2)
+        border = outline_inset(bgr.shape) * float(np.linalg.norm(fc[1] - fc[0])) / 100.0
+
         def flatten(hom, size):
             return analyse(cv2.warpPerspective(bgr, hom, size, flags=cv2.INTER_LINEAR,
                                                borderMode=cv2.BORDER_REPLICATE),
-                           opts.px_per_mm, flattened=True)
+                           opts.px_per_mm, flattened=True, border=border)
 
         geom = flatten(hom, size)
         stretch = vertical_stretch(geom)

@@ -288,3 +288,19 @@ def test_a_misjudged_sheet_shape_is_made_square_by_the_grid():
     stretch = vertical_stretch(g)
     assert stretch is not None and abs(stretch * 1.09 - 1) < 0.003
     assert vertical_stretch(analyse(img, flattened=True)) is None
+
+
+def test_a_trace_cut_by_the_image_edge_starts_where_the_paper_was_cut():
+    """A strip's trace runs the paper's whole width; a flattened photo is cut a few px inside
+    the sheet's outline. The row's start and end are the cut-away paper's edges, not the
+    image's (else every sample is late by the cut: ~25 ms on the val strip photos)."""
+    t = np.arange(5000) / 500.0
+    sig = np.stack([0.8 * np.sin(2 * np.pi * 1.2 * t + j) ** 15 for j in range(12)], 1)
+    spec = sample_spec(np.random.default_rng(2), "strip", "clean", dpi=200.0)
+    page = render_page(sig.astype(np.float32), 500.0, spec)
+    full = analyse(page.image).rows[0]
+    cut = 5
+    g = analyse(page.image[:, cut:-cut], flattened=True, border=cut)
+    r = g.rows[0]
+    assert abs((r.x_start + cut) - full.x_start) < 0.6
+    assert abs((r.x_end + cut) - full.x_end) < 0.6
