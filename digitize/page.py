@@ -263,6 +263,7 @@ def _rows(clean: np.ndarray, mask: np.ndarray, px_per_mm: float) -> list[Row]:
     smooth = gaussian_filter1d(coverage, 2.0)
     peaks, _ = find_peaks(smooth, height=0.45 * ROW_WIDTH_MM, distance=int(8 / 0.5))
     rows = []
+    occupied = {}  # per row: which 2-mm columns of its band hold ink
     ys, xs = np.nonzero(mask)
     for i, p in enumerate(peaks):
         yc = (p + 0.5) * by
@@ -284,20 +285,46 @@ def _rows(clean: np.ndarray, mask: np.ndarray, px_per_mm: float) -> list[Row]:
         if band_px.any(axis=0).mean() < 0.45:
             continue
         rows.append(Row(y=float(yc), x_left=a * bx, x_right=(b + 1) * bx))
+        occupied[id(rows[-1])] = occ
     rows = _merge_close(rows, 8 * k)
     # rows of a printout have one length (250 mm): a band much longer or shorter than the
     # others is a page edge, a stain or handwriting; nor does a row sit on the image's edge
     rows = [r for r in rows if 2 * k < r.y < h - 2 * k]
+    trimmed = set()
     if len(rows) >= 3:
         ext = np.median([r.x_right - r.x_left for r in rows])
-        rows = [r for r in rows if abs((r.x_right - r.x_left) / ext - 1) < 0.1]
+        left, right = np.median([r.x_left for r in rows]), np.median([r.x_right for r in rows])
+        # the others' extent is known where most rows share it, ends and all
+        agree = sum(abs(r.x_left - left) < 2 * bx and abs(r.x_right - right) < 2 * bx
+                    for r in rows) > len(rows) / 2
+        keep = []
+        for r in rows:
+            rel = (r.x_right - r.x_left) / ext - 1
+            if abs(rel) < 0.1:
+                keep.append(r)
+            elif not agree:
+                continue
+            elif rel > 0 and r.x_left <= left + bx and r.x_right >= right - bx:
+                # spans the others' extent and more: a stain or handwriting joined to the
+                # trace's band — the row is the others' length
+                r.x_left, r.x_right = float(left), float(right)
+                trimmed.add(id(r))
+                keep.append(r)
+            elif rel < 0 and r.x_left >= left - bx and r.x_right <= right + bx and \
+                    occupied[id(r)][int(left // bx):int(right // bx)].mean() >= 0.6:
+                # inside the others' extent, its ink broken by more than 6 mm (a stain, a
+                # scribble, a fold): the row is the others' length
+                r.x_left, r.x_right = float(left), float(right)
+                trimmed.add(id(r))
+                keep.append(r)
+        rows = keep
     for r in rows:
         r.y = baseline(mask, r.y, r.x_left, r.x_right, k)
         # pixel-precise ends: first/last ink column within ±4 mm of the baseline
         band = clean[int(max(0, r.y - 8 * k)):int(r.y + 8 * k + 1)].any(axis=0)
         lo, hi = int(max(0, r.x_left - 2 * bx)), int(min(w, r.x_right + 2 * bx))
         cols = np.flatnonzero(band[lo:hi])
-        if len(cols):
+        if len(cols) and id(r) not in trimmed:
             if lo + cols[0] <= r.x_left + 2 * bx:
                 r.x_left = float(lo + cols[0])
             if lo + cols[-1] + 1 >= r.x_right - 2 * bx:
