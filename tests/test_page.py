@@ -304,3 +304,22 @@ def test_a_trace_cut_by_the_image_edge_starts_where_the_paper_was_cut():
     r = g.rows[0]
     assert abs((r.x_start + cut) - full.x_start) < 0.6
     assert abs((r.x_end + cut) - full.x_end) < 0.6
+
+
+def test_a_row_broken_by_a_stain_keeps_its_place():
+    """A stain (or a fold, a scribble) breaks one row's trace for 30 mm: the row keeps the
+    others' extent instead of being dropped (a 6x1 page would be read as 3x4+2)."""
+    t = np.arange(5000) / 500.0
+    sig = np.stack([0.8 * np.sin(2 * np.pi * 1.2 * t + j) ** 15 for j in range(12)], 1)
+    spec = sample_spec(np.random.default_rng(5), "6x1", "clean", dpi=110.0, pulse="left",
+                       lead_group="limb", trace_width_mm=0.35)
+    page = render_page(sig.astype(np.float32), 500.0, spec)
+    img = page.image.copy()
+    k = page.meta["px_per_mm"]
+    lead = page.meta["leads"][3]
+    y = int(round(lead["baseline_y"]))
+    x0 = int(round((lead["x0_mm"] + 60) * k))
+    img[y - int(11 * k):y + int(11 * k), x0:x0 + int(30 * k)] = 255  # the trace there is gone
+    rows = analyse(img).rows
+    assert len(rows) == 6
+    assert abs(rows[3].x_start - rows[2].x_start) < 1.0
