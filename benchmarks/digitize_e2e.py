@@ -9,7 +9,7 @@ detected), every other drawn parameter random (gain 5/10/20, half-gain chest lea
 left/right/none, 64-300 dpi...). The digitize command runs as a user runs it: a subprocess, the
 shipped model, no ground-truth geometry.
 
-    ECG_DATA_DIR=../shared/data python benchmarks/digitize_e2e.py --pages 3 --out runs/e2e
+    ECG_DATA_DIR=../shared/data python benchmarks/digitize_e2e.py --pages 8 --out runs/e2e
 """
 from __future__ import annotations
 
@@ -109,7 +109,7 @@ def summarise(metas: list[dict], out: Path) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--pages", type=int, default=3, help="pages per style x layout")
+    ap.add_argument("--pages", type=int, default=8, help="pages per style x layout")
     ap.add_argument("--out", default="runs/e2e")
     ap.add_argument("--data", default=None)
     ap.add_argument("--summarise-only", action="store_true",
