@@ -710,9 +710,16 @@ def _consensus(rows: list[Row], k: float) -> None:
                     r.x_start = x
         else:
             x = float(np.median([r.x_end for r in found]))
+            x0 = float(np.median([r.x_start for r in found]))
+            if len(found) >= 3:  # a pulsed row whose ink starts early (a stroke before it)
+                for r in found:
+                    if abs(r.x_start - x0) > 2 * k and abs(r.x_end - x) < k:
+                        r.x_start = x0 + (r.x_end - x)
             for r in rows:
                 if r.pulse == "none" and (most or abs(r.x_right - (x + 8 * k)) < 6 * k):
-                    r.x_end = x
+                    # its end, and its start too: the rows' own ink can run past it (a row
+                    # cut by the image's edge, a stroke before the first sample)
+                    r.x_end, r.x_start = x, x0
 
 
 def page_homography(bgr: np.ndarray) -> tuple[np.ndarray, tuple[int, int]] | None:

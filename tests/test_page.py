@@ -323,3 +323,18 @@ def test_a_row_broken_by_a_stain_keeps_its_place():
     rows = analyse(img).rows
     assert len(rows) == 6
     assert abs(rows[3].x_start - rows[2].x_start) < 1.0
+
+
+def test_a_pulsed_row_whose_ink_starts_early_takes_the_others_start():
+    """Rows end in right-hand pulses; one row's ink starts 5 mm early (a stroke at the image
+    edge), too far from 250 mm before its end to be trusted: it takes the others' start, and a
+    row whose pulse was missed takes their start and end."""
+    from digitize.page import Row, _consensus
+    k = 10.0
+    rows = [Row(y=300.0 * i, x_left=130.0, x_right=2714.0, x_start=132.0, x_end=2631.8,
+                pulse="right", pulse_mm=10.0) for i in range(5)]
+    rows[0].x_start, rows[0].x_left = 84.4, 82.0
+    rows.append(Row(y=1600.0, x_left=130.0, x_right=2810.0, x_start=140.0, x_end=2700.0))
+    _consensus(rows, k)
+    assert abs(rows[0].x_start - 132.0) < 0.5
+    assert rows[-1].x_start == 132.0 and rows[-1].x_end == 2631.8
