@@ -25,6 +25,9 @@ from digitize.strips import StripGeometry
 _BY_ROWS = {1: ("strip",), 3: ("3x4",), 4: ("3x4+1",), 5: ("3x4+2",),
             6: ("6x2", "3x4+3", "6x1"), 12: ("12x1",)}
 _RHYTHM_DEFAULT = ("II", "V1", "V5")
+#: A row whose ink ends this far (mm) before its 10 s has nothing drawn after its end (the
+#: printout's rows were shorter than 250 mm).
+INK_END_MARGIN_MM = 1.0
 
 
 @dataclass
@@ -80,9 +83,15 @@ def windows_for(geom: PageGeometry, layout: str, opts: Options, gain: float | li
             y = baseline(geom.mask, row.y, x0, x1, kc, reach_mm=5.0) if geom.mask is not None \
                 else row.y
             g = gain[i] if isinstance(gain, list) else gain
+            # a printout's rows can be shorter than 10 s (245 mm on one real one): past the
+            # ink's end there is only grid, which must not be read as trace
+            t_end = float("inf")
+            if c == len(leads) - 1 and np.isfinite(row.x_end) and \
+                    row.x_end < x1 - INK_END_MARGIN_MM * kc:
+                t_end = c * win + (row.x_end - x0) / kc / opts.speed
             out.append(LeadWindow(lead, c * win, (c + 1) * win, g, opts.speed,
                                   StripGeometry(x0 / kc, win * opts.speed, y / kc, kc,
-                                                geom.to_image)))
+                                                geom.to_image), t_end))
             x0 = x1
     return out
 

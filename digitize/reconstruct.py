@@ -19,6 +19,8 @@ class LeadWindow:
     gain: float
     speed: float
     geom: StripGeometry
+    #: past this time (s) the row's ink has ended on the page: nothing is drawn there
+    t_ink_end: float = float("inf")
 
 
 @dataclass
@@ -55,6 +57,8 @@ def reconstruct(grey: np.ndarray, windows: list[LeadWindow], engine, fs: float, 
         idx, mv = columns_to_signal(value, w.gain, tc, fs, w.t0, w.t1)
         keep = (idx >= 0) & (idx < n_samples)
         idx, mv = idx[keep], mv[keep]
+        if np.isfinite(w.t_ink_end):
+            mv = np.where(idx / fs > w.t_ink_end, np.nan, mv)
         if trim_conf is not None:
             good = np.flatnonzero(np.asarray(conf) >= trim_conf)
             dt = 1.0 / (spec.px_per_mm_x * w.speed)

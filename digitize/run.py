@@ -122,6 +122,10 @@ def draw_overlay(bgr: np.ndarray, res: PageResult) -> np.ndarray:
         if not len(good):
             continue
         cols = np.arange(good[0], good[-1] + 1)
+        w = r.window  # nor past the row's ink end
+        cols = cols[w.t0 + cols / spec_kx / w.speed <= w.t_ink_end]
+        if not len(cols):
+            continue
         x_mm = g.x0_mm + cols / spec_kx
         y_mm = g.centre_mm - np.asarray(r.value_mm, np.float64)[cols]
         pts = np.stack([x_mm * g.px_per_mm, y_mm * g.px_per_mm, np.ones_like(x_mm)])

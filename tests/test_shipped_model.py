@@ -50,3 +50,30 @@ def test_wheel_contains_the_model(tmp_path):
     assert "exported/model.onnx" in names
     assert "exported/MODEL_CARD.md" in names and "exported/metrics.json" in names
     assert not any(n.startswith(("tests/", "examples/", "runs/")) for n in names)
+
+
+def test_rows_shorter_than_ten_seconds_end_where_their_ink_ends(shipped):
+    """One real printout's rows run 245 mm, not 250: past the ink's end there is only grid,
+    whose dark lines the model would read as a trace. Those samples are not drawn (NaN), the
+    rest is kept."""
+    import numpy as np
+    from digitize.pipeline import Options, convert_page
+    from trainer.render import render_page, sample_spec
+    t = np.arange(5000) / 500.0
+    sig = np.stack([0.8 * np.sin(2 * np.pi * 1.2 * t + j) ** 15 for j in range(12)], 1)
+    spec = sample_spec(np.random.default_rng(5), "6x1", "clean", dpi=110.0, pulse="left",
+                       lead_group="limb", trace_width_mm=0.35, grid="lines")
+    page = render_page(sig.astype(np.float32), 500.0, spec)
+    img = page.image.copy()
+    k = page.meta["px_per_mm"]
+    for lead in page.meta["leads"]:  # the last 6 mm of every row: blank paper
+        y = int(round(lead["baseline_y"]))
+        x1 = int(round((lead["x0_mm"] + lead["width_mm"]) * k))
+        img[y - int(12 * k):y + int(12 * k), x1 - int(6 * k):x1 + int(2 * k)] = \
+            img[y - int(12 * k):y + int(12 * k), 5:5 + int(6 * k) + int(2 * k)]
+    res = convert_page(img, shipped, Options(fs=500.0))
+    assert res.layout == "6x1"
+    drawn = np.isfinite(res.signal)
+    drawn = drawn[:, :6] if drawn[:, :6].any() else drawn[:, 6:]  # limb or chest reading
+    last = np.array([np.flatnonzero(drawn[:, j]).max() for j in range(6)]) / 500.0
+    assert np.all((last > 9.6) & (last < 9.8)), last  # ink ends at 9.76 s
