@@ -835,12 +835,12 @@ def outline_inset(shape: tuple) -> float:
 def _refine_outline(bgr: np.ndarray, quad: np.ndarray, reach: float, inset: float = 0.0
                     ) -> np.ndarray:
     """The paper's corners to a pixel or better: each side of ``quad`` (corners in order, full
-    resolution, found on a reduced image) is moved to the sharpest dark-to-bright step across
-    it, sampled at points along the side and fitted robustly, then moved ``inset`` px onto the
-    paper (a sliver of background along the flattened page's border would join the rows). Shading is smooth and multiplies
-    paper and background alike, so the step stays sharp under a shadow; points outside the
-    image or without a clear step (a side cut by the frame) are skipped, and a side with too
-    few of them keeps its first estimate."""
+    resolution, found on a reduced image) is moved to the largest sharp dark-to-bright step in
+    log-brightness across it, sampled at points along the side and fitted robustly, then moved
+    ``inset`` px onto the paper (a sliver of background along the flattened page's border
+    would join the rows). Shading is smooth and multiplies paper and background alike, so the
+    step stays sharp under a shadow; points outside the image or without a clear step (a side
+    cut by the frame) are skipped, and a side with too few of them keeps its first estimate."""
     v = cv2.GaussianBlur(_brightest(bgr).astype(np.float32), (0, 0), 1.0)
     centre = quad.mean(axis=0)
     # inward a little (the first estimate may lie outside the sheet: a side that leaves the

@@ -234,16 +234,13 @@ def _identify_rhythm(sig_panels: np.ndarray, rhythm_sigs: list[np.ndarray], fs: 
         for li, lead in enumerate(LEADS):
             p = sig_panels[:, li]
             best_c = -np.inf
-            for d in range(-lag, lag + 1):
-                q = np.roll(p, d)
-                ok = np.isfinite(q) & np.isfinite(r)
-                if d > 0:  # samples rolled round the end are not the panel
-                    ok[:d] = False
-                elif d < 0:
-                    ok[d:] = False
+            n = len(r)
+            for d in range(-lag, lag + 1):  # the panel delayed by d samples against the strip
+                q, s = (p[:n - d], r[d:]) if d >= 0 else (p[-d:], r[:n + d])
+                ok = np.isfinite(q) & np.isfinite(s)
                 if ok.sum() < fs:
                     continue
-                a, b = q[ok] - q[ok].mean(), r[ok] - r[ok].mean()
+                a, b = q[ok] - q[ok].mean(), s[ok] - s[ok].mean()
                 den = float(np.dot(b, b))
                 if den > 0:
                     best_c = max(best_c, 1.0 - float(np.dot(a - b, a - b)) / den)
@@ -284,10 +281,10 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         hom, size = flat
 
         # the sheet is cut a little inside its outline: that much paper lies past the flat
-        # image's edges (a strip's trace runs off them)
-        c = np.array([[bgr.shape[1] / 2 - 50, bgr.shape[0] / 2], [bgr.shape[1] / 2 + 50,
-                                                                  bgr.shape[0] / 2]])
-        fc = cv2.perspectiveTransform(c.reshape(-1, 1, 2), hom).reshape(-1, 2)
+        # image's edges (a strip's trace runs off them), in flat px (the local scale at the
+        # image's centre, from 100 px across it)
+        cx, cy = bgr.shape[1] / 2, bgr.shape[0] / 2
+        fc = cv2.perspectiveTransform(np.array([[[cx - 50, cy]], [[cx + 50, cy]]]), hom)
         border = outline_inset(bgr.shape) * float(np.linalg.norm(fc[1] - fc[0])) / 100.0
 
         def flatten(hom, size):
