@@ -75,6 +75,7 @@ class Row:
     x_end: float = float("nan")  # where it ends
     pulse: str = "none"  # 'left' | 'right' | 'none'
     pulse_mm: float = float("nan")  # pulse height in mm (gain for 1 mV)
+    step_mm: float = float("nan")  # a stepped pulse's second height (chest leads' gain)
 
 
 @dataclass
@@ -364,12 +365,15 @@ def baseline(mask: np.ndarray, y_guess: float, x0: float, x1: float, px_per_mm: 
 
 
 def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
-               ) -> tuple[float, float, float] | None:
-    """A flat-topped calibration pulse at one end of a row → (x_rise, x_fall, height_mm).
+               ) -> tuple[float, float, float, float] | None:
+    """A flat-topped calibration pulse at one end of a row → (x_rise, x_fall, height_mm,
+    step_mm): ``step_mm`` is the height of a stepped pulse's second half (split gain: limb
+    leads at ``height_mm``, chest leads at ``step_mm``), else ``height_mm``.
 
     Per column the topmost ink above the baseline; a pulse is a run of 2.5–13 mm of columns
-    at a constant height of 3+ mm, joined to the baseline by a vertical edge at its row-end
-    side (which rules out the pulse of the row above), at most 3.5 mm from the row's end.
+    at a constant height of 3+ mm (or two runs a factor 2 apart), joined to the baseline by a
+    vertical edge at its row-end side (which rules out the pulse of the row above), at most
+    3.5 mm from the row's end.
     """
     k = px_per_mm
     h, w = mask.shape
@@ -406,25 +410,39 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
         height = np.where(has, (row.y - (top + y0)) / k, np.nan)
         flat = np.zeros(len(height), bool)
         flat[1:] = np.abs(np.diff(height)) <= 0.35
-        flat &= height >= 3.0
-        for a, b in _runs(flat, max_gap=0):
-            a = max(0, a - 1)
+        cands = [[(max(0, a - 1), b)] for a, b in _runs(flat & (height >= 3.0), max_gap=0)]
+        # or two adjacent flat runs a factor 2 apart: the stepped pulse of split gain (limb
+        # leads at the first height, chest leads at the second, down to 2.5 mm)
+        runs = [(max(0, a - 1), b) for a, b in _runs(flat & (height >= 2.0), max_gap=0)]
+        runs = [(a, b) for a, b in runs if b - a + 1 >= 1.0 * k]
+        for (a1, b1), (a2, b2) in zip(runs, runs[1:]):
+            h1, h2 = (float(np.median(height[a:b + 1])) for a, b in ((a1, b1), (a2, b2)))
+            if a2 - b1 <= max(2, 0.5 * k) and max(h1, h2) >= 3.0 \
+                    and abs(abs(np.log(h1 / h2)) - np.log(2)) < 0.2 \
+                    and 0.5 <= (b2 - a2 + 1) / (b1 - a1 + 1) <= 2:
+                cands.append([(a1, b1), (a2, b2)])
+        for spans in cands:
+            a, b = spans[0][0], spans[-1][1]
             width_mm = (b - a + 1) / k
             if not 2.5 <= width_mm <= 13.0:
                 continue
+            tops = [int(np.median(top[sa:sb + 1])) for sa, sb in spans]
+            t = tops[0] if side == "left" else tops[-1]  # the stroke at the row-end side
             edge = range(max(0, a - int(1.5 * k)), min(len(height), a + int(0.6 * k) + 1)) \
                 if side == "left" else \
                 range(max(0, b - int(0.6 * k)), min(len(height), b + int(1.5 * k) + 1))
-            t = int(np.median(top[a:b + 1]))
             if not any(_solid(sub[t:, c], max(2, int(0.6 * k))) for c in edge):
                 continue  # no vertical edge down to the baseline: not this row's pulse
-            if best is None or width_mm > best[3] + 0.5 / k:
-                c = (a + b) // 2
-                thick = int(np.argmin(sub[t:, c] > 0)) if not sub[t:, c].all() else 1
-                hmm = (row.y - (y0 + t + thick / 2)) / k
+            if best is None or width_mm > best[4] + 0.5 / k:
+                hmm = []
+                for (sa, sb), ts in zip(spans, tops):
+                    c = (sa + sb) // 2
+                    thick = int(np.argmin(sub[ts:, c] > 0)) if not sub[ts:, c].all() else 1
+                    hmm.append((row.y - (y0 + ts + thick / 2)) / k)
                 # the timing edge (fall of a left pulse, rise of a right one) is the solid
                 # column nearest the flat run's end: the run can stop short of it where a
                 # label or a grid line touches the top
+                t = tops[-1] if side == "left" else tops[0]
                 near = range(max(0, b - int(0.6 * k)), min(len(height), b + int(1.5 * k) + 1)) \
                     if side == "left" else range(max(0, a - int(1.5 * k)), a + int(0.6 * k) + 1)
                 solid = [c for c in near if _solid(sub[t:, c], max(2, int(0.6 * k)))]
@@ -432,15 +450,15 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
                     b = max(solid)
                 elif solid:
                     a = min(solid)
-                best = (x0 + a, x0 + b + 1, float(hmm), width_mm)
+                best = (x0 + a, x0 + b + 1, float(hmm[0]), float(hmm[-1]), width_mm)
     if best is None:
         return None
-    xa, xb, hmm, _ = best
+    xa, xb, hmm, step, _ = best
     if side == "left" and (xa - row.x_left > 3.5 * k or row.x_left - xb > 3.5 * k):
         return None
     if side == "right" and (row.x_right - xb > 3.5 * k or xa - row.x_right > 3.5 * k):
         return None
-    return float(xa), float(xb), hmm
+    return float(xa), float(xb), hmm, step
 
 
 def _drop_specks(mask: np.ndarray, min_extent: int) -> np.ndarray:
@@ -627,7 +645,7 @@ def _ends(mask: np.ndarray, r: Row, k: float, ratio: np.ndarray | None = None,
     # ink cut by the image border (a strip cropped at its first sample): the border is the start
     r.x_start = r.x_left - border if r.x_left < 1 else r.x_left + half - 0.5
     r.x_end = r.x_right + border if r.x_right > w - 1 else r.x_right - half + 0.5
-    r.pulse, r.pulse_mm = "none", float("nan")
+    r.pulse, r.pulse_mm, r.step_mm = "none", float("nan"), float("nan")
     left = find_pulse(mask, r, k, "left")
     right = find_pulse(mask, r, k, "right") if left is None else None
     if ratio is not None and left is None and r.x_left >= 3:
@@ -651,19 +669,19 @@ def _ends(mask: np.ndarray, r: Row, k: float, ratio: np.ndarray | None = None,
                 if abs(e - r.x_end) < 1.5:
                     cap_end = e
     if left is not None:
-        r.pulse, r.pulse_mm = "left", left[2]
+        r.pulse, r.pulse_mm, r.step_mm = "left", left[2], left[3]
         # the flat top's ink ends half a pen width after the falling edge; then a 1-mm foot
         # and a 1-mm gap before the trace (the usual layout: pulse, then the first sample)
         x_fall = left[1] - 0.5 - half
         if ratio is not None:  # the falling stroke's centre: its ink centroid, sub-pixel
-            top = int(round(r.y - left[2] * k))
+            top = int(round(r.y - left[3] * k))  # the falling stroke: from the step
             c = _stroke_centre(ratio, mask, int(left[1] - 2 * half) - 4, int(left[1]) + 4,
                                top + int(half) + 2, yb - int(half) - 1)
             if c is not None and abs(c - x_fall) < 1.5:
                 x_fall = c
         r.x_start = x_fall + 2.0 * k + PULSE_BIAS_PX["left"]
     elif right is not None:
-        r.pulse, r.pulse_mm = "right", right[2]
+        r.pulse, r.pulse_mm, r.step_mm = "right", right[2], right[3]
         x_rise = right[0] - 0.5 + half
         if ratio is not None:
             top = int(round(r.y - right[2] * k))
@@ -695,7 +713,7 @@ def _consensus(rows: list[Row], k: float) -> None:
         if len(found) >= 2 and len(found) > len(rows) / 2:
             for r in rows:
                 if r.pulse == other:
-                    r.pulse, r.pulse_mm = "none", float("nan")
+                    r.pulse, r.pulse_mm, r.step_mm = "none", float("nan"), float("nan")
                     if side == "right":  # its start: the others' (x_end is set below)
                         r.x_start = float(np.median([f.x_start for f in found]))
     for side in ("left", "right"):

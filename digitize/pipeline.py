@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from digitize.leads import LEADS
+from digitize.leads import CHEST_LEADS, LEADS
 from digitize.geometry import grid_coordinate, refine_pitch
 from digitize.page import (GRID_RATIO, GRID_RATIO_NEAR_ROWS, PageError, PageGeometry, analyse, baseline,
                            outline_inset, page_homography, snap_gain)
@@ -55,13 +55,16 @@ class PageResult:
     windows: list  # LeadResult
     quality: dict
     warnings: list[str] = field(default_factory=list)
+    chest_gain: float | None = None  # split gain: the chest leads' (stepped pulses), else None
 
 
-def windows_for(geom: PageGeometry, layout: str, opts: Options, gain: float | list[float],
+def windows_for(geom: PageGeometry, layout: str, opts: Options,
+                gain: float | list[float] | list[tuple[float, float]],
                 grid_maps: list | None = None) -> list[LeadWindow]:
     """Lead windows of a layout on the measured rows (rhythm strips named II, V1, V5 and 6x1
     rows as limb leads until the pipeline reads them otherwise). ``grid_maps``: per row, the
-    paper's millimetres along it from the grid (``row_grid_maps``), or None."""
+    paper's millimetres along it from the grid (``row_grid_maps``), or None. ``gain``: the
+    page's, or per row one gain or a (limb, chest) pair."""
     k = geom.px_per_mm
     row_s = min(ROW_WIDTH_MM / opts.speed, 10.0)
     out = []
@@ -83,6 +86,9 @@ def windows_for(geom: PageGeometry, layout: str, opts: Options, gain: float | li
             y = baseline(geom.mask, row.y, x0, x1, kc, reach_mm=5.0) if geom.mask is not None \
                 else row.y
             g = gain[i] if isinstance(gain, list) else gain
+            if isinstance(g, tuple):
+                own = single_gain(row, g) if len(leads) == 1 else None
+                g = own if own is not None else g[1] if lead in CHEST_LEADS else g[0]
             # a printout's rows can be shorter than 10 s (245 mm on one real one): past the
             # ink's end there is only grid, which must not be read as trace
             t_end = float("inf")
@@ -202,14 +208,42 @@ def gain_from_pulses(geom: PageGeometry, gain_opt: str) -> tuple[float, list[str
     return g, []
 
 
-def row_gains(geom: PageGeometry, page_gain: float, gain_opt: str) -> list[float]:
+def _stepped(r) -> bool:
+    return bool(np.isfinite(r.step_mm) and abs(np.log(r.step_mm / r.pulse_mm)) > 0.3)
+
+
+def single_gain(row, pair: tuple[float, float]) -> float | None:
+    """A one-lead row's (rhythm strip's) gain on a split-gain page: its own plain pulse, at
+    the limb or the chest gain, says which kind of lead it is; None where it does not."""
+    if row.pulse == "none" or not np.isfinite(row.pulse_mm) or _stepped(row):
+        return None
+    g = snap_gain(row.pulse_mm) if row.pulse_mm > 4 else 2.5 if row.pulse_mm > 2 else None
+    return g if g in pair else None
+
+
+def chest_gain_from_steps(geom: PageGeometry, page_gain: float) -> float | None:
+    """Split gain (chest leads at half or double the limb leads' gain, as for tall chest
+    complexes): electrocardiographs then print a stepped calibration pulse — the limb gain's
+    height, then the chest gain's. The chest gain when two or more rows' steps agree."""
+    ratios = [0.5 if r.step_mm < r.pulse_mm else 2.0 for r in geom.rows if _stepped(r)]
+    for f in (0.5, 2.0):
+        if ratios.count(f) >= 2 and ratios.count(f) > len(ratios) / 2:
+            return page_gain * f
+    return None
+
+
+def row_gains(geom: PageGeometry, page_gain: float, gain_opt: str,
+              chest: float | None = None) -> list[float] | list[tuple[float, float]]:
     """Gain per row: the page's, except where two or more rows' own pulses agree on another
     standard value (a 12x1 or 6x1 page with the chest leads at half gain draws each row's
-    pulse at that row's gain)."""
+    pulse at that row's gain). With a split gain (``chest``), per row a (limb, chest) pair
+    (``single_gain`` then reads a rhythm strip's own pulse)."""
     snapped = [snap_gain(r.pulse_mm) if np.isfinite(r.pulse_mm) and r.pulse_mm > 2 else None
                for r in geom.rows]
     if gain_opt != "auto":
         return [page_gain] * len(geom.rows)
+    if chest is not None:
+        return [(page_gain, chest)] * len(geom.rows)
     return [g if g is not None and g != page_gain and snapped.count(g) >= 2 else page_gain
             for g in snapped]
 
@@ -219,19 +253,23 @@ RHYTHM_MARGIN = 0.05
 RHYTHM_LAG_S = 0.02
 
 
-def _identify_rhythm(sig_panels: np.ndarray, rhythm_sigs: list[np.ndarray], fs: float
-                     ) -> tuple[str, ...]:
+def _identify_rhythm(sig_panels: np.ndarray, rhythm_sigs: list[np.ndarray], fs: float,
+                     groups: list[tuple[str, ...] | None] | None = None) -> tuple[str, ...]:
     """Lead of each rhythm strip: the 3x4 panel it matches best over that panel's window
     (R² of the panel as the strip, offsets removed, best within ±RHYTHM_LAG_S: shape and
     amplitude, so leads of alike shape — aVR and V1 both negative — are told apart by their
     size, and a few ms of timing error between rows do not decide). The standard lead of the
     row stays unless another panel explains ≥ 80 % of the strip's variance and clearly more
-    than the standard one does."""
+    than the standard one does. ``groups``: per strip, the leads it can be (a split-gain page
+    says by its pulse's height whether a strip is a limb or a chest lead), or None."""
     lag = int(round(RHYTHM_LAG_S * fs))
     names = []
     for j, r in enumerate(rhythm_sigs):
         scores = {}
+        group = (groups[j] if groups else None) or LEADS
         for li, lead in enumerate(LEADS):
+            if lead not in group:
+                continue
             p = sig_panels[:, li]
             best_c = -np.inf
             n = len(r)
@@ -247,6 +285,8 @@ def _identify_rhythm(sig_panels: np.ndarray, rhythm_sigs: list[np.ndarray], fs: 
             if np.isfinite(best_c):
                 scores[lead] = best_c
         default = _RHYTHM_DEFAULT[j]
+        if default not in group:  # the group's best, however poor
+            default = max(scores, key=scores.get, default=group[0])
         best = max(scores, key=scores.get, default=default)
         if scores.get(best, 0.0) < RHYTHM_MIN_R2 or (
                 scores[best] < scores.get(default, -np.inf) + RHYTHM_MARGIN):
@@ -324,8 +364,16 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     row_s = min(ROW_WIDTH_MM / opts.speed, 10.0)
     n = int(round(row_s * opts.fs))
 
-    gains = row_gains(geom, gain, opts.gain)
-    if len(set(gains)) > 1:
+    chest = chest_gain_from_steps(geom, gain)
+    if chest is not None and opts.gain != "auto":
+        warnings.append(f"--gain {opts.gain} but stepped calibration pulses say the chest "
+                        f"leads are at {chest:g} mm/mV")
+        chest = None
+    elif chest is not None:
+        warnings.append(f"split gain (stepped calibration pulses): limb {gain:g}, "
+                        f"chest {chest:g} mm/mV")
+    gains = row_gains(geom, gain, opts.gain, chest)
+    if chest is None and len(set(gains)) > 1:
         warnings.append("rows at different gains (their pulses): "
                         + ", ".join(f"{g:g}" for g in gains) + " mm/mV")
 
@@ -341,11 +389,17 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         sig, results = run(layout)
         yield sig, results
         if layout == "6x1":
-            chest = relabel(results, list(LEADS[6:]))
-            yield assemble(chest, n), chest
+            as_chest = relabel(results, list(LEADS[6:]))
+            yield assemble(as_chest, n), as_chest
         elif layout.startswith("3x4+"):
             rows_sig = _rhythm_signals(results, opts.fs, n)
-            rhythm = _identify_rhythm(_panels_only(results, opts.fs, n), rows_sig, opts.fs)
+            groups = None
+            if chest is not None:  # a rhythm row's plain pulse at the limb or the chest gain
+                own = [single_gain(r, (gain, chest)) for r in geom.rows[-len(rows_sig):]]
+                groups = [None if g is None else LEADS[:6] if g == gain else CHEST_LEADS
+                          for g in own]
+            rhythm = _identify_rhythm(_panels_only(results, opts.fs, n), rows_sig, opts.fs,
+                                      groups)
             if rhythm != _RHYTHM_DEFAULT[:len(rows_sig)]:
                 k = len(rows_sig)  # the rhythm strips are the last windows
                 named = relabel(results, [r.window.lead for r in results[:-k]] + list(rhythm))
@@ -382,8 +436,9 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
                       f"{'calibration pulse' if timed == 'pulse' else 'trace ends'} at "
                       f"{geom.px_per_mm:.2f} px/mm)")
     page_doubts(quality, doubts)
-    chest_gain_doubt(quality)
-    return PageResult(sig, layout, gain, geom, results, quality, warnings)
+    if chest is None:  # low chest amplitudes are expected at a measured half chest gain
+        chest_gain_doubt(quality)
+    return PageResult(sig, layout, gain, geom, results, quality, warnings, chest)
 
 
 def _rhythm_signals(results, fs: float, n: int) -> list[np.ndarray]:

@@ -159,6 +159,7 @@ class Runner:
         source = f"sha256:{src_sha}" if self.cfg.anonymize else str(item.path)
         info = dict(px_per_mm=round(g.px_per_mm, 4), scale_source=g.scale_source,
                     skew_deg=round(g.skew_deg, 3), layout=res.layout, gain_mm_mv=res.gain,
+                    **({} if res.chest_gain is None else {"chest_gain_mm_mv": res.chest_gain}),
                     rows=len(g.rows), rectified=g.rectified, warnings=res.warnings)
         quality = dict(record=name, source=source, page=page, **info,
                        model_sha256=self.engine.sha256, quality=res.quality)
@@ -173,7 +174,9 @@ class Runner:
                 _atomic_write(self.out / f"{name}.overlay.png", buf.tobytes(), self.tmp)
         comments = [f"source: {source}", f"page: {page}", f"layout: {res.layout}",
                     f"px_per_mm: {g.px_per_mm:.4f}", f"skew_deg: {g.skew_deg:.3f}",
-                    f"gain_mm_mv: {res.gain:g}", f"speed_mm_s: {self.cfg.options.speed:g}",
+                    f"gain_mm_mv: {res.gain:g}"
+                    + ("" if res.chest_gain is None else f" (chest {res.chest_gain:g})"),
+                    f"speed_mm_s: {self.cfg.options.speed:g}",
                     f"quality: {res.quality['status']}", f"digitize: {__version__}",
                     f"model_sha256: {self.engine.sha256}", f"options: {self.opts_key}"]
         clipped = write_record(self.out, name, res.signal, self.cfg.options.fs, LEADS,

@@ -93,11 +93,15 @@ def test_small_chest_leads_are_flagged():
 
 @pytest.mark.parametrize("pulse,tol_px", [("left", 0.5), ("right", 0.6), ("none", 1.0)])
 @pytest.mark.parametrize("seed", [1, 2, 3])
-def test_trace_start_to_a_fraction_of_a_pixel(pulse, tol_px, seed):
+@pytest.mark.parametrize("split", [False, True])
+def test_trace_start_to_a_fraction_of_a_pixel(pulse, tol_px, seed, split):
     """At 100 Hz a 0.1-mm error in a row's start costs several dB: the pulse's timing stroke
-    gives it to a few tenths of a pixel whatever the pen width, antialiasing or paper speed.
+    gives it to a few tenths of a pixel whatever the pen width, antialiasing or paper speed,
+    and whether the pulse is plain or stepped (split gain: its falling stroke is half as tall).
     (A 1-2 px pen drawn without antialiasing is itself placed only to about ±0.4 px: OpenCV
-    offsets even-width strokes by half a pixel, one way going up and the other going down.)"""
+    offsets even-width strokes by half a pixel, one way going up and the other going down;
+    a stroke half as tall can land on the other column, and a stepped pulse's second top can
+    tip the skew search by 0.05°: 0.4 px more for stepped.)"""
     rng = np.random.default_rng(seed)
     t = np.arange(5000) / 500.0
     sig = np.stack([0.6 * np.sin(2 * np.pi * 1.3 * t + j) ** 9 for j in range(12)], 1)
@@ -105,14 +109,20 @@ def test_trace_start_to_a_fraction_of_a_pixel(pulse, tol_px, seed):
                        speed=float(rng.choice([25.0, 50.0])),
                        trace_width_mm=float(rng.uniform(0.15, 0.5)),
                        antialias=bool(rng.random() < 0.5))
+    spec.gain_chest = spec.gain_limb / 2 if split else spec.gain_limb
+    tol_px += 0.4 if split else 0.0
     page = render_page(sig.astype(np.float32), 500.0, spec)
     g = analyse(page.image)
     k = page.meta["px_per_mm"]
     firsts = [m for m in page.meta["leads"] if m["col"] == 0]
     assert len(g.rows) == len(firsts)
-    for row, m in zip(g.rows, firsts):
+    for row, m, p in zip(g.rows, firsts, page.meta["pulses"] or [None] * len(firsts)):
         assert row.pulse == pulse
-        assert abs(row.x_start - m["x0_mm"] * k) < tol_px, (row.x_start, m["x0_mm"] * k)
+        # back to image px (a rendered page is level, but the skew search may tilt it 0.05°)
+        x = cv2.perspectiveTransform(np.array([[[row.x_start, row.y]]]), g.to_image)[0, 0, 0]
+        assert abs(x - m["x0_mm"] * k) < tol_px, (x, m["x0_mm"] * k)
+        if p is not None:  # the stepped pulse's two heights: limb, then chest (rhythm: plain)
+            assert abs(row.pulse_mm - p["height_mm"]) < 0.5 and abs(row.step_mm - p["step_mm"]) < 0.5
 
 
 def test_rows_take_their_own_pulse_gain_only_when_several_agree():
@@ -128,6 +138,25 @@ def test_rows_take_their_own_pulse_gain_only_when_several_agree():
     assert row_gains(geom(twelve), 10.0, "10") == [10.0] * 12  # an explicit --gain wins
     one_odd = [10.0, 10.1, 4.9, 9.9, float("nan"), 10.0]  # one misread pulse: the page's gain
     assert row_gains(geom(one_odd), 10.0, "auto") == [10.0] * 6
+
+
+def test_split_gain_needs_two_agreeing_steps_and_names_rhythm_rows_by_their_pulse():
+    from digitize.page import PageGeometry, Row
+    from digitize.pipeline import chest_gain_from_steps, single_gain
+
+    def geom(pairs):
+        rows = [Row(y=10.0 * i, x_left=0.0, x_right=1.0, pulse="left", pulse_mm=h, step_mm=s)
+                for i, (h, s) in enumerate(pairs)]
+        return PageGeometry(px_per_mm=8.0, scale_source="grid", skew_deg=0.0, rows=rows,
+                            deskew=np.eye(3), size=(10, 10))
+    nan = float("nan")
+    stepped = geom([(10.1, 4.9), (9.8, 5.2), (10.0, 5.0), (5.1, 5.1)])  # 3x4+1, V1 strip
+    assert chest_gain_from_steps(stepped, 10.0) == 5.0
+    assert single_gain(stepped.rows[3], (10.0, 5.0)) == 5.0  # the strip: a chest lead
+    assert single_gain(stepped.rows[0], (10.0, 5.0)) is None  # stepped: by lead
+    assert chest_gain_from_steps(geom([(10.1, 4.9), (9.8, 9.8), (10.0, 10.0)]), 10.0) is None
+    assert chest_gain_from_steps(geom([(10.0, 10.0), (nan, nan), (9.9, 9.9)]), 10.0) is None
+    assert chest_gain_from_steps(geom([(5.0, 2.6), (5.1, 2.4), (4.9, 2.5)]), 5.0) == 2.5
 
 
 def test_grid_coordinate_follows_a_changing_pitch():

@@ -77,3 +77,32 @@ def test_rows_shorter_than_ten_seconds_end_where_their_ink_ends(shipped):
     drawn = drawn[:, :6] if drawn[:, :6].any() else drawn[:, 6:]  # limb or chest reading
     last = np.array([np.flatnonzero(drawn[:, j]).max() for j in range(6)]) / 500.0
     assert np.all((last > 9.6) & (last < 9.8)), last  # ink ends at 9.76 s
+
+
+@pytest.mark.parametrize("pulse", ["left", "right"])
+def test_split_gain_read_from_the_stepped_pulse(shipped, ptbxl_sample, pulse):
+    """Chest leads at half gain (tall chest complexes): the electrocardiograph prints a
+    stepped calibration pulse, limb height then chest height. The chest leads are read at
+    the step's gain, and the rhythm strip of a chest lead (its own plain pulse at the chest
+    gain) is named among the chest leads — without the step, V1-V6 came out at twice their
+    size (~6 dB); a V5 strip was named II (R² 0.96 vs 0.997 for V5)."""
+    import numpy as np
+    from digitize.pipeline import Options, convert_page
+    from digitize.metrics import score_record
+    from trainer.data import prepared_signal, records_for_split
+    from trainer.render import render_page, sample_spec
+    info = records_for_split(str(ptbxl_sample), "test")[0]
+    sig, fs = prepared_signal(str(ptbxl_sample), info)
+    spec = sample_spec(np.random.default_rng(2), "3x4+1", "clean", dpi=150.0, pulse=pulse,
+                       gain_limb=10.0, gain_chest=5.0, rhythm_leads=("V5",), speed=25.0,
+                       grid="lines")
+    page = render_page(sig, fs, spec)
+    assert [p["step_mm"] for p in page.meta["pulses"]] == [5.0, 5.0, 5.0, 5.0]
+    res = convert_page(page.image, shipped, Options(fs=fs))
+    assert res.layout == "3x4+1" and res.gain == 10.0 and res.chest_gain == 5.0
+    assert any(w.startswith("split gain") for w in res.warnings)
+    _, leads = score_record(page.truth, res.signal, fs)
+    chest = [leads[j].snr_db for j in range(6, 12)]
+    assert min(chest) > 12, chest
+    v5 = np.isfinite(res.signal[:, 10])  # the strip is V5's: drawn all along, not 2.5 s
+    assert v5.mean() > 0.9

@@ -370,7 +370,9 @@ def render_page(signal: np.ndarray, fs: float, spec: PageSpec, header_seed: int 
         for i, line in enumerate(_header_lines(hrng)):
             _text(img, line, (spec.x_start_mm * k * 0.5, (6.0 + 5.0 * i) * k), spec, 2.6)
     if spec.layout != "strip" and spec.footer_mm > 6:
-        _text(img, f"{spec.speed:g} mm/s   {spec.gain_limb:g} mm/mV   0.5-40 Hz",
+        gains = f"{spec.gain_limb:g} mm/mV" if spec.gain_chest == spec.gain_limb else \
+            f"Limb {spec.gain_limb:g} mm/mV  Chest {spec.gain_chest:g} mm/mV"
+        _text(img, f"{spec.speed:g} mm/s   {gains}   0.5-40 Hz",
               (spec.x_start_mm * k, (h_mm - spec.footer_mm / 2 + 1) * k), spec, 2.4)
 
     pulses = []
@@ -378,14 +380,20 @@ def render_page(signal: np.ndarray, fs: float, spec: PageSpec, header_seed: int 
         pw = spec.pulse_width_s * spec.speed
         for r in rows:
             g = spec.gain(r.leads[0])
+            # a row holding limb and chest leads at different gains gets the stepped pulse
+            # electrocardiographs print for split gain: limb height, then chest height
+            g2 = next((spec.gain(lead) for lead in r.leads if spec.gain(lead) != g), g)
             xs = r.x_start_mm - pw - 3.0 if spec.pulse == "left" else \
                 r.x_start_mm + ROW_WIDTH_MM + 0.5
             b = r.baseline_mm
-            shape = np.array([[xs, b], [xs + 1, b], [xs + 1, b - g], [xs + 1 + pw, b - g],
-                              [xs + 1 + pw, b], [xs + 2 + pw, b]])
+            xm = xs + 1 + pw / 2
+            shape = np.array([[xs, b], [xs + 1, b], [xs + 1, b - g], [xm, b - g], [xm, b - g2],
+                              [xs + 1 + pw, b - g2], [xs + 1 + pw, b], [xs + 2 + pw, b]])
+            if g2 == g:
+                shape = np.delete(shape, [3, 4], axis=0)
             pts = _to_px(shape, k)
             _poly(img, pts, spec.trace_colour, thick, spec.antialias)
-            pulses.append(dict(row=r.index, height_mm=g, width_s=spec.pulse_width_s,
+            pulses.append(dict(row=r.index, height_mm=g, step_mm=g2, width_s=spec.pulse_width_s,
                                polyline=pts))
 
     truth = np.full((n, len(LEADS)), np.nan, np.float32)
