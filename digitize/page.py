@@ -31,8 +31,8 @@ from scipy.signal import find_peaks
 from digitize.geometry import grid_pitch, refine_pitch
 from digitize.layouts import ROW_WIDTH_MM
 
-#: Gains a calibration pulse may show, mm per mV.
-GAINS = (5.0, 10.0, 20.0)
+#: Gains a calibration pulse may show, mm per mV (2.5: chest leads at half of 5 mm/mV).
+GAINS = (2.5, 5.0, 10.0, 20.0)
 MIN_PX_PER_MM = 2.3
 #: Residual bias (px) of the trace-start estimators from the pulse's timing stroke (its ink
 #: centroid), measured on 160 rendered validation-split clean and scan pages (median of
@@ -371,7 +371,7 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
     leads at ``height_mm``, chest leads at ``step_mm``), else ``height_mm``.
 
     Per column the topmost ink above the baseline; a pulse is a run of 2.5–13 mm of columns
-    at a constant height of 3+ mm (or two runs a factor 2 apart), joined to the baseline by a
+    at a constant height of 2+ mm (or two runs a factor 2 apart), joined to the baseline by a
     vertical edge at its row-end side (which rules out the pulse of the row above), at most
     3.5 mm from the row's end.
     """
@@ -410,10 +410,11 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
         height = np.where(has, (row.y - (top + y0)) / k, np.nan)
         flat = np.zeros(len(height), bool)
         flat[1:] = np.abs(np.diff(height)) <= 0.35
-        cands = [[(max(0, a - 1), b)] for a, b in _runs(flat & (height >= 3.0), max_gap=0)]
-        # or two adjacent flat runs a factor 2 apart: the stepped pulse of split gain (limb
-        # leads at the first height, chest leads at the second, down to 2.5 mm)
+        # one flat run (2.5 mm high: chest leads at half of 5 mm/mV), or two adjacent ones a
+        # factor 2 apart: the stepped pulse of split gain (limb leads at the first height,
+        # chest leads at the second)
         runs = [(max(0, a - 1), b) for a, b in _runs(flat & (height >= 2.0), max_gap=0)]
+        cands = [[ab] for ab in runs]
         runs = [(a, b) for a, b in runs if b - a + 1 >= 1.0 * k]
         for (a1, b1), (a2, b2) in zip(runs, runs[1:]):
             h1, h2 = (float(np.median(height[a:b + 1])) for a, b in ((a1, b1), (a2, b2)))

@@ -217,7 +217,7 @@ def single_gain(row, pair: tuple[float, float]) -> float | None:
     the limb or the chest gain, says which kind of lead it is; None where it does not."""
     if row.pulse == "none" or not np.isfinite(row.pulse_mm) or _stepped(row):
         return None
-    g = snap_gain(row.pulse_mm) if row.pulse_mm > 4 else 2.5 if row.pulse_mm > 2 else None
+    g = snap_gain(row.pulse_mm) if row.pulse_mm > 2 else None
     return g if g in pair else None
 
 

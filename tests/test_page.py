@@ -367,3 +367,18 @@ def test_a_pulsed_row_whose_ink_starts_early_takes_the_others_start():
     _consensus(rows, k)
     assert abs(rows[0].x_start - 132.0) < 0.5
     assert rows[-1].x_start == 132.0 and rows[-1].x_end == 2631.8
+
+
+def test_a_12x1_page_at_5_mm_mv_with_chest_leads_at_half_reads_2_5():
+    """12x1 pages are often printed at 5 mm/mV; with the chest leads at half that, their rows'
+    pulses are 2.5 mm high (they were not pulses at all under a 3-mm floor, and V1-V6 came out
+    at twice their size)."""
+    from digitize.pipeline import gain_from_pulses, row_gains
+    t = np.arange(5000) / 500.0
+    sig = np.stack([0.6 * np.sin(2 * np.pi * 1.3 * t + j) ** 9 for j in range(12)], 1)
+    spec = sample_spec(np.random.default_rng(4), "12x1", "clean", dpi=200.0, pulse="left",
+                       gain_limb=5.0, gain_chest=2.5, grid="lines", grid_colour="red")
+    g = analyse(render_page(sig.astype(np.float32), 500.0, spec).image)
+    assert len(g.rows) == 12 and all(r.pulse == "left" for r in g.rows)
+    gain, _ = gain_from_pulses(g, "auto")
+    assert gain == 5.0 and row_gains(g, gain, "auto") == [5.0] * 6 + [2.5] * 6
