@@ -141,6 +141,28 @@ def ink_mask(bgr: np.ndarray, px_per_mm: float, return_ratio: bool = False,
     return (mask, ratio) if return_ratio else mask
 
 
+def drop_grid_lines(mask: np.ndarray, px_per_mm: float) -> np.ndarray:
+    """The deskewed mask without a grid printed as dark as the trace (a binarised scan): on a
+    tilted scan ``ink_mask`` only takes the straight stretches of its 1-2 px lines; levelled,
+    each line is a pixel row (column) inked across most of the page — which no trace is —
+    and those are cleared (the trace is cut where it crosses them: rows are found all the
+    same), then the grid's dots and remnants under 0.8 mm both ways."""
+    out = mask.copy()
+    for axis, share in ((1, 0.5), (0, 0.3)):
+        cov = mask.mean(axis=axis)
+        cov = np.maximum.reduce([cov, np.roll(cov, 1), np.roll(cov, -1)])  # a line's 2-3 px
+        on = cov > share
+        m = mask if axis == 1 else mask.T
+        o = out if axis == 1 else out.T
+        for a, b in _runs(on, 0):
+            # a stroke crossing the line (inked both sides of it) keeps its pixels
+            above = m[max(0, a - 2):a].any(axis=0) if a > 0 else np.zeros(m.shape[1], bool)
+            below = m[b + 1:b + 3].any(axis=0) if b + 1 < m.shape[0] else np.zeros(m.shape[1], bool)
+            o[a:b + 1] &= (above & below).astype(o.dtype)[None, :]
+    mask = out
+    return _drop_specks(mask, max(3, int(round(0.8 * px_per_mm))))
+
+
 def _profile_sharpness(x: np.ndarray, y: np.ndarray, angle_deg: float, bin_px: float) -> float:
     a = np.deg2rad(angle_deg)
     yr = y * np.cos(a) - x * np.sin(a)
@@ -484,20 +506,25 @@ def snap_gain(height_mm: float) -> float:
 
 
 def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: bool = False,
-            border: float = 0.0) -> PageGeometry:
+            border: float = 0.0, dark_grid: bool = False) -> PageGeometry:
     """Scale, skew and trace rows of one page image (a faint pen is tried when no trace
     rows stand out at the normal ink threshold). ``flattened``: the image is a photographed
-    sheet already cut out along its outline (no background left to find)."""
+    sheet already cut out along its outline (no background left to find). ``dark_grid``:
+    grid lines as dark as the trace are removed from the levelled mask (tried by the
+    pipeline when the rows found fit no layout)."""
     try:
-        return _analyse(bgr, px_per_mm_hint, faint=False, flattened=flattened, border=border)
+        return _analyse(bgr, px_per_mm_hint, faint=False, flattened=flattened, border=border,
+                        dark_grid=dark_grid)
     except PageError as exc:
         if "no ECG trace rows" not in str(exc):
             raise
-        return _analyse(bgr, px_per_mm_hint, faint=True, flattened=flattened, border=border)
+        return _analyse(bgr, px_per_mm_hint, faint=True, flattened=flattened, border=border,
+                        dark_grid=dark_grid)
 
 
 def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
-             flattened: bool = False, border: float = 0.0) -> PageGeometry:
+             flattened: bool = False, border: float = 0.0, dark_grid: bool = False
+             ) -> PageGeometry:
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
     h, w = grey.shape
     warnings: list[str] = []
@@ -519,6 +546,8 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
                                borderValue=1.0)
         if paper is not None:
             paper = cv2.warpAffine(paper, deskew[:2], size, flags=cv2.INTER_NEAREST)
+    if dark_grid:
+        mask = drop_grid_lines(mask, k0)
     rows = _on_paper(find_rows(mask, k0), paper, k0, mask.shape[0] if flattened else None)
     if not rows:
         raise PageError("no ECG trace rows found on the page")

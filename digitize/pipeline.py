@@ -185,6 +185,7 @@ EINTHOVEN = [{"I": 1.0, "III": 1.0, "II": -1.0}, {"aVR": 1.0, "aVL": 1.0, "aVF":
 
 
 GAIN_ASSUMED = "no calibration pulse found: gain 10 mm/mV assumed"
+DARK_GRID = "grid lines as dark as the trace: removed to find the rows"
 #: Window ends where the model's confidence stays under this are "not drawn" (NaN).
 TRIM_CONF = 0.3
 #: Uncertainty (px) of a row's start: timed by a calibration pulse's stroke, or by the pen
@@ -342,6 +343,19 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         geom.rectified = True
     else:
         geom = analyse(bgr, opts.px_per_mm)
+        want = _BY_ROWS if opts.layout == "auto" else \
+            [n for n, v in _BY_ROWS.items() if opts.layout in v]
+        if len(geom.rows) not in want:  # a grid as dark as the trace read as rows?
+            try:
+                dark = analyse(bgr, opts.px_per_mm, dark_grid=True)
+            except PageError:
+                dark = None
+            # taken only where it is anchored: the grid's scale and most rows' pulses (rows
+            # found without their pulses are timed from the pulse's ink: worse than nothing)
+            if dark is not None and len(dark.rows) in want and dark.scale_source == "grid" \
+                    and sum(r.pulse != "none" for r in dark.rows) >= len(dark.rows) / 2:
+                geom = dark
+                geom.warnings.append(DARK_GRID)
     warnings = list(geom.warnings)
     n_rows = len(geom.rows)
     grid_maps = row_grid_maps(geom)
@@ -421,7 +435,7 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     quality = lead_quality(sig, results, opts.fs, engine.spec)
     # page-level doubts make every lead at least 'warn': a lead cannot be trusted more than the
     # page geometry it was read with
-    doubts = [w for w in warnings if w == GAIN_ASSUMED or w.startswith("--gain")]
+    doubts = [w for w in warnings if w in (GAIN_ASSUMED, DARK_GRID) or w.startswith("--gain")]
     if geom.scale_source == "rows":
         doubts.append("scale from the row length (grid not measured)")
     if geom.rectified:

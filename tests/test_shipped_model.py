@@ -106,3 +106,39 @@ def test_split_gain_read_from_the_stepped_pulse(shipped, ptbxl_sample, pulse):
     assert min(chest) > 12, chest
     v5 = np.isfinite(res.signal[:, 10])  # the strip is V5's: drawn all along, not 2.5 s
     assert v5.mean() > 0.9
+
+
+def test_a_binarised_scan_whose_grid_is_as_dark_as_the_trace(shipped, ptbxl_sample):
+    """A binarised, slightly tilted scan of black grid paper: the grid's lines are as dark as
+    the trace, so 14 "rows" were found and the page failed ("no supported layout"). Levelled,
+    each grid line inks a pixel row across the page; cleared, the 4 trace rows and their
+    pulses are found and the page is read (flagged: every lead at least 'warn')."""
+    from digitize.metrics import score_record
+    from digitize.page import analyse
+    from digitize.pipeline import DARK_GRID, Options, convert_page
+    from trainer.data import prepared_signal, records_for_split
+    from trainer.distort import Distortions
+    from trainer.render import PageSpec, render_page
+    info = records_for_split(str(ptbxl_sample), "test")[0]
+    sig, fs = prepared_signal(str(ptbxl_sample), info)
+    spec = PageSpec(  # a validation page's drawing (the page failed)
+        layout="3x4+1", style="scan", paper="a4", dpi=202.61379084106358, header=True,
+        header_mm=36.01037658244837, footer_mm=10.094840911048287,
+        x_start_mm=25.23205889778609, grid_colour="black", grid_minor_alpha=0.5457401566849333,
+        grid_major_alpha=1.0, grid_minor_width_mm=0.08401930948307869,
+        grid_major_width_mm=0.14530969455109866,
+        grid_offset_mm=(0.9255087513531352, 0.75903394383875), paper_colour=(253, 252, 250),
+        trace_colour=(52, 52, 52), trace_width_mm=0.5429566114418805, text_colour=(52, 52, 52),
+        font=2, label_height_mm=2.617218946255638, separators="full", pulse="left",
+        distortions=Distortions(
+            seed=1456854843, tint=(0.8386783391992904, 0.9059170482184662, 1.0),
+            wrinkles=0.0703261895147803, handwriting=4, rotation_deg=0.514838029667603,
+            background=(245, 245, 245), blur_sigma=0.8680863636591651, binarize=True,
+            noise_sigma=5.642241651834105, jpeg_quality=87))
+    page = render_page(sig, fs, spec)
+    assert len(analyse(page.image).rows) == 14  # the grid's lines read as rows
+    res = convert_page(page.image, shipped, Options(fs=fs))
+    assert res.layout == "3x4+1" and DARK_GRID in res.warnings
+    assert res.quality["status"] != "ok"
+    snr, _ = score_record(page.truth, res.signal, fs)
+    assert snr > 8, snr
