@@ -428,8 +428,11 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
             t -= 1
         nearest[c] = t
     best = None
+    gap = max(2, int(round(0.5 * k)))
     for top in (topmost, nearest):
-        height = np.where(has, (row.y - (top + y0)) / k, np.nan)
+        raw = np.where(has, (row.y - (top + y0)) / k, np.nan)
+        height = _bridge(raw, gap)
+        bridged = np.isfinite(height) & ~np.isfinite(raw)
         flat = np.zeros(len(height), bool)
         flat[1:] = np.abs(np.diff(height)) <= 0.35
         # one flat run (2.5 mm high: chest leads at half of 5 mm/mV), or two adjacent ones a
@@ -456,6 +459,10 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
                 range(max(0, b - int(0.6 * k)), min(len(height), b + int(1.5 * k) + 1))
             if not any(_solid(sub[t:, c], max(2, int(0.6 * k))) for c in edge):
                 continue  # no vertical edge down to the baseline: not this row's pulse
+            if bridged[a:b + 1].any() and any(
+                    abs(np.log(h / snap_gain(h))) > 0.08 for h in
+                    (float(np.median(height[sa:sb + 1])) for sa, sb in spans)):
+                continue  # pieced together over gaps: only at a standard gain's height
             if best is None or width_mm > best[4] + 0.5 / k:
                 hmm = []
                 for (sa, sb), ts in zip(spans, tops):
@@ -482,6 +489,18 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
     if side == "right" and (row.x_right - xb > 3.5 * k or xa - row.x_right > 3.5 * k):
         return None
     return float(xa), float(xb), hmm, step
+
+
+def _bridge(height: np.ndarray, max_gap: int, tol_mm: float = 0.35) -> np.ndarray:
+    """Columns without ink (a thin, faint pen's antialiased top falls under the ink
+    threshold in places) filled between two sides at the same height, up to ``max_gap``."""
+    out = height.copy()
+    missing = ~np.isfinite(height)
+    for a, b in _runs(missing, 0):
+        if b - a + 1 <= max_gap and a > 0 and b + 1 < len(height) \
+                and abs(height[a - 1] - height[b + 1]) <= tol_mm:
+            out[a:b + 1] = (height[a - 1] + height[b + 1]) / 2
+    return out
 
 
 def _drop_specks(mask: np.ndarray, min_extent: int) -> np.ndarray:

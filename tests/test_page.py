@@ -382,3 +382,24 @@ def test_a_12x1_page_at_5_mm_mv_with_chest_leads_at_half_reads_2_5():
     assert len(g.rows) == 12 and all(r.pulse == "left" for r in g.rows)
     gain, _ = gain_from_pulses(g, "auto")
     assert gain == 5.0 and row_gains(g, gain, "auto") == [5.0] * 6 + [2.5] * 6
+
+
+def test_a_pulse_top_with_gaps_is_still_a_pulse():
+    """A thin, faint pen's antialiased pulse top falls partly under the ink threshold: gaps
+    of a pixel or two are bridged (the pulse was missed, its rectangle read as trace, and
+    the whole row came out ~300 ms early)."""
+    t = np.arange(5000) / 500.0
+    sig = np.stack([0.6 * np.sin(2 * np.pi * 1.3 * t + j) ** 9 for j in range(12)], 1)
+    spec = sample_spec(np.random.default_rng(7), "3x4", "clean", dpi=110.0, pulse="left",
+                       gain_limb=10.0, gain_chest=10.0, grid="lines", grid_colour="red",
+                       trace_width_mm=0.25, antialias=True)
+    page = render_page(sig.astype(np.float32), 500.0, spec)
+    img = page.image.copy()
+    for p in page.meta["pulses"]:  # two 2-px holes in each pulse's top
+        (x0, _), (x1, ytop) = p["polyline"][2], p["polyline"][3]
+        for x in (x0 + (x1 - x0) / 3, x0 + 2 * (x1 - x0) / 3):
+            img[int(ytop) - 4:int(ytop) + 5, int(x):int(x) + 2] = img[5, 5]
+    g = analyse(img)
+    assert len(g.rows) == 3
+    assert all(r.pulse == "left" and abs(r.pulse_mm - 10) < 1 for r in g.rows), \
+        [(r.pulse, r.pulse_mm) for r in g.rows]
