@@ -749,6 +749,14 @@ def _ends(mask: np.ndarray, r: Row, k: float, ratio: np.ndarray | None = None,
 def _consensus(rows: list[Row], k: float) -> None:
     """Rows of a printout share their start: rows whose pulse was missed (or whose ink starts
     early or late — a label, a stroke, a trace leaving its band) take the others'."""
+    pulsed = [r for r in rows if r.pulse != "none"]
+    if len(rows) >= 4 and len(pulsed) < len(rows) / 2:
+        # a pulse in few of many rows must at least stand at a standard gain's height (a
+        # 4.2-mm box in one row of a page without pulses had set its gain to 5 mm/mV)
+        for r in pulsed:
+            if abs(np.log(r.pulse_mm / snap_gain(r.pulse_mm))) > 0.1:
+                r.pulse, r.pulse_mm, r.step_mm = "none", float("nan"), float("nan")
+                r.x_start = r.x_left
     if all(r.pulse == "none" for r in rows) and len(rows) > 1:
         x = float(np.median([r.x_start for r in rows]))
         for r in rows:

@@ -403,3 +403,21 @@ def test_a_pulse_top_with_gaps_is_still_a_pulse():
     assert len(g.rows) == 3
     assert all(r.pulse == "left" and abs(r.pulse_mm - 10) < 1 for r in g.rows), \
         [(r.pulse, r.pulse_mm) for r in g.rows]
+
+
+def test_a_lone_pulse_off_every_standard_height_is_not_a_pulse():
+    """One row of six with a 4.2-mm "pulse" on a page printed without pulses (gain 20) had
+    set the page's gain to 5 mm/mV (-11 dB); in few of many rows, a pulse must stand at a
+    standard gain's height (+-10 %)."""
+    from digitize.page import Row, _consensus
+
+    def rows(h):
+        out = [Row(y=100.0 * i, x_left=50.0, x_right=1900.0, x_start=52.0) for i in range(6)]
+        out[3].pulse, out[3].pulse_mm, out[3].x_start = "left", h, 110.0
+        return out
+    odd = rows(4.24)
+    _consensus(odd, 8.0)
+    assert all(r.pulse == "none" for r in odd) and odd[3].x_start < 60  # not timed by it
+    five = rows(4.9)
+    _consensus(five, 8.0)
+    assert five[3].pulse == "left" and five[3].pulse_mm == 4.9
