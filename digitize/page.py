@@ -434,7 +434,7 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
         height = _bridge(raw, gap)
         bridged = np.isfinite(height) & ~np.isfinite(raw)
         flat = np.zeros(len(height), bool)
-        flat[1:] = np.abs(np.diff(height)) <= 0.35
+        flat[1:] = np.abs(np.diff(height)) <= max(0.35, 1.01 / k)  # 1-px steps: raster
         # one flat run (2.5 mm high: chest leads at half of 5 mm/mV), or two adjacent ones a
         # factor 2 apart: the stepped pulse of split gain (limb leads at the first height,
         # chest leads at the second)
@@ -457,7 +457,9 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
             edge = range(max(0, a - int(1.5 * k)), min(len(height), a + int(0.6 * k) + 1)) \
                 if side == "left" else \
                 range(max(0, b - int(0.6 * k)), min(len(height), b + int(1.5 * k) + 1))
-            if not any(_solid(sub[t:, c], max(2, int(0.6 * k))) for c in edge):
+            # (a pair of columns: an edge left slanted by a residual tilt steps a pixel)
+            if not any(_solid(sub[t:, c:c + 2].max(axis=1), max(2, int(0.6 * k)))
+                       for c in edge):
                 continue  # no vertical edge down to the baseline: not this row's pulse
             if bridged[a:b + 1].any() and any(
                     abs(np.log(h / snap_gain(h))) > 0.08 for h in
