@@ -751,12 +751,19 @@ def _ends(mask: np.ndarray, r: Row, k: float, ratio: np.ndarray | None = None,
 def _consensus(rows: list[Row], k: float) -> None:
     """Rows of a printout share their start: rows whose pulse was missed (or whose ink starts
     early or late — a label, a stroke, a trace leaving its band) take the others'."""
+    # a 2-3 mm pulse (2.5 mm/mV: a 12x1 page's chest rows at half of 5) counts only where
+    # another row shows one too (a 2.8-mm box in one row of a page printed without pulses at
+    # 20 mm/mV had set its gain to 2.5)
+    low = [r for r in rows if r.pulse != "none" and r.pulse_mm < 3.0]
+    if len(low) == 1:
+        low[0].pulse, low[0].pulse_mm, low[0].step_mm = "none", float("nan"), float("nan")
+        low[0].x_start = low[0].x_left
     pulsed = [r for r in rows if r.pulse != "none"]
     if len(rows) >= 4 and len(pulsed) < len(rows) / 2:
         # a pulse in few of many rows must at least stand at a standard gain's height (a
         # 4.2-mm box in one row of a page without pulses had set its gain to 5 mm/mV)
         for r in pulsed:
-            if abs(np.log(r.pulse_mm / snap_gain(r.pulse_mm))) > 0.1:
+            if abs(np.log(r.pulse_mm / snap_gain(r.pulse_mm))) > 0.1 or r.pulse_mm < 3.0:
                 r.pulse, r.pulse_mm, r.step_mm = "none", float("nan"), float("nan")
                 r.x_start = r.x_left
     if all(r.pulse == "none" for r in rows) and len(rows) > 1:

@@ -233,6 +233,17 @@ def chest_gain_from_steps(geom: PageGeometry, page_gain: float) -> float | None:
     return None
 
 
+def fit_steps(candidates: tuple[str, ...], rows: list) -> tuple[str, ...]:
+    """The layouts that hold limb and chest leads in every row with a stepped pulse (a 6x2
+    page, whose limb-and-chest rows print it, had been read as 6x1 at 4.6 dB); all of them
+    where none does."""
+    stepped = [_stepped(r) for r in rows]
+    fits = tuple(c for c in candidates
+                 if all(len(leads) > 1 for leads, s in zip(row_leads(c, _RHYTHM_DEFAULT), stepped)
+                        if s))
+    return fits or candidates
+
+
 def row_gains(geom: PageGeometry, page_gain: float, gain_opt: str,
               chest: float | None = None) -> list[float] | list[tuple[float, float]]:
     """Gain per row: the page's, except where two or more rows' own pulses agree on another
@@ -379,6 +390,8 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     n = int(round(row_s * opts.fs))
 
     chest = chest_gain_from_steps(geom, gain)
+    if chest is not None:
+        candidates = fit_steps(candidates, geom.rows)
     if chest is not None and opts.gain != "auto":
         warnings.append(f"--gain {opts.gain} but stepped calibration pulses say the chest "
                         f"leads are at {chest:g} mm/mV")

@@ -444,3 +444,26 @@ def test_pulses_of_a_tilted_low_resolution_scan(rotation):
         for r, m in zip(g.rows, firsts):
             x = cv2.perspectiveTransform(np.array([[[r.x_start, r.y]]]), g.to_image)[0, 0, 0]
             assert abs(x - m["polyline"][0][0]) < 2.0, (seed, x, m["polyline"][0][0])
+
+
+def test_stepped_pulses_rule_out_one_lead_rows_and_a_lone_low_pulse_is_not_a_pulse():
+    from digitize.page import Row, _consensus
+    from digitize.pipeline import fit_steps
+
+    def rows(pairs):
+        return [Row(y=10.0 * i, x_left=0.0, x_right=1.0, x_start=2.0,
+                    pulse="none" if h is None else "left",
+                    pulse_mm=float("nan") if h is None else h,
+                    step_mm=float("nan") if h is None else s) for i, (h, s) in enumerate(pairs)]
+    six = ("6x2", "3x4+3", "6x1")
+    assert fit_steps(six, rows([(10.0, 5.0)] * 6)) == ("6x2",)
+    assert fit_steps(six, rows([(10.0, 5.0)] * 3 + [(10.0, 10.0)] * 3)) == ("6x2", "3x4+3")
+    assert fit_steps(six, rows([(10.0, 10.0)] * 6)) == six
+    # one 2.8-mm box in a page without pulses (20 mm/mV) is not a 2.5-mm/mV pulse ...
+    lone = rows([(None, None)] * 2 + [(2.8, 2.8)] + [(None, None)] * 3)
+    _consensus(lone, 8.0)
+    assert all(r.pulse == "none" for r in lone)
+    # ... six of them (a 12x1 page's chest rows at half of 5 mm/mV) are
+    twelve = rows([(5.0, 5.0)] * 6 + [(2.5, 2.5)] * 6)
+    _consensus(twelve, 8.0)
+    assert [r.pulse_mm for r in twelve] == [5.0] * 6 + [2.5] * 6
