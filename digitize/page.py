@@ -107,7 +107,7 @@ def _brightest(bgr: np.ndarray) -> np.ndarray:
 
 
 def ink_mask(bgr: np.ndarray, px_per_mm: float, return_ratio: bool = False,
-             faint: bool = False):
+             faint: bool = False, wide_lines: bool = False):
     """uint8 mask (1 = trace-like ink) of a BGR page [and the brightness / local-paper ratio]."""
     v = _brightest(bgr)
     k = max(3, int(round(3 * px_per_mm)) | 1)
@@ -136,8 +136,15 @@ def ink_mask(bgr: np.ndarray, px_per_mm: float, return_ratio: bool = False,
     if not (len(centres) >= 5 and np.median(np.diff(centres)) <= 5.5 * px_per_mm):
         horiz = cv2.morphologyEx(mask, cv2.MORPH_OPEN,
                                  np.ones((1, int(round(260 * px_per_mm))), np.uint8))
-    lines = horiz | cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((long_, 1), np.uint8))
-    mask &= 1 - cv2.dilate(lines, np.ones((3, 3), np.uint8))
+    vert = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((long_, 1), np.uint8))
+    # each line widened along itself only: a trace lying on a 1-px line (a flat lead whose
+    # baseline falls on one) keeps its pixels beside it; ``wide_lines``: a pixel all round
+    # (the ragged 2-3 px lines of a binarised grid)
+    if wide_lines:
+        mask &= 1 - cv2.dilate(horiz | vert, np.ones((3, 3), np.uint8))
+    else:
+        mask &= 1 - (cv2.dilate(horiz, np.ones((1, 3), np.uint8))
+                     | cv2.dilate(vert, np.ones((3, 1), np.uint8)))
     return (mask, ratio) if return_ratio else mask
 
 
@@ -556,7 +563,7 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
     size_k = w / ROW_WIDTH_MM if w > 2.5 * h else max(w, h) / 280.0
     k0 = px_per_mm_hint or (grid if np.isfinite(grid) and 0.65 < grid / size_k < 1.5
                             else size_k)
-    mask, ratio = ink_mask(bgr, k0, return_ratio=True, faint=faint)
+    mask, ratio = ink_mask(bgr, k0, return_ratio=True, faint=faint, wide_lines=dark_grid)
     # a photo's background: the paper's edge against it is a long dark band, not a trace row
     paper = None if flattened else paper_region(bgr, k0)
     skew = estimate_skew(mask, k0)

@@ -467,3 +467,23 @@ def test_stepped_pulses_rule_out_one_lead_rows_and_a_lone_low_pulse_is_not_a_pul
     twelve = rows([(5.0, 5.0)] * 6 + [(2.5, 2.5)] * 6)
     _consensus(twelve, 8.0)
     assert [r.pulse_mm for r in twelve] == [5.0] * 6 + [2.5] * 6
+
+
+def test_a_flat_lead_lying_on_a_dark_grid_line_is_still_a_row():
+    """A dark grid's straight lines are removed from the ink; a nearly flat lead drawn with a
+    1-px pen whose baseline falls on a 1-px major line was removed with it (the line was
+    widened by a pixel all round, taking the trace's pixels beside it) and a 12x1 page read
+    10-11 rows (a validation page's drawing: black grid, 0.18-mm pen, 181.6 dpi)."""
+    t = np.arange(5000) / 500.0
+    sig = np.stack([0.6 * np.sin(2 * np.pi * 0.8 * t + j) ** 31 for j in range(12)], 1)
+    sig[:, 2] *= 0.15  # lead III: nearly flat (0.45 mm complexes at 5 mm/mV)
+    kw = dict(dpi=181.6, pulse="left", gain_limb=5.0, gain_chest=5.0, grid="lines",
+              grid_colour="black", grid_major_alpha=0.89, grid_minor_alpha=0.5,
+              grid_major_width_mm=0.158, grid_minor_width_mm=0.101, trace_width_mm=0.176,
+              trace_colour=(57, 57, 57), antialias=True)
+    spec = sample_spec(np.random.default_rng(3), "12x1", "clean", **kw)
+    row3 = [m for m in render_page(sig.astype(np.float32), 500.0, spec).meta["leads"]
+            if m["lead"] == "III"][0]
+    spec.grid_offset_mm = (spec.grid_offset_mm[0], row3["baseline_mm"] % 5.0)
+    g = analyse(render_page(sig.astype(np.float32), 500.0, spec).image)
+    assert len(g.rows) == 12
