@@ -534,25 +534,27 @@ def snap_gain(height_mm: float) -> float:
 
 
 def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: bool = False,
-            border: float = 0.0, dark_grid: bool = False) -> PageGeometry:
+            border: float = 0.0, dark_grid: bool = False, wide_lines: bool = False
+            ) -> PageGeometry:
     """Scale, skew and trace rows of one page image (a faint pen is tried when no trace
     rows stand out at the normal ink threshold). ``flattened``: the image is a photographed
     sheet already cut out along its outline (no background left to find). ``dark_grid``:
-    grid lines as dark as the trace are removed from the levelled mask (tried by the
+    grid lines as dark as the trace are removed from the levelled mask; ``wide_lines``: a
+    dark grid's straight lines are removed with a pixel all round (both tried by the
     pipeline when the rows found fit no layout)."""
+    kw = dict(flattened=flattened, border=border, dark_grid=dark_grid,
+              wide_lines=wide_lines or dark_grid)
     try:
-        return _analyse(bgr, px_per_mm_hint, faint=False, flattened=flattened, border=border,
-                        dark_grid=dark_grid)
+        return _analyse(bgr, px_per_mm_hint, faint=False, **kw)
     except PageError as exc:
         if "no ECG trace rows" not in str(exc):
             raise
-        return _analyse(bgr, px_per_mm_hint, faint=True, flattened=flattened, border=border,
-                        dark_grid=dark_grid)
+        return _analyse(bgr, px_per_mm_hint, faint=True, **kw)
 
 
 def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
-             flattened: bool = False, border: float = 0.0, dark_grid: bool = False
-             ) -> PageGeometry:
+             flattened: bool = False, border: float = 0.0, dark_grid: bool = False,
+             wide_lines: bool = False) -> PageGeometry:
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
     h, w = grey.shape
     warnings: list[str] = []
@@ -563,7 +565,7 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
     size_k = w / ROW_WIDTH_MM if w > 2.5 * h else max(w, h) / 280.0
     k0 = px_per_mm_hint or (grid if np.isfinite(grid) and 0.65 < grid / size_k < 1.5
                             else size_k)
-    mask, ratio = ink_mask(bgr, k0, return_ratio=True, faint=faint, wide_lines=dark_grid)
+    mask, ratio = ink_mask(bgr, k0, return_ratio=True, faint=faint, wide_lines=wide_lines)
     # a photo's background: the paper's edge against it is a long dark band, not a trace row
     paper = None if flattened else paper_region(bgr, k0)
     skew = estimate_skew(mask, k0)

@@ -326,9 +326,20 @@ def vertical_stretch(geom: PageGeometry) -> float | None:
     return float(k / py)
 
 
+def _better(geom: PageGeometry, again, want) -> PageGeometry:
+    """``again()``'s reading of the page where its rows fit a layout and ``geom``'s do not."""
+    try:
+        other = again()
+    except PageError:
+        return geom
+    return other if len(other.rows) in want else geom
+
+
 def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
     flat = page_homography(bgr)  # a photo: the page on a background, in perspective
+    want = _BY_ROWS if opts.layout == "auto" else \
+        [n for n, v in _BY_ROWS.items() if opts.layout in v]
     if flat is not None:
         hom, size = flat
 
@@ -339,23 +350,27 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         fc = cv2.perspectiveTransform(np.array([[[cx - 50, cy]], [[cx + 50, cy]]]), hom)
         border = outline_inset(bgr.shape) * float(np.linalg.norm(fc[1] - fc[0])) / 100.0
 
-        def flatten(hom, size):
+        def flatten(hom, size, wide=False):
             return analyse(cv2.warpPerspective(bgr, hom, size, flags=cv2.INTER_LINEAR,
                                                borderMode=cv2.BORDER_REPLICATE),
-                           opts.px_per_mm, flattened=True, border=border)
+                           opts.px_per_mm, flattened=True, border=border, wide_lines=wide)
 
         geom = flatten(hom, size)
+        wide = False
+        if len(geom.rows) not in want:  # a dark grid's remnants read as rows?
+            alt = _better(geom, lambda: flatten(hom, size, wide=True), want)
+            wide, geom = alt is not geom, alt
         stretch = vertical_stretch(geom)
         if stretch is not None:  # the sheet's shape was misjudged: make its pixels square
             hom = np.diag([1.0, stretch, 1.0]) @ hom
             size = (size[0], int(round(size[1] * stretch)))
-            geom = flatten(hom, size)
+            geom = flatten(hom, size, wide=wide)
         geom.deskew = geom.deskew @ hom  # image → flat page → deskewed
         geom.rectified = True
     else:
         geom = analyse(bgr, opts.px_per_mm)
-        want = _BY_ROWS if opts.layout == "auto" else \
-            [n for n, v in _BY_ROWS.items() if opts.layout in v]
+        if len(geom.rows) not in want:  # a dark grid's remnants read as rows?
+            geom = _better(geom, lambda: analyse(bgr, opts.px_per_mm, wide_lines=True), want)
         if len(geom.rows) not in want:  # a grid as dark as the trace read as rows?
             try:
                 dark = analyse(bgr, opts.px_per_mm, dark_grid=True)
