@@ -77,6 +77,9 @@ class Row:
     pulse_mm: float = float("nan")  # pulse height in mm (gain for 1 mV)
     step_mm: float = float("nan")  # a stepped pulse's second height (chest leads' gain)
 
+    def drop_pulse(self) -> None:
+        self.pulse, self.pulse_mm, self.step_mm = "none", float("nan"), float("nan")
+
 
 @dataclass
 class PageGeometry:
@@ -166,8 +169,7 @@ def drop_grid_lines(mask: np.ndarray, px_per_mm: float) -> np.ndarray:
             above = m[max(0, a - 2):a].any(axis=0) if a > 0 else np.zeros(m.shape[1], bool)
             below = m[b + 1:b + 3].any(axis=0) if b + 1 < m.shape[0] else np.zeros(m.shape[1], bool)
             o[a:b + 1] &= (above & below).astype(o.dtype)[None, :]
-    mask = out
-    return _drop_specks(mask, max(3, int(round(0.8 * px_per_mm))))
+    return _drop_specks(out, max(3, int(round(0.8 * px_per_mm))))
 
 
 def _profile_sharpness(x: np.ndarray, y: np.ndarray, angle_deg: float, bin_px: float) -> float:
@@ -705,7 +707,7 @@ def _ends(mask: np.ndarray, r: Row, k: float, ratio: np.ndarray | None = None,
     # ink cut by the image border (a strip cropped at its first sample): the border is the start
     r.x_start = r.x_left - border if r.x_left < 1 else r.x_left + half - 0.5
     r.x_end = r.x_right + border if r.x_right > w - 1 else r.x_right - half + 0.5
-    r.pulse, r.pulse_mm, r.step_mm = "none", float("nan"), float("nan")
+    r.drop_pulse()
     left = find_pulse(mask, r, k, "left")
     right = find_pulse(mask, r, k, "right") if left is None else None
     if ratio is not None and left is None and r.x_left >= 3:
@@ -765,7 +767,7 @@ def _consensus(rows: list[Row], k: float) -> None:
     # 20 mm/mV had set its gain to 2.5)
     low = [r for r in rows if r.pulse != "none" and r.pulse_mm < 3.0]
     if len(low) == 1:
-        low[0].pulse, low[0].pulse_mm, low[0].step_mm = "none", float("nan"), float("nan")
+        low[0].drop_pulse()
         low[0].x_start = low[0].x_left
     pulsed = [r for r in rows if r.pulse != "none"]
     if len(rows) >= 4 and len(pulsed) < len(rows) / 2:
@@ -773,7 +775,7 @@ def _consensus(rows: list[Row], k: float) -> None:
         # 4.2-mm box in one row of a page without pulses had set its gain to 5 mm/mV)
         for r in pulsed:
             if abs(np.log(r.pulse_mm / snap_gain(r.pulse_mm))) > 0.1 or r.pulse_mm < 3.0:
-                r.pulse, r.pulse_mm, r.step_mm = "none", float("nan"), float("nan")
+                r.drop_pulse()
                 r.x_start = r.x_left
     if all(r.pulse == "none" for r in rows) and len(rows) > 1:
         x = float(np.median([r.x_start for r in rows]))
@@ -788,7 +790,7 @@ def _consensus(rows: list[Row], k: float) -> None:
         if len(found) >= 2 and len(found) > len(rows) / 2:
             for r in rows:
                 if r.pulse == other:
-                    r.pulse, r.pulse_mm, r.step_mm = "none", float("nan"), float("nan")
+                    r.drop_pulse()
                     if side == "right":  # its start: the others' (x_end is set below)
                         r.x_start = float(np.median([f.x_start for f in found]))
     for side in ("left", "right"):

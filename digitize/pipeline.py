@@ -326,13 +326,13 @@ def vertical_stretch(geom: PageGeometry) -> float | None:
     return float(k / py)
 
 
-def _better(geom: PageGeometry, again, want) -> PageGeometry:
-    """``again()``'s reading of the page where its rows fit a layout and ``geom``'s do not."""
+def _better(geom: PageGeometry, again, fits) -> PageGeometry:
+    """``again()``'s reading of the page where ``fits`` it, else ``geom``."""
     try:
         other = again()
     except PageError:
         return geom
-    return other if len(other.rows) in want else geom
+    return other if fits(other) else geom
 
 
 def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
@@ -340,6 +340,16 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     flat = page_homography(bgr)  # a photo: the page on a background, in perspective
     want = _BY_ROWS if opts.layout == "auto" else \
         [n for n, v in _BY_ROWS.items() if opts.layout in v]
+
+    def fits(g: PageGeometry) -> bool:
+        return len(g.rows) in want
+
+    def anchored(g: PageGeometry) -> bool:
+        # the grid's scale and most rows' pulses (rows found without their pulses are timed
+        # from the pulse's ink: worse than nothing)
+        return fits(g) and g.scale_source == "grid" \
+            and sum(r.pulse != "none" for r in g.rows) >= len(g.rows) / 2
+
     if flat is not None:
         hom, size = flat
 
@@ -357,8 +367,8 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
 
         geom = flatten(hom, size)
         wide = False
-        if len(geom.rows) not in want:  # a dark grid's remnants read as rows?
-            alt = _better(geom, lambda: flatten(hom, size, wide=True), want)
+        if not fits(geom):  # a dark grid's remnants read as rows?
+            alt = _better(geom, lambda: flatten(hom, size, wide=True), fits)
             wide, geom = alt is not geom, alt
         stretch = vertical_stretch(geom)
         if stretch is not None:  # the sheet's shape was misjudged: make its pixels square
@@ -369,17 +379,11 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         geom.rectified = True
     else:
         geom = analyse(bgr, opts.px_per_mm)
-        if len(geom.rows) not in want:  # a dark grid's remnants read as rows?
-            geom = _better(geom, lambda: analyse(bgr, opts.px_per_mm, wide_lines=True), want)
-        if len(geom.rows) not in want:  # a grid as dark as the trace read as rows?
-            try:
-                dark = analyse(bgr, opts.px_per_mm, dark_grid=True)
-            except PageError:
-                dark = None
-            # taken only where it is anchored: the grid's scale and most rows' pulses (rows
-            # found without their pulses are timed from the pulse's ink: worse than nothing)
-            if dark is not None and len(dark.rows) in want and dark.scale_source == "grid" \
-                    and sum(r.pulse != "none" for r in dark.rows) >= len(dark.rows) / 2:
+        if not fits(geom):  # a dark grid's remnants read as rows?
+            geom = _better(geom, lambda: analyse(bgr, opts.px_per_mm, wide_lines=True), fits)
+        if not fits(geom):  # a grid as dark as the trace read as rows?
+            dark = _better(geom, lambda: analyse(bgr, opts.px_per_mm, dark_grid=True), anchored)
+            if dark is not geom:
                 geom = dark
                 geom.warnings.append(DARK_GRID)
     warnings = list(geom.warnings)
