@@ -6,7 +6,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from digitize.leads import LEADS
-from digitize.strips import StripGeometry, column_times, columns_to_signal, cut_strip
+from digitize.strips import (StripGeometry, column_times, columns_to_signal, cut_strip,
+                             follow_ink)
 
 
 @dataclass
@@ -30,6 +31,7 @@ class LeadResult:
     confidence: np.ndarray  # per column
     idx: np.ndarray | None = None  # output sample indices this window covers
     mv: np.ndarray | None = None  # its signal there
+    stray_columns: int = 0  # columns where the model left the trace for other ink (replaced)
 
     def samples(self, fs: float, n: int) -> np.ndarray:
         """This window alone as an [n] signal (NaN elsewhere)."""
@@ -43,7 +45,9 @@ def reconstruct(grey: np.ndarray, windows: list[LeadWindow], engine, fs: float, 
                 ) -> tuple[np.ndarray, list[LeadResult]]:
     """Run the model over every window of a page → (signal [n_samples, 12] mV, per-window results).
 
-    Where a lead is drawn more than once (a rhythm strip repeats lead II), the longer window
+    The model's per-column reading is first checked against the strip's ink (``follow_ink``:
+    short runs read off a printed label or a neighbour's stroke are replaced). Where a lead is
+    drawn more than once (a rhythm strip repeats lead II), the longer window
     wins for the samples both cover. With ``trim_conf``, columns at either end of a window whose
     confidence stays under it (a window running past the end of a trace cut by the image edge)
     become NaN — not drawn — instead of whatever the model guessed there.
@@ -52,7 +56,8 @@ def reconstruct(grey: np.ndarray, windows: list[LeadWindow], engine, fs: float, 
     strips = [cut_strip(grey, w.geom, spec) for w in windows]
     outputs = engine.run(strips, batch_size=batch_size)
     results = []
-    for w, (value, conf) in zip(windows, outputs):
+    for w, strip, (value, conf) in zip(windows, strips, outputs):
+        value, stray = follow_ink(value, strip, spec)
         tc = column_times(len(value), w.t0, w.speed, spec.px_per_mm_x)
         idx, mv = columns_to_signal(value, w.gain, tc, fs, w.t0, w.t1)
         keep = (idx >= 0) & (idx < n_samples)
@@ -67,7 +72,7 @@ def reconstruct(grey: np.ndarray, windows: list[LeadWindow], engine, fs: float, 
             else:
                 t = idx / fs
                 mv = np.where((t < tc[good[0]] - dt) | (t > tc[good[-1]] + dt), np.nan, mv)
-        results.append(LeadResult(w, value, conf, idx, mv))
+        results.append(LeadResult(w, value, conf, idx, mv, stray))
     return assemble(results, n_samples), results
 
 

@@ -352,11 +352,12 @@ class Runner:
                                          flat_fraction=round(lq["flat_fraction"], 4),
                                          clipped_fraction=round(lq["clipped_fraction"], 4),
                                          amplitude_mv=round(lq["amplitude_mv"], 4),
+                                         stray_fraction=_r(lq.get("stray_fraction"), 4),
                                          reasons="; ".join(lq["reasons"])))
         self._csv(self.out / "quality.csv", quality_rows,
                   ["record", "lead", "status", "confidence", "low_confidence_fraction",
                    "heart_rate_bpm", "flat_fraction", "clipped_fraction", "amplitude_mv",
-                   "reasons"])
+                   "stray_fraction", "reasons"])
         self._csv(self.out / "manifest.csv", manifest_rows,
                   ["record", "source", "page", "layout", "status"])
         t = self.totals
@@ -380,8 +381,8 @@ class Runner:
         os.replace(tmp, path)
 
 
-def _r(x: float) -> float | None:
-    return None if x is None or not np.isfinite(x) else round(float(x), 2)
+def _r(x: float | None, digits: int = 2) -> float | None:
+    return None if x is None or not np.isfinite(x) else round(float(x), digits)
 
 
 def _finite(o):

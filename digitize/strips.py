@@ -1,7 +1,8 @@
 """Strip pre- and post-processing shared by training, evaluation and the deployed tool.
 
 pre:  page image + where a lead's window lies on the page → a calibrated, normalised strip
-post: per-column model outputs (mm) → millivolts → a signal at the output rate
+post: per-column model outputs (mm) checked against the strip's ink → millivolts → a signal at
+      the output rate
 """
 from __future__ import annotations
 
@@ -95,3 +96,87 @@ def columns_to_signal(value_mm: np.ndarray, gain_mm_mv: float, t_columns: np.nda
     else:  # too few columns for a spline: linear, held flat outside
         mv = np.interp(t, t_columns, v)
     return idx, mv.astype(np.float32)
+
+
+#: Normalised strip values above this are ink (the trace is ~1, paper 0, grid lines mostly less).
+INK_LEVEL = 0.35
+#: Longest run of columns (at the model's 4 px/mm: 4 mm) that ``follow_ink`` may replace.
+STRAY_MAX_COLUMNS = 16
+#: A replaced run must lie this far (mm) from the trace around it: labels print a few mm away;
+#: smaller departures are left to the model (a faint QRS tip looks like one).
+STRAY_MIN_MM = 3.0
+
+
+def _rows(value_mm: np.ndarray, spec: StripSpec, n_rows: int) -> np.ndarray:
+    r = np.round((spec.height_mm / 2 - value_mm) * spec.px_per_mm_y - 0.5).astype(int)
+    return np.clip(r, 0, n_rows - 1)
+
+
+def follow_ink(value_mm: np.ndarray, strip: np.ndarray, spec: StripSpec
+               ) -> tuple[np.ndarray, int]:
+    """Replace short runs of columns where the model left the trace for other ink → (values, n).
+
+    Next to a printed lead label (or a neighbour's stroke) the model sometimes reads the glyph
+    for a few columns, confidently, then returns to the trace. A pen never jumps: between two
+    adjacent columns the drawn stroke covers every height in between. So the per-column values
+    are checked against the strip's ink: a step between columns not covered by ink (beyond two
+    rows of slack: a faint tip) is broken. The longest chain of columns linked by unbroken
+    steps — or by a skip of up to ``STRAY_MAX_COLUMNS`` columns to a value within 1 mm +
+    0.5 mm per column — is kept; a skipped run is replaced by the straight line across it only
+    where ink runs along that line (the trace is there) and the run departed from it by more
+    than ``STRAY_MIN_MM``. Anything else is left as the model read it.
+    """
+    v = np.asarray(value_mm, np.float64)
+    n = len(v)
+    if strip.shape[1] != n or n < 3 or spec.fixed_height_px or spec.fixed_width_px:
+        return value_mm, 0  # (a resized, uncalibrated strip: rows are not millimetres)
+    ink = strip > INK_LEVEL
+    h = ink.shape[0]
+    r = _rows(v, spec, h)
+    cols = np.arange(n - 1)
+    lo, hi = np.minimum(r[:-1], r[1:]), np.maximum(r[:-1], r[1:])
+    either = np.vstack([np.zeros((1, n - 1), np.int32),
+                        np.cumsum(ink[:, :-1] | ink[:, 1:], axis=0, dtype=np.int32)])
+    span = hi - lo + 1
+    linked = (span - (either[hi + 1, cols] - either[lo, cols])) <= np.maximum(2, 0.2 * span)
+    if linked.all():
+        return value_mm, 0
+    # longest chain: best[b] = columns kept up to b with b kept
+    best = np.ones(n)
+    prev = np.full(n, -1)
+    for b in range(1, n):
+        if linked[b - 1]:
+            best[b], prev[b] = best[b - 1] + 1, b - 1
+        a = np.arange(max(0, b - STRAY_MAX_COLUMNS - 1), b - 1)
+        if len(a):
+            ok = np.abs(v[b] - v[a]) <= 1.0 + 0.5 * (b - a)
+            if ok.any():
+                j = a[ok][np.argmax(best[a[ok]])]
+                if best[j] + 1 > best[b]:
+                    best[b], prev[b] = best[j] + 1, j
+    keep = np.zeros(n, bool)
+    b = int(np.argmax(best))
+    keep[b + 1:] = True  # past the chain's end and before its start: as read
+    while b >= 0:
+        keep[b] = True
+        if prev[b] < 0:
+            keep[:b] = True
+        b = prev[b]
+    if keep.all():
+        return value_mm, 0
+    idx = np.arange(n)
+    line = np.interp(idx, idx[keep], v[keep])
+    rl = _rows(line, spec, h)
+    on_ink = np.zeros(n, bool)
+    for d in (-2, -1, 0, 1, 2):
+        on_ink |= ink[np.clip(rl + d, 0, h - 1), idx]
+    out = v.copy()
+    edges = np.flatnonzero(np.diff(np.r_[0, (~keep).astype(np.int8), 0]))
+    changed = 0
+    for s0, s1 in zip(edges[::2], edges[1::2]):
+        if on_ink[s0:s1].mean() >= 0.8 and np.abs(v[s0:s1] - line[s0:s1]).max() > STRAY_MIN_MM:
+            out[s0:s1] = line[s0:s1]
+            changed += s1 - s0
+    if not changed:
+        return value_mm, 0
+    return out.astype(np.asarray(value_mm).dtype), changed

@@ -1,0 +1,128 @@
+"""The model's per-column reading is checked against the strip's ink (strips.follow_ink).
+
+Strips are drawn directly at the model's resolution (4 px/mm across, 2 px/mm down, 60 mm tall)
+so these tests need neither the renderer nor a model.
+"""
+import cv2
+import numpy as np
+import pytest
+
+from digitize.model_spec import StripSpec
+from digitize.reconstruct import LeadWindow, reconstruct
+from digitize.strips import StripGeometry, follow_ink, normalise
+
+SPEC = StripSpec()
+W = 400  # 100 mm, 4 s at 25 mm/s
+
+
+def _truth() -> np.ndarray:
+    """Per-column trace height (mm): a slow wave with two sharp QRS spikes (+12 / -6 mm)."""
+    c = np.arange(W, dtype=np.float64)
+    v = 1.5 * np.sin(2 * np.pi * c / 160)
+    for at in (120, 300):
+        v += 12 * np.exp(-0.5 * ((c - at) / 1.2) ** 2) - 6 * np.exp(-0.5 * ((c - at - 3) / 1.2) ** 2)
+    return v
+
+
+def _row(v_mm):
+    return (SPEC.height_mm / 2 - np.asarray(v_mm)) * SPEC.px_per_mm_y - 0.5
+
+
+def _strip(v_mm: np.ndarray, label: bool = True, second_line_mm: float | None = None
+           ) -> np.ndarray:
+    img = np.full((SPEC.height_px, W), 255, np.uint8)
+    pts = np.stack([np.arange(W), _row(v_mm)], 1)
+    cv2.polylines(img, [np.round(pts * 16).astype(np.int32)], False, 0, 1, cv2.LINE_AA, shift=4)
+    if label:  # a lead label printed 5-9 mm above the baseline, at the window's start
+        cv2.putText(img, "V3", (6, int(round(_row(5.0)))), cv2.FONT_HERSHEY_SIMPLEX, 0.3, 0, 1)
+    if second_line_mm is not None:  # another lead's flat stroke, parallel to this one
+        y = int(round(_row(second_line_mm)))
+        img[y, :] = 0
+    return normalise(img)
+
+
+def test_a_run_read_off_the_label_is_put_back_on_the_trace():
+    truth = _truth()
+    strip = _strip(truth)
+    above = np.arange(SPEC.height_px) < _row(truth[8:16]).min() - 4  # clear of the trace
+    label_rows = np.flatnonzero((strip[:, 8:16] > 0.5).any(1) & above)
+    assert len(label_rows) >= 3
+    read = truth.copy()
+    read[8:16] = SPEC.height_mm / 2 - (label_rows.mean() + 0.5) / SPEC.px_per_mm_y  # the glyph
+    fixed, n = follow_ink(read.astype(np.float32), strip, SPEC)
+    assert n == 8
+    assert np.abs(fixed - truth).max() < 0.6
+    assert np.array_equal(fixed[16:], read[16:].astype(np.float32))  # nothing else touched
+
+
+def test_a_correct_reading_with_sharp_spikes_is_left_alone():
+    truth = _truth()
+    strip = _strip(truth)
+    read = truth.astype(np.float32)
+    fixed, n = follow_ink(read, strip, SPEC)
+    assert n == 0 and fixed is read
+
+
+def test_a_spike_tip_just_past_faint_ink_is_left_alone():
+    truth = _truth()
+    strip = _strip(truth)
+    read = truth.copy()
+    read[120] += 1.0  # the model reads the apex a mm (two rows) higher than the ink shows
+    fixed, n = follow_ink(read.astype(np.float32), strip, SPEC)
+    assert n == 0
+
+
+def test_a_departure_with_no_trace_ink_on_the_straight_line_is_left_alone():
+    # the model follows a parallel stroke 8 mm up for 10 columns; where the line across the run
+    # would lie there is no ink either (the trace itself was read as the other stroke), so
+    # nothing is known better than the model's reading
+    truth = _truth()
+    strip = _strip(truth, label=False, second_line_mm=8.0)
+    strip[:, 200:210] = np.where(np.abs(np.arange(SPEC.height_px)[:, None] - _row(8.0)) < 1,
+                                 strip[:, 200:210], 0.0)
+    read = truth.copy()
+    read[200:210] = 8.0
+    fixed, n = follow_ink(read.astype(np.float32), strip, SPEC)
+    assert n == 0
+
+
+def test_uncalibrated_strips_are_not_checked():
+    truth = _truth()
+    strip = _strip(truth)
+    read = truth.copy()
+    read[8:16] = 7.0
+    seed = StripSpec(fixed_height_px=SPEC.height_px)
+    fixed, n = follow_ink(read.astype(np.float32), strip, seed)
+    assert n == 0
+
+
+def test_reconstruct_counts_and_replaces_stray_columns():
+    truth = np.full(W, -2.0)  # a flat trace 2 mm below the centre line
+    strip_img = np.full((SPEC.height_px, W), 255, np.uint8)
+    y = int(round(_row(-2.0)))
+    strip_img[y, :] = 0
+    strip_img[int(round(_row(7.0))) - 2:int(round(_row(7.0))) + 1, 2:10] = 0  # a label's bar
+    # the page at 4 px/mm both ways: the strip cut from it is strip_img again
+    page = cv2.resize(strip_img, (W, SPEC.height_px * 2), interpolation=cv2.INTER_NEAREST)
+    geom = StripGeometry(x0_mm=0.0, width_mm=W / 4.0, centre_mm=SPEC.height_mm / 2,
+                         px_per_mm=4.0, page_to_image=np.eye(3))
+    win = LeadWindow("II", 0.0, W / 4.0 / 25.0, 10.0, 25.0, geom)
+
+    class Engine:  # reads the trace, but columns 2-9 off the label's bar
+        spec = SPEC
+
+        def run(self, strips, batch_size=16):
+            v = np.full(strips[0].shape[1], -2.0, np.float32)
+            v[2:10] = 7.0
+            return [(v, np.ones_like(v))]
+
+    sig, results = reconstruct(page, [win], Engine(), 500.0, 2000)
+    assert results[0].stray_columns == 8
+    assert np.nanmax(np.abs(sig[:, 1] - truth[0] / 10.0)) < 0.06
+    assert np.isnan(sig[:, 0]).all()
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_too_short_to_check(n):
+    v = np.zeros(n, np.float32)
+    assert follow_ink(v, np.zeros((SPEC.height_px, n), np.float32), SPEC) == (v, 0)
