@@ -120,6 +120,8 @@ def main() -> int:
                     help="start this far into the split's shuffled records (a second, disjoint "
                          "set of validation pages)")
     ap.add_argument("--json", default=str(REPO / "benchmarks" / "results" / "digitize_e2e.json"))
+    ap.add_argument("--digitize-args", default="",
+                    help="extra digitize options, e.g. '--read-printed-gain'")
     args = ap.parse_args()
     ptbxl = args.data or str(default_ptbxl_dir())
     out = Path(args.out)
@@ -135,7 +137,7 @@ def main() -> int:
         print(f"rendered {len(metas)} {args.split}-split pages in {time.time() - t:.0f} s")
         t = time.time()
         cmd = [sys.executable, "-m", "digitize", str(pages), "--out", str(rec), "--reference",
-               str(pages), "--overwrite", "-q"]
+               str(pages), "--overwrite", "-q"] + args.digitize_args.split()
         r = subprocess.run(cmd, cwd=REPO)
         dt = time.time() - t
         print(f"digitize exit code {r.returncode} in {dt:.0f} s ({len(metas) / dt:.2f} pages/s)")

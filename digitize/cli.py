@@ -51,6 +51,9 @@ def _gain(ctx, param, value: str) -> str:
               help="Paper speed, mm/s.")
 @click.option("--gain", default="auto", show_default=True, callback=_gain,
               help="mm/mV: auto (from calibration pulses, else 10 with a warning), 5, 10, 20.")
+@click.option("--read-printed-gain", is_flag=True,
+              help="On pages without a calibration pulse, read the gain printed in the footer "
+                   "(OCR: needs pytesseract and the tesseract program; ~0.4 s per such page).")
 @click.option("--fs", default=500.0, show_default=True, type=click.FloatRange(min=50),
               help="Output sampling rate, Hz.")
 @click.option("--px-per-mm", type=click.FloatRange(min=1), default=None,
@@ -74,8 +77,8 @@ def _gain(ctx, param, value: str) -> str:
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failed input.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar.")
-def main(inputs, out, layout, leads, speed, gain, fs, px_per_mm, device, batch_size, threads,
-         model, overwrite, overlay, reference, shard, anonymize, fail_fast, verbose, quiet):
+def main(inputs, out, layout, leads, speed, gain, fs, read_printed_gain, px_per_mm, device,
+         batch_size, threads, model, overwrite, overlay, reference, shard, anonymize, fail_fast, verbose, quiet):
     """Convert ECG images and PDFs under INPUTS (files or folders, searched recursively) into
     WFDB records (12 leads, mV) with quality metrics, in --out."""
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
@@ -94,6 +97,13 @@ def main(inputs, out, layout, leads, speed, gain, fs, px_per_mm, device, batch_s
     if any(x is None for x in lead_names):
         raise click.BadParameter(f"unknown lead in {leads!r}", param_hint="--leads")
 
+    if read_printed_gain:
+        from digitize.printed import available
+        if not available():
+            click.echo("digitize: error: --read-printed-gain needs pytesseract and the tesseract "
+                       "program (pip install '.[ocr]'; e.g. apt install tesseract-ocr)", err=True)
+            sys.exit(2)
+
     from digitize.engine import Engine, EngineError, default_model_path
     from digitize.io import discover
     from digitize.io import shard as take_shard
@@ -109,7 +119,8 @@ def main(inputs, out, layout, leads, speed, gain, fs, px_per_mm, device, batch_s
     names = record_names(items)  # over the whole input set: shards agree on names
     items = take_shard(items, *shard)
     opts = Options(layout=layout, leads=lead_names, speed=speed, gain=gain, fs=fs,
-                   batch_size=batch_size, px_per_mm=px_per_mm)
+                   batch_size=batch_size, px_per_mm=px_per_mm,
+                   read_printed_gain=read_printed_gain)
     cfg = RunConfig(out=out, options=opts, overwrite=overwrite, overlay=overlay,
                     reference=reference, anonymize=anonymize, fail_fast=fail_fast, shard=shard,
                     progress=not quiet and sys.stderr.isatty())

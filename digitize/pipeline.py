@@ -18,6 +18,7 @@ from digitize.geometry import grid_coordinate, refine_pitch
 from digitize.page import (GRID_RATIO, GRID_RATIO_NEAR_ROWS, PageError, PageGeometry, analyse, baseline,
                            outline_inset, page_homography, snap_gain)
 from digitize.layouts import LAYOUTS, ROW_WIDTH_MM, row_leads
+from digitize.printed import printed_gain
 from digitize.quality import chest_gain_doubt, lead_quality, page_doubts, relation_power
 from digitize.reconstruct import LeadWindow, assemble, reconstruct, relabel
 from digitize.strips import StripGeometry
@@ -39,11 +40,13 @@ class Options:
     fs: float = 500.0
     batch_size: int = 16
     px_per_mm: float | None = None  # force the scale (e.g. known scanner dpi)
+    read_printed_gain: bool = False  # no pulse: OCR the footer's "N mm/mV" (digitize.printed)
 
     def key(self) -> str:
         """The options that change a record (for 'already done' checks)."""
         return (f"layout={self.layout};leads={','.join(self.leads)};speed={self.speed:g};"
-                f"gain={self.gain};fs={self.fs:g};px_per_mm={self.px_per_mm or 'auto'}")
+                f"gain={self.gain};fs={self.fs:g};px_per_mm={self.px_per_mm or 'auto'}"
+                + (";printed_gain" if self.read_printed_gain else ""))
 
 
 @dataclass
@@ -185,6 +188,8 @@ EINTHOVEN = [{"I": 1.0, "III": 1.0, "II": -1.0}, {"aVR": 1.0, "aVL": 1.0, "aVF":
 
 
 GAIN_ASSUMED = "no calibration pulse found: gain 10 mm/mV assumed"
+#: No pulse, but the page's printed text states the gain (read by OCR where available).
+GAIN_PRINTED = "no calibration pulse found: gain read from the printed text"
 DARK_GRID = "grid lines as dark as the trace: removed to find the rows"
 #: Window ends where the model's confidence stays under this are "not drawn" (NaN).
 TRIM_CONF = 0.3
@@ -404,18 +409,25 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
             raise PageError(f"--layout {opts.layout} needs {want} trace rows, found {n_rows}")
         candidates = (opts.layout,)
     gain, gw = gain_from_pulses(geom, opts.gain)
+    printed = None
+    if opts.read_printed_gain and GAIN_ASSUMED in gw and geom.grey is not None:
+        printed = printed_gain(geom.grey, [r.y for r in geom.rows], geom.px_per_mm)
+    if printed is not None:
+        gain = printed[0]
+        gw = [f"{GAIN_PRINTED}: {gain:g}"
+              + ("" if printed[1] is None else f", chest {printed[1]:g}") + " mm/mV"]
     warnings += gw
     row_s = min(ROW_WIDTH_MM / opts.speed, 10.0)
     n = int(round(row_s * opts.fs))
 
-    chest = chest_gain_from_steps(geom, gain)
-    if chest is not None:
+    chest = chest_gain_from_steps(geom, gain) if printed is None else printed[1]
+    if chest is not None and printed is None:
         candidates = fit_steps(candidates, geom.rows)
     if chest is not None and opts.gain != "auto":
         warnings.append(f"--gain {opts.gain} but stepped calibration pulses say the chest "
                         f"leads are at {chest:g} mm/mV")
         chest = None
-    elif chest is not None:
+    elif chest is not None and printed is None:
         warnings.append(f"split gain (stepped calibration pulses): limb {gain:g}, "
                         f"chest {chest:g} mm/mV")
     gains = row_gains(geom, gain, opts.gain, chest)
@@ -467,7 +479,8 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     quality = lead_quality(sig, results, opts.fs, engine.spec)
     # page-level doubts make every lead at least 'warn': a lead cannot be trusted more than the
     # page geometry it was read with
-    doubts = [w for w in warnings if w in (GAIN_ASSUMED, DARK_GRID) or w.startswith("--gain")]
+    doubts = [w for w in warnings if w in (GAIN_ASSUMED, DARK_GRID)
+              or w.startswith(("--gain", GAIN_PRINTED))]
     if geom.scale_source == "rows":
         doubts.append("scale from the row length (grid not measured)")
     if geom.rectified:

@@ -1,0 +1,78 @@
+"""The gain printed in a page's footer (digitize --read-printed-gain, optional OCR)."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from digitize import printed
+from digitize.printed import parse_gain
+
+
+@pytest.mark.parametrize("text,gain", [
+    ("25mm/s 10mm/mV 0.5-40 Hz", (10.0, None)),
+    ("25 mm/s  5 mm/mV  150 Hz", (5.0, None)),
+    ("25mm/s Smm/myV 85-49 Hz", (5.0, None)),  # OCR reads 5 as S
+    ("25mm/s Limb 5 mm/mvV Chest 2.5 mm/mV_ 0.5-40 Hz", (5.0, 2.5)),
+    ("Limb 10 mm/mV  Chest 10 mm/mV", (10.0, None)),
+    ("25 mm/s 20mm/mvV 05-40 Hz", (20.0, None)),
+    ("25 mm/s 2.5 mra/my", (2.5, None)),  # "mm" misread
+    ("25 mm/s 0.5-40 Hz", None),  # speed only: "mm/s" is not a gain
+    ("25mm/s 18mm/mvV", None),  # not a gain electrocardiographs print
+    ("10 mm/mV ... 20 mm/mV", None),  # two plain values: ambiguous
+    ("Limb 10 mm/mV", None),  # a limb gain without the chest's
+    ("", None),
+])
+def test_parse_gain(text, gain):
+    assert parse_gain(text) == gain
+
+
+def test_missing_ocr_is_reported_not_raised(monkeypatch):
+    printed.available.cache_clear()
+    monkeypatch.setitem(sys.modules, "pytesseract", None)  # import fails
+    try:
+        assert printed.available() is False
+        grey = np.full((400, 600), 255, np.uint8)
+        assert printed.printed_gain(grey, [100.0, 200.0], 8.0) is None
+    finally:
+        printed.available.cache_clear()
+
+
+def test_the_option_without_ocr_is_a_usage_error(tmp_path):
+    code = ("import sys; sys.modules['pytesseract'] = None; sys.argv = ['digitize'] + sys.argv[1:];"
+            " from digitize.cli import main; main()")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path), "--out", str(tmp_path / "o"),
+                        "--read-printed-gain"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--read-printed-gain needs pytesseract" in r.stderr
+
+
+def test_gain_read_from_the_footer_of_a_page_without_pulses(ptbxl_sample):
+    """A 12x1 page at 5 mm/mV with no calibration pulse: assumed 10 (flagged) by default,
+    5 from the footer's "5 mm/mV" with --read-printed-gain."""
+    printed.available.cache_clear()
+    if not printed.available():
+        pytest.skip("pytesseract or the tesseract program not installed (pip install '.[ocr]', "
+                    "apt install tesseract-ocr)")
+    pytest.importorskip("trainer.render", reason="the renderer draws the test page")
+    from digitize.engine import Engine, default_model_path
+    from digitize.metrics import score_record
+    from digitize.pipeline import GAIN_ASSUMED, Options, convert_page
+    from trainer.data import prepared_signal, records_for_split
+    from trainer.render import render_page, sample_spec
+    info = records_for_split(str(ptbxl_sample), "test")[0]
+    sig, fs = prepared_signal(str(ptbxl_sample), info)
+    spec = sample_spec(np.random.default_rng(3), "12x1", "clean", dpi=200.0, pulse="none",
+                       gain_limb=5.0, gain_chest=5.0, speed=25.0, footer_mm=12.0,
+                       grid="lines")
+    page = render_page(sig, fs, spec)
+    engine = Engine(default_model_path(), device="cpu", threads=2)
+    plain = convert_page(page.image, engine, Options(fs=fs))
+    assert plain.gain == 10.0 and GAIN_ASSUMED in plain.warnings
+    read = convert_page(page.image, engine, Options(fs=fs, read_printed_gain=True))
+    assert read.gain == 5.0, read.warnings
+    assert any(w.startswith("no calibration pulse found: gain read from the printed text")
+               for w in read.warnings)
+    assert all(q["status"] != "ok" for q in read.quality["leads"].values())  # still a doubt
+    snr_plain = score_record(page.truth, plain.signal, fs)[0]
+    snr_read = score_record(page.truth, read.signal, fs)[0]
+    assert snr_read > snr_plain + 3, (snr_plain, snr_read)
