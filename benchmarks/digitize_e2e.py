@@ -121,7 +121,7 @@ def main() -> int:
                          "set of validation pages)")
     ap.add_argument("--json", default=str(REPO / "benchmarks" / "results" / "digitize_e2e.json"))
     ap.add_argument("--digitize-args", default="",
-                    help="extra digitize options, e.g. '--read-printed-gain'")
+                    help="extra digitize options, e.g. '--printed-gain off'")
     args = ap.parse_args()
     ptbxl = args.data or str(default_ptbxl_dir())
     out = Path(args.out)

@@ -35,7 +35,7 @@ def render(out: Path, layout: str, n: int, ptbxl: str) -> None:
         write_page(render_page(sig, fs, spec, header_seed=i), out, f"p{i:04d}")
 
 
-def timed_run(pages: Path, out: Path) -> tuple[float, float]:
+def timed_run(pages: Path, out: Path, extra: list[str]) -> tuple[float, float]:
     """(seconds, peak RSS MiB) of one digitize subprocess."""
     code = ("import resource, sys, runpy; sys.argv = ['digitize'] + sys.argv[1:]\n"
             "try:\n    runpy.run_module('digitize', run_name='__main__')\n"
@@ -43,7 +43,8 @@ def timed_run(pages: Path, out: Path) -> tuple[float, float]:
             "print('RSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n")
     t = time.perf_counter()
     r = subprocess.run([sys.executable, "-c", code, str(pages), "--out", str(out), "--device",
-                        "cpu", "--overwrite", "-q"], cwd=REPO, capture_output=True, text=True)
+                        "cpu", "--overwrite", "-q"] + extra, cwd=REPO, capture_output=True,
+                       text=True)
     dt = time.perf_counter() - t
     rss = [int(x.split()[1]) for x in r.stdout.splitlines() if x.startswith("RSS")]
     return dt, (rss[0] / 1024 if rss else float("nan"))
@@ -54,17 +55,22 @@ def main() -> int:
     ap.add_argument("--few", type=int, default=20)
     ap.add_argument("--many", type=int, default=100)
     ap.add_argument("--out", default="runs/speed")
+    ap.add_argument("--digitize-args", default="", help="extra digitize options")
+    ap.add_argument("--layouts", default="3x4,strip")
     args = ap.parse_args()
     ptbxl = str(default_ptbxl_dir())
     out = Path(args.out)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"python {platform.python_version()}")
-    for layout in ("3x4", "strip"):
+    from digitize.printed import available
+    print(f"digitize options: {args.digitize_args or '(defaults)'}; printed-gain OCR "
+          f"{'installed' if available() else 'not installed'}")
+    for layout in args.layouts.split(","):
         for n in (args.few, args.many):
             pages = out / f"{layout}-{n}"
             if not pages.is_dir():
                 render(pages, layout, n, ptbxl)
-            dt, rss = timed_run(pages, out / f"rec-{layout}-{n}")
+            dt, rss = timed_run(pages, out / f"rec-{layout}-{n}", args.digitize_args.split())
             print(f"{layout:6s} 200 dpi x {n:4d} pages: {dt:6.1f} s  {n / dt:5.2f} pages/s  "
                   f"peak RSS {rss:6.0f} MiB  (incl. start-up and model load)")
     return 0

@@ -51,9 +51,11 @@ def _gain(ctx, param, value: str) -> str:
               help="Paper speed, mm/s.")
 @click.option("--gain", default="auto", show_default=True, callback=_gain,
               help="mm/mV: auto (from calibration pulses, else 10 with a warning), 5, 10, 20.")
-@click.option("--read-printed-gain", is_flag=True,
+@click.option("--printed-gain", type=click.Choice(["auto", "on", "off"]), default="auto",
+              show_default=True,
               help="On pages without a calibration pulse, read the gain printed in the footer "
-                   "(OCR: needs pytesseract and the tesseract program; ~0.4 s per such page).")
+                   "(OCR: pytesseract and the tesseract program). auto: where installed; on: "
+                   "required.")
 @click.option("--fs", default=500.0, show_default=True, type=click.FloatRange(min=50),
               help="Output sampling rate, Hz.")
 @click.option("--px-per-mm", type=click.FloatRange(min=1), default=None,
@@ -77,7 +79,7 @@ def _gain(ctx, param, value: str) -> str:
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failed input.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar.")
-def main(inputs, out, layout, leads, speed, gain, fs, read_printed_gain, px_per_mm, device,
+def main(inputs, out, layout, leads, speed, gain, fs, printed_gain, px_per_mm, device,
          batch_size, threads, model, overwrite, overlay, reference, shard, anonymize, fail_fast, verbose, quiet):
     """Convert ECG images and PDFs under INPUTS (files or folders, searched recursively) into
     WFDB records (12 leads, mV) with quality metrics, in --out."""
@@ -97,10 +99,10 @@ def main(inputs, out, layout, leads, speed, gain, fs, read_printed_gain, px_per_
     if any(x is None for x in lead_names):
         raise click.BadParameter(f"unknown lead in {leads!r}", param_hint="--leads")
 
-    if read_printed_gain:
+    if printed_gain == "on":
         from digitize.printed import available
         if not available():
-            click.echo("digitize: error: --read-printed-gain needs pytesseract and the tesseract "
+            click.echo("digitize: error: --printed-gain on needs pytesseract and the tesseract "
                        "program (pip install '.[ocr]'; e.g. apt install tesseract-ocr)", err=True)
             sys.exit(2)
 
@@ -120,7 +122,7 @@ def main(inputs, out, layout, leads, speed, gain, fs, read_printed_gain, px_per_
     items = take_shard(items, *shard)
     opts = Options(layout=layout, leads=lead_names, speed=speed, gain=gain, fs=fs,
                    batch_size=batch_size, px_per_mm=px_per_mm,
-                   read_printed_gain=read_printed_gain)
+                   read_printed_gain=printed_gain != "off")
     cfg = RunConfig(out=out, options=opts, overwrite=overwrite, overlay=overlay,
                     reference=reference, anonymize=anonymize, fail_fast=fail_fast, shard=shard,
                     progress=not quiet and sys.stderr.isatty())

@@ -8,7 +8,8 @@ repeats a lead drawn above it); where none matches well, the standard order (II,
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -26,6 +27,7 @@ from digitize.strips import StripGeometry
 _BY_ROWS = {1: ("strip",), 3: ("3x4",), 4: ("3x4+1",), 5: ("3x4+2",),
             6: ("6x2", "3x4+3", "6x1"), 12: ("12x1",)}
 _RHYTHM_DEFAULT = ("II", "V1", "V5")
+log = logging.getLogger("digitize")
 #: A row whose ink ends this far (mm) before its 10 s has nothing drawn after its end (the
 #: printout's rows were shorter than 250 mm).
 INK_END_MARGIN_MM = 1.0
@@ -40,13 +42,13 @@ class Options:
     fs: float = 500.0
     batch_size: int = 16
     px_per_mm: float | None = None  # force the scale (e.g. known scanner dpi)
-    read_printed_gain: bool = False  # no pulse: OCR the footer's "N mm/mV" (digitize.printed)
+    read_printed_gain: bool = True  # no pulse: OCR the footer's "N mm/mV" where installed
 
     def key(self) -> str:
         """The options that change a record (for 'already done' checks)."""
         return (f"layout={self.layout};leads={','.join(self.leads)};speed={self.speed:g};"
                 f"gain={self.gain};fs={self.fs:g};px_per_mm={self.px_per_mm or 'auto'}"
-                + (";printed_gain" if self.read_printed_gain else ""))
+                + ("" if self.read_printed_gain else ";printed_gain=off"))
 
 
 @dataclass
@@ -409,25 +411,22 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
             raise PageError(f"--layout {opts.layout} needs {want} trace rows, found {n_rows}")
         candidates = (opts.layout,)
     gain, gw = gain_from_pulses(geom, opts.gain)
-    printed = None
+    ocr = None  # no pulse: the printed gain, read while the model runs (which needs no gain)
     if opts.read_printed_gain and GAIN_ASSUMED in gw and geom.grey is not None:
-        printed = printed_gain(geom.grey, [r.y for r in geom.rows], geom.px_per_mm)
-    if printed is not None:
-        gain = printed[0]
-        gw = [f"{GAIN_PRINTED}: {gain:g}"
-              + ("" if printed[1] is None else f", chest {printed[1]:g}") + " mm/mV"]
+        ocr = _ocr_pool().submit(printed_gain, geom.grey, [r.y for r in geom.rows],
+                                 geom.px_per_mm)
     warnings += gw
     row_s = min(ROW_WIDTH_MM / opts.speed, 10.0)
     n = int(round(row_s * opts.fs))
 
-    chest = chest_gain_from_steps(geom, gain) if printed is None else printed[1]
-    if chest is not None and printed is None:
+    chest = chest_gain_from_steps(geom, gain)
+    if chest is not None:
         candidates = fit_steps(candidates, geom.rows)
     if chest is not None and opts.gain != "auto":
         warnings.append(f"--gain {opts.gain} but stepped calibration pulses say the chest "
                         f"leads are at {chest:g} mm/mV")
         chest = None
-    elif chest is not None and printed is None:
+    elif chest is not None:
         warnings.append(f"split gain (stepped calibration pulses): limb {gain:g}, "
                         f"chest {chest:g} mm/mV")
     gains = row_gains(geom, gain, opts.gain, chest)
@@ -476,6 +475,20 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
                                                          and checked > best[4]):
                 best = (score, layout, sig, results, checked)
     _, layout, sig, results, _ = best
+    printed = None
+    if ocr is not None:
+        try:
+            printed = ocr.result()
+        except Exception as exc:  # noqa: BLE001 - the OCR is a hint: losing it loses no page
+            log.debug("printed gain not read: %s", exc)
+    if printed is not None:  # millivolts scale with 1/gain; the choices above do not depend on it
+        gain, chest = printed
+        results = [_at_gain(r, chest if chest is not None and r.window.lead in CHEST_LEADS
+                            else gain) for r in results]
+        sig = assemble(results, n)
+        warnings[warnings.index(GAIN_ASSUMED)] = (
+            f"{GAIN_PRINTED}: {gain:g}" + ("" if chest is None else f", chest {chest:g}")
+            + " mm/mV")
     quality = lead_quality(sig, results, opts.fs, engine.spec)
     # page-level doubts make every lead at least 'warn': a lead cannot be trusted more than the
     # page geometry it was read with
@@ -498,6 +511,25 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     if chest is None:  # low chest amplitudes are expected at a measured half chest gain
         chest_gain_doubt(quality)
     return PageResult(sig, layout, gain, geom, results, quality, warnings, chest)
+
+
+_POOL = None
+
+
+def _ocr_pool():
+    """One worker for the printed-gain OCR (a Tesseract subprocess), shared by all pages."""
+    global _POOL
+    if _POOL is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digitize-ocr")
+    return _POOL
+
+
+def _at_gain(r, g: float):
+    """A window's result re-read at gain ``g`` (the model's output is in mm, not mV)."""
+    w = r.window
+    return replace(r, window=replace(w, gain=g),
+                   mv=None if r.mv is None else (r.mv * (w.gain / g)).astype(np.float32))
 
 
 def _rhythm_signals(results, fs: float, n: int) -> list[np.ndarray]:

@@ -1,10 +1,10 @@
 """The gain printed on a page ("10 mm/mV", "Limb 10 mm/mV  Chest 5 mm/mV"), for pages that carry
 no calibration pulse.
 
-Optional (``digitize --read-printed-gain``): needs the ``pytesseract`` package and the Tesseract
-OCR program (``pip install .[ocr]`` and e.g. ``apt install tesseract-ocr``). Where the text
-cannot be read the caller falls back to 10 mm/mV with a warning. Off by default: it costs
-~0.4 s per page without a pulse (a fifth of our rendered pages, few real ones). Only the band below the last trace row (the
+Optional (``digitize --printed-gain auto|on|off``, auto by default): needs the ``pytesseract``
+package and the Tesseract OCR program (``pip install .[ocr]`` and e.g. ``apt install
+tesseract-ocr``); where they are missing (auto) or the text cannot be read, the caller falls
+back to 10 mm/mV with a warning. ~0.1-0.3 s per page without a pulse. Only the band below the last trace row (the
 footer, where electrocardiographs print speed, gain and filter) is read, only on pages without
 a pulse.
 """
@@ -21,8 +21,9 @@ import numpy as np
 log = logging.getLogger("digitize")
 
 GAINS = (2.5, 5.0, 10.0, 20.0)
-#: Text height (px) Tesseract reads best at; printed settings are ~2-4 mm tall.
-TEXT_PX = 36
+#: Text heights (px) Tesseract is given, the second where the first reads no gain (on 7
+#: validation footers 30 px read 6, 24 px the seventh); printed settings are ~2.4 mm tall.
+TEXT_PX = (30, 24)
 TEXT_MM = 2.4
 #: Straight runs longer than this (mm) are grid or frame lines, not characters.
 LINE_MM = 6.0
@@ -30,10 +31,13 @@ LINE_MM = 6.0
 #: pages; the attempt only costs time.
 MIN_PX_PER_MM = 4.0
 
-# a number (OCR often reads 5 as S and 0 as O), then "mm/m..." (not "mm/s": the speed)
-# ("mm" read as "mra" and the like is tolerated)
-_VALUE = re.compile(r"(limb|chest)?\W{0,3}\b([0-9SO]{1,2}(?:[.,][0-9])?)\s*m[a-z]{0,2}\s*/\s*m",
+# a number (OCR reads 5 as S, 0 as O, a slashed zero as @ or Ø), then "mm/m..." (not "mm/s":
+# the speed; "mm" misread as "mra" and the like is tolerated); "Chest5mm" has no space
+_VALUE = re.compile(r"(?:(limb|chest)\W{0,3}|\b)([0-9SO@Ø]{1,2}(?:[.,][0-9])?)\s*m[a-z]{0,2}\s*/\s*m",
                     re.I)
+
+
+_DIGIT = str.maketrans({"S": "5", "O": "0", "@": "0", "Ø": "0", ",": "."})
 
 
 @functools.lru_cache(maxsize=1)
@@ -53,7 +57,7 @@ def parse_gain(text: str) -> tuple[float, float | None] | None:
     found: dict[str, set[float]] = {"limb": set(), "chest": set(), "": set()}
     for m in _VALUE.finditer(text):
         kind = (m.group(1) or "").lower()
-        raw = m.group(2).upper().replace("S", "5").replace("O", "0").replace(",", ".")
+        raw = m.group(2).upper().translate(_DIGIT)
         try:
             v = float(raw)
         except ValueError:
@@ -69,8 +73,9 @@ def parse_gain(text: str) -> tuple[float, float | None] | None:
     return None
 
 
-def _binarise(band: np.ndarray, px_per_mm: float) -> np.ndarray:
-    """Dark characters on white at ~TEXT_PX tall, grid and frame lines removed."""
+def _binarise(band: np.ndarray, px_per_mm: float) -> np.ndarray | None:
+    """Dark characters (1) on 0, grid and frame lines removed, cropped to the ink; None if
+    there is none."""
     paper = np.percentile(band, 50)
     ink = np.percentile(band, 0.2)
     bw = (band < (paper + ink) / 2).astype(np.uint8)
@@ -83,9 +88,7 @@ def _binarise(band: np.ndarray, px_per_mm: float) -> np.ndarray:
     if len(ys) == 0:
         return None
     m = int(2 * px_per_mm)  # only the inked part (Tesseract's time grows with the area)
-    text = text[max(0, ys.min() - m):ys.max() + m + 1, max(0, xs.min() - m):xs.max() + m + 1]
-    s = max(1.0, TEXT_PX / (TEXT_MM * px_per_mm))
-    return cv2.resize(255 - 255 * text, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
+    return text[max(0, ys.min() - m):ys.max() + m + 1, max(0, xs.min() - m):xs.max() + m + 1]
 
 
 def printed_gain(grey: np.ndarray, row_ys: list[float], px_per_mm: float
@@ -94,7 +97,7 @@ def printed_gain(grey: np.ndarray, row_ys: list[float], px_per_mm: float
     if not row_ys or px_per_mm < MIN_PX_PER_MM or not available():
         return None
     import pytesseract
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # Tesseract's own threads: read per call
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # one thread: ~0.12 s per call, not ~0.4
     ys = sorted(row_ys)
     pitch = float(np.median(np.diff(ys))) if len(ys) > 1 else 20 * px_per_mm
     h = grey.shape[0]
@@ -102,15 +105,18 @@ def printed_gain(grey: np.ndarray, row_ys: list[float], px_per_mm: float
         a, b = max(0, a), min(h, b)
         if b - a < 3 * px_per_mm:
             continue
-        img = _binarise(grey[a:b], px_per_mm)
-        if img is None:
+        text = _binarise(grey[a:b], px_per_mm)
+        if text is None:
             continue
-        try:  # one thread: pages are converted while the model runs on the other cores
-            text = pytesseract.image_to_string(img, config="--psm 6")
-        except Exception as exc:  # noqa: BLE001 - a failed OCR call only loses this hint
-            log.debug("OCR failed: %s", exc)
-            continue
-        got = parse_gain(text)
-        if got is not None:
-            return got
+        for px in TEXT_PX:
+            s = max(1.0, px / (TEXT_MM * px_per_mm))
+            img = cv2.resize(255 - 255 * text, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
+            try:
+                read = pytesseract.image_to_string(img, config="--psm 6")
+            except Exception as exc:  # noqa: BLE001 - a failed OCR call only loses this hint
+                log.debug("OCR failed: %s", exc)
+                return None
+            got = parse_gain(read)
+            if got is not None:
+                return got
     return None

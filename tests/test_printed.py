@@ -1,4 +1,4 @@
-"""The gain printed in a page's footer (digitize --read-printed-gain, optional OCR)."""
+"""The gain printed in a page's footer (digitize --printed-gain, optional OCR)."""
 import subprocess
 import sys
 
@@ -17,6 +17,7 @@ from digitize.printed import parse_gain
     ("Limb 10 mm/mV  Chest 10 mm/mV", (10.0, None)),
     ("25 mm/s 20mm/mvV 05-40 Hz", (20.0, None)),
     ("25 mm/s 2.5 mra/my", (2.5, None)),  # "mm" misread
+    ("25mm/s Limb 1@mm/mvV Chest5mm/mV @.5-40 Hz", (10.0, 5.0)),  # slashed zero, no space
     ("25 mm/s 0.5-40 Hz", None),  # speed only: "mm/s" is not a gain
     ("25mm/s 18mm/mvV", None),  # not a gain electrocardiographs print
     ("10 mm/mV ... 20 mm/mV", None),  # two plain values: ambiguous
@@ -42,13 +43,14 @@ def test_the_option_without_ocr_is_a_usage_error(tmp_path):
     code = ("import sys; sys.modules['pytesseract'] = None; sys.argv = ['digitize'] + sys.argv[1:];"
             " from digitize.cli import main; main()")
     r = subprocess.run([sys.executable, "-c", code, str(tmp_path), "--out", str(tmp_path / "o"),
-                        "--read-printed-gain"], capture_output=True, text=True)
-    assert r.returncode == 2 and "--read-printed-gain needs pytesseract" in r.stderr
+                        "--printed-gain", "on"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--printed-gain on needs pytesseract" in r.stderr
 
 
-def test_gain_read_from_the_footer_of_a_page_without_pulses(ptbxl_sample):
-    """A 12x1 page at 5 mm/mV with no calibration pulse: assumed 10 (flagged) by default,
-    5 from the footer's "5 mm/mV" with --read-printed-gain."""
+@pytest.mark.parametrize("layout,limb,chest", [("12x1", 5.0, 5.0), ("3x4+1", 10.0, 5.0)])
+def test_gain_read_from_the_footer_of_a_page_without_pulses(ptbxl_sample, layout, limb, chest):
+    """No calibration pulse: 10 mm/mV assumed (flagged) without the OCR; the footer's
+    "5 mm/mV" / "Limb 10 mm/mV  Chest 5 mm/mV" with it (still flagged)."""
     printed.available.cache_clear()
     if not printed.available():
         pytest.skip("pytesseract or the tesseract program not installed (pip install '.[ocr]', "
@@ -61,18 +63,24 @@ def test_gain_read_from_the_footer_of_a_page_without_pulses(ptbxl_sample):
     from trainer.render import render_page, sample_spec
     info = records_for_split(str(ptbxl_sample), "test")[0]
     sig, fs = prepared_signal(str(ptbxl_sample), info)
-    spec = sample_spec(np.random.default_rng(3), "12x1", "clean", dpi=200.0, pulse="none",
-                       gain_limb=5.0, gain_chest=5.0, speed=25.0, footer_mm=12.0,
-                       grid="lines")
+    spec = sample_spec(np.random.default_rng(3), layout, "clean", dpi=200.0, pulse="none",
+                       gain_limb=limb, gain_chest=chest, speed=25.0, footer_mm=12.0,
+                       grid="lines", rhythm_leads=("II",))
     page = render_page(sig, fs, spec)
     engine = Engine(default_model_path(), device="cpu", threads=2)
-    plain = convert_page(page.image, engine, Options(fs=fs))
+    plain = convert_page(page.image, engine, Options(fs=fs, read_printed_gain=False))
     assert plain.gain == 10.0 and GAIN_ASSUMED in plain.warnings
-    read = convert_page(page.image, engine, Options(fs=fs, read_printed_gain=True))
-    assert read.gain == 5.0, read.warnings
+    read = convert_page(page.image, engine, Options(fs=fs))
+    assert read.gain == limb, read.warnings
+    assert read.chest_gain == (chest if chest != limb else None)
     assert any(w.startswith("no calibration pulse found: gain read from the printed text")
-               for w in read.warnings)
+               for w in read.warnings) and GAIN_ASSUMED not in read.warnings
     assert all(q["status"] != "ok" for q in read.quality["leads"].values())  # still a doubt
+    for j in range(12):  # every lead at its own gain: the amplitudes come out right
+        truth, est = page.truth[:, j], read.signal[:, j]
+        ok = np.isfinite(truth) & np.isfinite(est)
+        ratio = np.std(est[ok]) / np.std(truth[ok])
+        assert 0.8 < ratio < 1.25, (j, ratio)
     snr_plain = score_record(page.truth, plain.signal, fs)[0]
     snr_read = score_record(page.truth, read.signal, fs)[0]
     assert snr_read > snr_plain + 3, (snr_plain, snr_read)
