@@ -30,6 +30,8 @@ LINE_MM = 6.0
 #: Under this resolution printed settings (~2.4 mm tall: 9 px) were not read on validation
 #: pages; the attempt only costs time.
 MIN_PX_PER_MM = 4.0
+#: "10 mm/mV" alone has 7 characters.
+MIN_CHARACTERS = 6
 
 # a number (OCR reads 5 as S, 0 as O, a slashed zero as @ or Ø), then "mm/m..." (not "mm/s":
 # the speed; "mm" misread as "mra" and the like is tolerated); "Chest5mm" has no space
@@ -84,9 +86,14 @@ def _binarise(band: np.ndarray, px_per_mm: float) -> np.ndarray | None:
              | cv2.morphologyEx(bw, cv2.MORPH_OPEN,
                                 cv2.getStructuringElement(cv2.MORPH_RECT, (1, n))))
     text = bw & ~lines
-    ys, xs = np.nonzero(text)
-    if len(ys) == 0:
+    # characters: components 1.2-5 mm tall, under 6 mm wide; a line of print has several
+    # (a strip's empty margin, grid dots and trace fragments do not: no OCR call for them)
+    n_cc, _, stats, _ = cv2.connectedComponentsWithStats(text, connectivity=8)
+    h_mm = stats[1:, cv2.CC_STAT_HEIGHT] / px_per_mm
+    w_mm = stats[1:, cv2.CC_STAT_WIDTH] / px_per_mm
+    if np.count_nonzero((h_mm >= 1.2) & (h_mm <= 5.0) & (w_mm <= 6.0)) < MIN_CHARACTERS:
         return None
+    ys, xs = np.nonzero(text)
     m = int(2 * px_per_mm)  # only the inked part (Tesseract's time grows with the area)
     return text[max(0, ys.min() - m):ys.max() + m + 1, max(0, xs.min() - m):xs.max() + m + 1]
 

@@ -84,3 +84,19 @@ def test_gain_read_from_the_footer_of_a_page_without_pulses(ptbxl_sample, layout
     snr_plain = score_record(page.truth, plain.signal, fs)[0]
     snr_read = score_record(page.truth, read.signal, fs)[0]
     assert snr_read > snr_plain + 3, (snr_plain, snr_read)
+
+
+def test_only_a_band_with_a_line_of_print_goes_to_the_ocr():
+    """A seed strip's margin holds grid lines and dots, no print: no Tesseract call (it cost
+    a strip page ~0.1 s)."""
+    k = 8.0  # px/mm
+    band = np.full((int(12 * k), int(200 * k)), 245, np.uint8)
+    band[:, ::int(5 * k)] = 150  # grid lines (removed as lines)
+    band[::int(k), ::int(k)] = 100  # grid dots (too small for characters)
+    assert printed._binarise(band, k) is None
+    cv2 = pytest.importorskip("cv2")
+    cv2.putText(band, "25mm/s  10mm/mV  0.5-40Hz", (int(10 * k), int(8 * k)),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.8, 0, 2)
+    band[::int(k), ::int(k)] = 200  # (printed text is darker than the grid)
+    text = printed._binarise(band, k)
+    assert text is not None and text.shape[0] < band.shape[0]  # cropped to the print
