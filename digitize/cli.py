@@ -80,7 +80,8 @@ def _gain(ctx, param, value: str) -> str:
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar.")
 def main(inputs, out, layout, leads, speed, gain, fs, printed_gain, px_per_mm, device,
-         batch_size, threads, model, overwrite, overlay, reference, shard, anonymize, fail_fast, verbose, quiet):
+         batch_size, threads, model, overwrite, overlay, reference, shard, anonymize, fail_fast,
+         verbose, quiet):
     """Convert ECG images and PDFs under INPUTS (files or folders, searched recursively) into
     WFDB records (12 leads, mV) with quality metrics, in --out."""
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else

@@ -4,9 +4,9 @@ no calibration pulse.
 Optional (``digitize --printed-gain auto|on|off``, auto by default): needs the ``pytesseract``
 package and the Tesseract OCR program (``pip install .[ocr]`` and e.g. ``apt install
 tesseract-ocr``); where they are missing (auto) or the text cannot be read, the caller falls
-back to 10 mm/mV with a warning. ~0.1-0.3 s per page without a pulse. Only the band below the last trace row (the
-footer, where electrocardiographs print speed, gain and filter) is read, only on pages without
-a pulse.
+back to 10 mm/mV with a warning. Only the band below the last trace row (the footer, where
+electrocardiographs print speed, gain and filter) is read, only on pages without a pulse:
+~0.1-0.3 s each.
 """
 from __future__ import annotations
 
@@ -35,10 +35,8 @@ MIN_CHARACTERS = 6
 
 # a number (OCR reads 5 as S, 0 as O, a slashed zero as @ or Ø), then "mm/m..." (not "mm/s":
 # the speed; "mm" misread as "mra" and the like is tolerated); "Chest5mm" has no space
-_VALUE = re.compile(r"(?:(limb|chest)\W{0,3}|\b)([0-9SO@Ø]{1,2}(?:[.,][0-9])?)\s*m[a-z]{0,2}\s*/\s*m",
-                    re.I)
-
-
+_VALUE = re.compile(r"(?:(limb|chest)\W{0,3}|\b)([0-9SO@Ø]{1,2}(?:[.,][0-9])?)"
+                    r"\s*m[a-z]{0,2}\s*/\s*m", re.I)
 _DIGIT = str.maketrans({"S": "5", "O": "0", "@": "0", "Ø": "0", ",": "."})
 
 
@@ -88,7 +86,7 @@ def _binarise(band: np.ndarray, px_per_mm: float) -> np.ndarray | None:
     text = bw & ~lines
     # characters: components 1.2-5 mm tall, under 6 mm wide; a line of print has several
     # (a strip's empty margin, grid dots and trace fragments do not: no OCR call for them)
-    n_cc, _, stats, _ = cv2.connectedComponentsWithStats(text, connectivity=8)
+    _, _, stats, _ = cv2.connectedComponentsWithStats(text, connectivity=8)
     h_mm = stats[1:, cv2.CC_STAT_HEIGHT] / px_per_mm
     w_mm = stats[1:, cv2.CC_STAT_WIDTH] / px_per_mm
     if np.count_nonzero((h_mm >= 1.2) & (h_mm <= 5.0) & (w_mm <= 6.0)) < MIN_CHARACTERS:
@@ -107,23 +105,21 @@ def printed_gain(grey: np.ndarray, row_ys: list[float], px_per_mm: float
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # one thread: ~0.12 s per call, not ~0.4
     ys = sorted(row_ys)
     pitch = float(np.median(np.diff(ys))) if len(ys) > 1 else 20 * px_per_mm
-    h = grey.shape[0]
-    for a, b in [(int(ys[-1] + 0.35 * pitch), h)]:
-        a, b = max(0, a), min(h, b)
-        if b - a < 3 * px_per_mm:
-            continue
-        text = _binarise(grey[a:b], px_per_mm)
-        if text is None:
-            continue
-        for px in TEXT_PX:
-            s = max(1.0, px / (TEXT_MM * px_per_mm))
-            img = cv2.resize(255 - 255 * text, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
-            try:
-                read = pytesseract.image_to_string(img, config="--psm 6")
-            except Exception as exc:  # noqa: BLE001 - a failed OCR call only loses this hint
-                log.debug("OCR failed: %s", exc)
-                return None
-            got = parse_gain(read)
-            if got is not None:
-                return got
+    top = max(0, int(ys[-1] + 0.35 * pitch))
+    if grey.shape[0] - top < 3 * px_per_mm:
+        return None
+    text = _binarise(grey[top:], px_per_mm)
+    if text is None:
+        return None
+    for px in TEXT_PX:
+        s = max(1.0, px / (TEXT_MM * px_per_mm))
+        img = cv2.resize(255 - 255 * text, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
+        try:
+            read = pytesseract.image_to_string(img, config="--psm 6")
+        except Exception as exc:  # noqa: BLE001 - a failed OCR call only loses this hint
+            log.debug("OCR failed: %s", exc)
+            return None
+        got = parse_gain(read)
+        if got is not None:
+            return got
     return None

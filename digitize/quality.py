@@ -2,11 +2,12 @@
 
 Per lead: model confidence (mean, share of columns under 0.5), heart rate from R peaks, flat and
 clipped fractions, amplitude range, share of columns replaced because the model left the trace
-for other ink (``strips.follow_ink``: information, not a status); per record: Einthoven residuals (II − I − III and
-aVR + aVL + aVF, relative to the leads' power, where drawn simultaneously). Each lead gets a
-status — ok / warn / fail — with the reasons; the record takes its worst lead's status.
-The thresholds are checked by ``benchmarks/quality_calibration.py`` (ok must rarely hide a bad
-lead; bad leads must be flagged).
+for other ink (``strips.follow_ink``: information, not a status); per record: Einthoven
+residuals (II − I − III and aVR + aVL + aVF, relative to the leads' power, where drawn
+simultaneously). Each lead gets a status — ok / warn / fail — with the reasons; the record
+takes its worst lead's status. The thresholds are checked by
+``benchmarks/quality_calibration.py`` (ok must rarely hide a bad lead; bad leads must be
+flagged).
 """
 from __future__ import annotations
 
@@ -73,9 +74,10 @@ def lead_quality(sig: np.ndarray, results, fs: float, spec) -> dict:
     per: dict[str, dict] = {}
     conf: dict[str, list] = {}
     clip: dict[str, list] = {}
-    stray: dict[str, list] = {}
+    stray: dict[str, np.ndarray] = {}  # lead -> (columns replaced, columns)
     for r in results:
-        stray.setdefault(r.window.lead, []).append((r.stray_columns, len(r.value_mm)))
+        stray[r.window.lead] = stray.get(r.window.lead, 0) + np.array(
+            [r.stray_columns, len(r.value_mm)])
         conf.setdefault(r.window.lead, []).append(np.asarray(r.confidence, np.float64))
         clip.setdefault(r.window.lead, []).append(np.abs(r.value_mm) >= 0.95 * half)
     e1 = _relation(sig, {"I": 1.0, "III": 1.0, "II": -1.0})
@@ -94,8 +96,8 @@ def lead_quality(sig: np.ndarray, results, fs: float, spec) -> dict:
                  flat_fraction=_flat_fraction(xs, fs),
                  clipped_fraction=float(np.concatenate(clip[lead]).mean()) if lead in clip else 0.0,
                  amplitude_mv=float(np.percentile(xs, 99.5) - np.percentile(xs, 0.5)),
-                 stray_fraction=float(sum(k for k, _ in stray.get(lead, [(0, 1)]))
-                                      / max(1, sum(m for _, m in stray.get(lead, [(0, 1)])))))
+                 stray_fraction=(float(stray[lead][0] / max(1, stray[lead][1]))
+                                 if lead in stray else 0.0))
         reasons, status = [], "ok"
         if q["confidence"] < FAIL_CONF:
             reasons.append(f"mean confidence {q['confidence']:.2f} < {FAIL_CONF}")

@@ -20,7 +20,8 @@ def _truth() -> np.ndarray:
     c = np.arange(W, dtype=np.float64)
     v = 1.5 * np.sin(2 * np.pi * c / 160)
     for at in (120, 300):
-        v += 12 * np.exp(-0.5 * ((c - at) / 1.2) ** 2) - 6 * np.exp(-0.5 * ((c - at - 3) / 1.2) ** 2)
+        v += 12 * np.exp(-0.5 * ((c - at) / 1.2) ** 2)
+        v -= 6 * np.exp(-0.5 * ((c - at - 3) / 1.2) ** 2)
     return v
 
 
