@@ -95,6 +95,7 @@ class PageGeometry:
     on_background: bool = False  # a sheet photographed on a darker background
     grey: np.ndarray | None = None  # deskewed grey page (for local grid measurements)
     warnings: list[str] = field(default_factory=list)
+    thin_grid: bool = False  # a grid as dark as the trace but thinner than its pen was seen
 
     @property
     def to_image(self) -> np.ndarray:
@@ -109,9 +110,30 @@ def _brightest(bgr: np.ndarray) -> np.ndarray:
     return cv2.max(cv2.max(b, g), r)
 
 
+def pen_opening(mask: np.ndarray) -> int | None:
+    """The side of a square that fits in the pen's stroke but not in the grid's lines, where
+    the grid is printed (or binarised) as dark as the trace: the vertical ink runs of such a
+    page have two modes, the grid's lines (1-3 px, by far the most) and the pen's width
+    (where the trace runs level); None where no second mode stands out."""
+    d = np.diff(mask[::1, ::2].astype(np.int8), axis=0, prepend=0, append=0)
+    starts, ends = np.nonzero(d.T == 1), np.nonzero(d.T == -1)
+    # runs, column by column (both lists are sorted by column, then row)
+    hist = np.bincount(ends[1] - starts[1], minlength=41)[:41].astype(np.float64)
+    if hist.sum() < 1000:
+        return None
+    m1 = int(np.argmax(hist[1:5])) + 1  # the grid's lines
+    m2 = m1 + 3 + int(np.argmax(hist[m1 + 3:]))  # the pen, at least 3 px wider
+    dip = float(hist[m1:m2].min())
+    if hist[m2] < 2 * max(dip, 1.0) or hist[m2] < 0.002 * hist.sum() or \
+            hist[m1] < 5 * hist[m2]:  # the grid's lines are most of the ink
+        return None
+    return (m1 + m2 + 1) // 2
+
+
 def ink_mask(bgr: np.ndarray, px_per_mm: float, return_ratio: bool = False,
-             faint: bool = False, wide_lines: bool = False):
-    """uint8 mask (1 = trace-like ink) of a BGR page [and the brightness / local-paper ratio]."""
+             faint: bool = False, wide_lines: bool = False, thin_grid: bool = False):
+    """uint8 mask (1 = trace-like ink) of a BGR page [and the brightness / local-paper ratio].
+    ``thin_grid``: a grid as dark as the trace but thinner than the pen is opened away."""
     v = _brightest(bgr)
     k = max(3, int(round(3 * px_per_mm)) | 1)
     # local paper level: dilation over ~3 mm removes every thin dark stroke; blur smooths it
@@ -128,6 +150,11 @@ def ink_mask(bgr: np.ndarray, px_per_mm: float, return_ratio: bool = False,
     if faint:
         thr = min(0.85, max(0.6, (float(np.percentile(ratio[::4, ::4], 0.5)) + 1.0) / 2))
     mask = (ratio < thr).astype(np.uint8)
+    if thin_grid:
+        t = pen_opening(mask)
+        if t is None:
+            raise PageError("no pen wider than the grid's lines")
+        mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((t, t), np.uint8))
     # straight lines over 40 mm are grid or frame, not trace: vertical ones always; horizontal
     # ones where such lines repeat at most 5 mm apart (a dark grid), else only those longer
     # than a row can be (260 mm: frames, rulers) — a flat, low-amplitude trace keeps one pixel
@@ -536,8 +563,8 @@ def snap_gain(height_mm: float) -> float:
 
 
 def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: bool = False,
-            border: float = 0.0, dark_grid: bool = False, wide_lines: bool = False
-            ) -> PageGeometry:
+            border: float = 0.0, dark_grid: bool = False, wide_lines: bool = False,
+            thin_grid: bool = False) -> PageGeometry:
     """Scale, skew and trace rows of one page image (a faint pen is tried when no trace
     rows stand out at the normal ink threshold). ``flattened``: the image is a photographed
     sheet already cut out along its outline (no background left to find). ``dark_grid``:
@@ -545,7 +572,7 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
     dark grid's straight lines are removed with a pixel all round (both tried by the
     pipeline when the rows found fit no layout)."""
     kw = dict(flattened=flattened, border=border, dark_grid=dark_grid,
-              wide_lines=wide_lines or dark_grid)
+              wide_lines=wide_lines or dark_grid, thin_grid=thin_grid)
     try:
         return _analyse(bgr, px_per_mm_hint, faint=False, **kw)
     except PageError as exc:
@@ -556,7 +583,7 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
 
 def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
              flattened: bool = False, border: float = 0.0, dark_grid: bool = False,
-             wide_lines: bool = False) -> PageGeometry:
+             wide_lines: bool = False, thin_grid: bool = False) -> PageGeometry:
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
     h, w = grey.shape
     warnings: list[str] = []
@@ -567,7 +594,8 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
     size_k = w / ROW_WIDTH_MM if w > 2.5 * h else max(w, h) / 280.0
     k0 = px_per_mm_hint or (grid if np.isfinite(grid) and 0.65 < grid / size_k < 1.5
                             else size_k)
-    mask, ratio = ink_mask(bgr, k0, return_ratio=True, faint=faint, wide_lines=wide_lines)
+    mask, ratio = ink_mask(bgr, k0, return_ratio=True, faint=faint, wide_lines=wide_lines,
+                           thin_grid=thin_grid)
     # a photo's background: the paper's edge against it is a long dark band, not a trace row
     paper = None if flattened else paper_region(bgr, k0)
     skew = estimate_skew(mask, k0)
@@ -632,7 +660,9 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
     return PageGeometry(px_per_mm=float(k), scale_source=source, skew_deg=skew, rows=rows,
                         deskew=deskew, size=size, grid_px_per_mm=float(grid), mask=mask,
                         grey=grey_d, on_background=paper is not None,
-                        warnings=warnings)
+                        warnings=warnings,
+                        thin_grid=thin_grid or pen_opening((ratio < 0.6).astype(np.uint8))
+                        is not None)
 
 
 def trace_width(mask: np.ndarray, r: Row, k: float) -> float:

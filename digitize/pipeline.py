@@ -333,7 +333,7 @@ def vertical_stretch(geom: PageGeometry) -> float | None:
     return float(k / py)
 
 
-def _better(geom: PageGeometry, again, fits) -> PageGeometry:
+def _better(geom: PageGeometry | None, again, fits) -> PageGeometry | None:
     """``again()``'s reading of the page where ``fits`` it, else ``geom``."""
     try:
         other = again()
@@ -350,6 +350,9 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
 
     def fits(g: PageGeometry) -> bool:
         return len(g.rows) in want
+
+    def gridded(g: PageGeometry) -> bool:
+        return fits(g) and g.scale_source == "grid"
 
     def anchored(g: PageGeometry) -> bool:
         # the grid's scale and most rows' pulses (rows found without their pulses are timed
@@ -385,9 +388,26 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         geom.deskew = geom.deskew @ hom  # image → flat page → deskewed
         geom.rectified = True
     else:
-        geom = analyse(bgr, opts.px_per_mm)
+        def opened():  # a grid as dark as the trace but thinner than the pen, opened away
+            g = analyse(bgr, opts.px_per_mm, thin_grid=True)
+            g.warnings.append(DARK_GRID)
+            return g
+
+        try:
+            geom = analyse(bgr, opts.px_per_mm)
+        except PageError as exc:  # such a grid can hide the rows altogether
+            geom = _better(None, opened, gridded)
+            if geom is None:
+                raise exc
+        if geom.thin_grid and fits(geom):
+            # ... or add rows of its own (a 6x1 page read as 12 rows)
+            other = _better(geom, opened, gridded)
+            if len(other.rows) != len(geom.rows):
+                geom = other
         if not fits(geom):  # a dark grid's remnants read as rows?
             geom = _better(geom, lambda: analyse(bgr, opts.px_per_mm, wide_lines=True), fits)
+        if not fits(geom):
+            geom = _better(geom, opened, gridded)
         if not fits(geom):  # a grid as dark as the trace read as rows?
             dark = _better(geom, lambda: analyse(bgr, opts.px_per_mm, dark_grid=True), anchored)
             if dark is not geom:

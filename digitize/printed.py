@@ -4,9 +4,9 @@ no calibration pulse.
 Optional (``digitize --printed-gain auto|on|off``, auto by default): needs the ``pytesseract``
 package and the Tesseract OCR program (``pip install .[ocr]`` and e.g. ``apt install
 tesseract-ocr``); where they are missing (auto) or the text cannot be read, the caller falls
-back to 10 mm/mV with a warning. Only the band below the last trace row (the footer, where
-electrocardiographs print speed, gain and filter) is read, only on pages without a pulse:
-~0.1-0.3 s each.
+back to 10 mm/mV with a warning. Only a line of print below the last trace row (the footer,
+where electrocardiographs print speed, gain and filter) is read, only on pages without a
+pulse: ~0.1-0.5 s each.
 """
 from __future__ import annotations
 
@@ -21,23 +21,26 @@ import numpy as np
 log = logging.getLogger("digitize")
 
 GAINS = (2.5, 5.0, 10.0, 20.0)
-#: Text heights (px) Tesseract is given, the second where the first reads no gain (on 7
-#: validation footers 30 px read 6, 24 px the seventh); printed settings are ~2.4 mm tall.
-TEXT_PX = (30, 24)
+#: Attempts, in order, until one reads a gain: (text height in px given to Tesseract,
+#: enlarged before binarising). On validation footers 30 px binarised-then-enlarged read
+#: most; 24 px one more; enlarging first read six more (five of them under 4 px/mm, where
+#: the characters are 8 px tall and the first way reads none: it is not tried there).
+ATTEMPTS = ((30, False), (24, False), (30, True), (24, True))
 TEXT_MM = 2.4
 #: Straight runs longer than this (mm) are grid or frame lines, not characters.
 LINE_MM = 6.0
-#: Under this resolution printed settings (~2.4 mm tall: 9 px) were not read on validation
-#: pages; the attempt only costs time.
+#: Under this resolution only enlarging first reads anything.
 MIN_PX_PER_MM = 4.0
 #: "10 mm/mV" alone has 7 characters.
 MIN_CHARACTERS = 6
 
-# a number (OCR reads 5 as S, 0 as O, a slashed zero as @ or Ø), then "mm/m..." (not "mm/s":
-# the speed; "mm" misread as "mra" and the like is tolerated); "Chest5mm" has no space
-_VALUE = re.compile(r"(?:(limb|chest)\W{0,3}|\b)([0-9SO@Ø]{1,2}(?:[.,][0-9])?)"
+# a number (OCR reads 5 as S, 0 as O, a slashed zero as @, Ø, ® or ©), then "mm/m..." (not
+# "mm/s": the speed; "mm" misread as "mra" and the like is tolerated); "Chest5mm" has no space
+_VALUE = re.compile(r"(?:(limb|chest)\W{0,3}|\b)([0-9SO@Ø®©]{1,2}(?:[.,][0-9])?)"
                     r"\s*m[a-z]{0,2}\s*/\s*m", re.I)
-_DIGIT = str.maketrans({"S": "5", "O": "0", "@": "0", "Ø": "0", ",": "."})
+#: Something like "mm/m" or "mm/s": the line holds settings (a gain may be misread in it)
+_UNIT = re.compile(r"m\s*/\s*[a-z]", re.I)
+_DIGIT = str.maketrans({"S": "5", "O": "0", "@": "0", "Ø": "0", "®": "0", "©": "0", ",": "."})
 
 
 @functools.lru_cache(maxsize=1)
@@ -73,53 +76,89 @@ def parse_gain(text: str) -> tuple[float, float | None] | None:
     return None
 
 
-def _binarise(band: np.ndarray, px_per_mm: float) -> np.ndarray | None:
-    """Dark characters (1) on 0, grid and frame lines removed, cropped to the ink; None if
-    there is none."""
-    paper = np.percentile(band, 50)
-    ink = np.percentile(band, 0.2)
-    bw = (band < (paper + ink) / 2).astype(np.uint8)
+def _level(band: np.ndarray) -> float:
+    """The grey level halfway between the band's paper and its darkest ink."""
+    return float(np.percentile(band, 50) + np.percentile(band, 0.2)) / 2
+
+
+def _ink(band: np.ndarray, px_per_mm: float, level: float) -> np.ndarray:
+    """Dark strokes (1) on 0 without the grid's and frame's straight lines."""
+    bw = (band < level).astype(np.uint8)
     n = max(3, int(LINE_MM * px_per_mm))
     lines = (cv2.morphologyEx(bw, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (n, 1)))
              | cv2.morphologyEx(bw, cv2.MORPH_OPEN,
                                 cv2.getStructuringElement(cv2.MORPH_RECT, (1, n))))
-    text = bw & ~lines
+    return bw & ~lines
+
+
+def _binarise(band: np.ndarray, px_per_mm: float
+              ) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+    """The line of print in a footer band: its characters (1 on 0) and its box (y0, y1, x0,
+    x1) in the band — Tesseract's time grows with the area (a band full of a binarised grid's
+    remnants took it 2-4 s); None where no line of print stands out."""
+    text = _ink(band, px_per_mm, _level(band))
     # characters: components 1.2-5 mm tall, under 6 mm wide; a line of print has several
     # (a strip's empty margin, grid dots and trace fragments do not: no OCR call for them)
     _, _, stats, _ = cv2.connectedComponentsWithStats(text, connectivity=8)
-    h_mm = stats[1:, cv2.CC_STAT_HEIGHT] / px_per_mm
-    w_mm = stats[1:, cv2.CC_STAT_WIDTH] / px_per_mm
-    if np.count_nonzero((h_mm >= 1.2) & (h_mm <= 5.0) & (w_mm <= 6.0)) < MIN_CHARACTERS:
+    x, y, w, h = (stats[1:, i] for i in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH,
+                                         cv2.CC_STAT_HEIGHT))
+    char = (h >= 1.2 * px_per_mm) & (h <= 5.0 * px_per_mm) & (w <= 6.0 * px_per_mm)
+    if np.count_nonzero(char) < MIN_CHARACTERS:
         return None
-    ys, xs = np.nonzero(text)
-    m = int(2 * px_per_mm)  # only the inked part (Tesseract's time grows with the area)
-    return text[max(0, ys.min() - m):ys.max() + m + 1, max(0, xs.min() - m):xs.max() + m + 1]
+    x, y, w, h = x[char], y[char], w[char], h[char]
+    # the line: the characters whose centres lie within half a text height of the centre
+    # shared by the most of them
+    cy = y + h / 2
+    near = np.abs(cy[:, None] - cy[None, :]) <= 0.5 * TEXT_MM * px_per_mm
+    line = near[int(np.argmax(near.sum(axis=1)))]
+    if np.count_nonzero(line) < MIN_CHARACTERS:
+        return None
+    m = int(round(2 * px_per_mm))  # Tesseract wants a margin of paper
+    y0, y1 = max(0, int(y[line].min()) - m), int((y + h)[line].max()) + m
+    x0, x1 = max(0, int(x[line].min()) - m), int((x + w)[line].max()) + m
+    return text[y0:y1, x0:x1], (y0, y1, x0, x1)
+
+
+def _read(image: np.ndarray) -> str:
+    """Tesseract's text of a line of print (dark on white)."""
+    import pytesseract
+    try:
+        return pytesseract.image_to_string(image, config="--psm 6")
+    except Exception as exc:  # noqa: BLE001 - a failed OCR call only loses this hint
+        log.debug("OCR failed: %s", exc)
+        return ""
 
 
 def printed_gain(grey: np.ndarray, row_ys: list[float], px_per_mm: float
                  ) -> tuple[float, float | None] | None:
     """The page's printed gain (limb, chest or None) from the footer."""
-    if not row_ys or px_per_mm < MIN_PX_PER_MM or not available():
+    if not row_ys or not available():
         return None
-    import pytesseract
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # one thread: ~0.12 s per call, not ~0.4
     ys = sorted(row_ys)
     pitch = float(np.median(np.diff(ys))) if len(ys) > 1 else 20 * px_per_mm
     top = max(0, int(ys[-1] + 0.35 * pitch))
     if grey.shape[0] - top < 3 * px_per_mm:
         return None
-    text = _binarise(grey[top:], px_per_mm)
-    if text is None:
+    band = grey[top:]
+    found = _binarise(band, px_per_mm)
+    if found is None:
         return None
-    for px in TEXT_PX:
+    text, (y0, y1, x0, x1) = found
+    for px, enlarge_first in ATTEMPTS:
         s = max(1.0, px / (TEXT_MM * px_per_mm))
-        img = cv2.resize(255 - 255 * text, None, fx=s, fy=s, interpolation=cv2.INTER_CUBIC)
-        try:
-            read = pytesseract.image_to_string(img, config="--psm 6")
-        except Exception as exc:  # noqa: BLE001 - a failed OCR call only loses this hint
-            log.debug("OCR failed: %s", exc)
-            return None
+        if enlarge_first:  # grey levels interpolated, then thresholded: smoother characters
+            line = cv2.resize(band[y0:y1, x0:x1], None, fx=s, fy=s,
+                              interpolation=cv2.INTER_CUBIC)
+            read = _read(255 - 255 * _ink(line, px_per_mm * s, _level(band)))
+        elif px_per_mm >= MIN_PX_PER_MM:
+            read = _read(cv2.resize(255 - 255 * text, None, fx=s, fy=s,
+                                    interpolation=cv2.INTER_CUBIC))
+        else:
+            continue
         got = parse_gain(read)
         if got is not None:
             return got
+        if not _UNIT.search(read):  # not a misread number: no line of settings at all
+            return None
     return None

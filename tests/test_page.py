@@ -7,7 +7,7 @@ import pytest
 
 from conftest import REPO
 from digitize.geometry import refine_pitch
-from digitize.page import analyse, page_homography
+from digitize.page import analyse, page_homography, pen_opening
 from digitize.quality import chest_gain_doubt, page_doubts
 from trainer.render import render_page, sample_spec
 
@@ -487,3 +487,42 @@ def test_a_flat_lead_lying_on_a_dark_grid_line_is_still_a_row():
     spec.grid_offset_mm = (spec.grid_offset_mm[0], row3["baseline_mm"] % 5.0)
     g = analyse(render_page(sig.astype(np.float32), 500.0, spec).image)
     assert len(g.rows) == 12
+
+
+def test_a_grid_as_dark_as_the_trace_but_thinner_is_opened_away():
+    """A binarised scan of red grid paper (a validation page's drawing): the grid's 1-2 px
+    lines come out as black as the 0.4-mm pen, and its rows — the trace's baselines among
+    them — were read as 15-16 rows, or cut apart with the lines. The vertical ink runs have
+    two modes, the lines' and the pen's; a square between the two opens the grid away and
+    leaves the six rows whole."""
+    from trainer.distort import Distortions
+    from trainer.render import PageSpec
+    t = np.arange(5000) / 500.0
+    sig = np.stack([0.8 * np.sin(2 * np.pi * 1.1 * t + j) ** 21 + 0.1 * np.sin(2 * np.pi * t)
+                    for j in range(12)], 1).astype(np.float32)
+    spec = PageSpec(
+        layout="6x2", style="scan", paper="letter", dpi=168.7, header=False,
+        header_mm=6.09, footer_mm=7.95, x_start_mm=14.63, grid_colour="red",
+        grid_minor_alpha=0.356, grid_major_alpha=0.509, grid_minor_width_mm=0.108,
+        grid_major_width_mm=0.135, grid_offset_mm=(1.32, 2.53), paper_colour=(247, 249, 246),
+        trace_colour=(6, 6, 6), trace_width_mm=0.38, text_colour=(6, 6, 6), font=4,
+        label_height_mm=3.45, separators="full", pulse="none",
+        distortions=Distortions(seed=1057306489, tint=(0.849, 0.923, 1.0), handwriting=2,
+                                rotation_deg=0.019, background=(245, 245, 245), binarize=True,
+                                noise_sigma=4.74, jpeg_quality=57))
+    page = render_page(sig, 500.0, spec)
+    k = page.meta["px_per_mm"]
+    assert len(analyse(page.image).rows) != 6
+    mask = (cv2.cvtColor(page.image, cv2.COLOR_BGR2GRAY) < 128).astype(np.uint8)
+    side = pen_opening(mask)
+    assert side is not None and 2 < side < 0.38 * k + 4
+    g = analyse(page.image, thin_grid=True)
+    assert len(g.rows) == 6 and g.scale_source == "grid" and abs(g.px_per_mm / k - 1) < 0.01
+    firsts = [m for m in page.meta["leads"] if m["col"] == 0]
+    for row, m in zip(g.rows, firsts):
+        assert abs(row.x_start - m["x0_mm"] * k) < 0.5 * k
+        assert abs((row.x_end - row.x_start) / k - 250) < 2
+    # a page whose grid is fainter than its pen has no such second mode: nothing to open
+    clean = render_page(sig, 500.0, sample_spec(np.random.default_rng(5), "6x2", "clean"))
+    grey = cv2.cvtColor(clean.image, cv2.COLOR_BGR2GRAY)
+    assert pen_opening((grey < 128).astype(np.uint8)) is None

@@ -18,6 +18,7 @@ from digitize.printed import parse_gain
     ("25 mm/s 20mm/mvV 05-40 Hz", (20.0, None)),
     ("25 mm/s 2.5 mra/my", (2.5, None)),  # "mm" misread
     ("25mm/s Limb 1@mm/mvV Chest5mm/mV @.5-40 Hz", (10.0, 5.0)),  # slashed zero, no space
+    ("25mm/s Limb 1®mm/mvV Chest5mm/mV @.5-40 Hz", (10.0, 5.0)),
     ("25 mm/s 0.5-40 Hz", None),  # speed only: "mm/s" is not a gain
     ("25mm/s 18mm/mvV", None),  # not a gain electrocardiographs print
     ("10 mm/mV ... 20 mm/mV", None),  # two plain values: ambiguous
@@ -47,8 +48,12 @@ def test_the_option_without_ocr_is_a_usage_error(tmp_path):
     assert r.returncode == 2 and "--printed-gain on needs pytesseract" in r.stderr
 
 
-@pytest.mark.parametrize("layout,limb,chest", [("12x1", 5.0, 5.0), ("3x4+1", 10.0, 5.0)])
-def test_gain_read_from_the_footer_of_a_page_without_pulses(ptbxl_sample, layout, limb, chest):
+@pytest.mark.parametrize("layout,limb,chest,dpi", [
+    ("12x1", 5.0, 5.0, 200.0), ("3x4+1", 10.0, 5.0, 200.0),
+    ("3x4", 20.0, 20.0, 86.0),  # 3.4 px/mm: characters 8 px tall, enlarged before thresholding
+])
+def test_gain_read_from_the_footer_of_a_page_without_pulses(ptbxl_sample, layout, limb, chest,
+                                                            dpi):
     """No calibration pulse: 10 mm/mV assumed (flagged) without the OCR; the footer's
     "5 mm/mV" / "Limb 10 mm/mV  Chest 5 mm/mV" with it (still flagged)."""
     printed.available.cache_clear()
@@ -63,7 +68,7 @@ def test_gain_read_from_the_footer_of_a_page_without_pulses(ptbxl_sample, layout
     from trainer.render import render_page, sample_spec
     info = records_for_split(str(ptbxl_sample), "test")[0]
     sig, fs = prepared_signal(str(ptbxl_sample), info)
-    spec = sample_spec(np.random.default_rng(3), layout, "clean", dpi=200.0, pulse="none",
+    spec = sample_spec(np.random.default_rng(3), layout, "clean", dpi=dpi, pulse="none",
                        gain_limb=limb, gain_chest=chest, speed=25.0, footer_mm=12.0,
                        grid="lines", rhythm_leads=("II",))
     page = render_page(sig, fs, spec)
@@ -98,5 +103,24 @@ def test_only_a_band_with_a_line_of_print_goes_to_the_ocr():
     cv2.putText(band, "25mm/s  10mm/mV  0.5-40Hz", (int(10 * k), int(8 * k)),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.8, 0, 2)
     band[::int(k), ::int(k)] = 200  # (printed text is darker than the grid)
-    text = printed._binarise(band, k)
-    assert text is not None and text.shape[0] < band.shape[0]  # cropped to the print
+    found = printed._binarise(band, k)
+    assert found is not None
+    text, (y0, y1, x0, x1) = found
+    assert text.shape == (y1 - y0, x1 - x0)
+    assert 3 * k < y1 - y0 < 8 * k and x1 - x0 < 150 * k  # cropped to the line of print
+
+
+def test_a_line_that_holds_no_settings_is_read_once(monkeypatch):
+    """The four ways of reading a line are tried in turn only while Tesseract reads a line of
+    settings ("mm/s", "18mm/mV": a misread number); what reads as no such line at all (a
+    binarised grid's remnants) costs one call, not four (1-2 s on a strip)."""
+    import cv2
+    monkeypatch.setattr(printed, "available", lambda: True)
+    grey = np.full((int(60 * 8), int(200 * 8)), 245, np.uint8)
+    cv2.putText(grey, "25mm/s  10mm/mV  0.5-40Hz", (80, int(52 * 8)),
+                cv2.FONT_HERSHEY_SIMPLEX, 0.8, 0, 2)
+    for answer, calls in (("~ |i. ;'", 1), ("25mm/s 18mm/mV", 4), ("25mm/s 10mm/mV", 1)):
+        seen = []
+        monkeypatch.setattr(printed, "_read", lambda img: seen.append(img.shape) or answer)
+        got = printed.printed_gain(grey, [20 * 8.0], 8.0)
+        assert len(seen) == calls and got == ((10.0, None) if "10mm" in answer else None)

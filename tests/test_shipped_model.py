@@ -144,3 +144,37 @@ def test_a_binarised_scan_whose_grid_is_as_dark_as_the_trace(shipped, ptbxl_samp
     assert res.quality["status"] != "ok"
     snr, _ = score_record(page.truth, res.signal, fs)
     assert snr > 8, snr
+
+
+def test_a_binarised_grid_thinner_than_the_pen_adds_no_rows(shipped, ptbxl_sample):
+    """A binarised, tilted scan of pink grid paper (a validation page's drawing): the grid's
+    major lines come out black and, levelled, some read as rows of their own — the page was
+    read as 12x1 (-6.6 dB; 11 rows here, which no layout has). The pen is thicker than the
+    lines: with the lines opened away the page has its six rows, and is read (flagged)."""
+    from digitize.metrics import score_record
+    from digitize.page import analyse
+    from digitize.pipeline import DARK_GRID, Options, convert_page
+    from trainer.data import prepared_signal, records_for_split
+    from trainer.distort import Distortions
+    from trainer.render import PageSpec, render_page
+    info = records_for_split(str(ptbxl_sample), "test")[0]
+    sig, fs = prepared_signal(str(ptbxl_sample), info)
+    spec = PageSpec(
+        layout="6x1", style="scan", paper="letter", dpi=181.58, header=True,
+        header_mm=34.16, footer_mm=6.44, x_start_mm=9.43, lead_group="chest",
+        grid_colour="pink", grid_minor_alpha=0.403, grid_major_alpha=0.981,
+        grid_minor_width_mm=0.137, grid_major_width_mm=0.237, grid_offset_mm=(2.547, 1.393),
+        paper_colour=(254, 249, 254), trace_colour=(21, 21, 21), trace_width_mm=0.473,
+        text_colour=(21, 21, 21), font=4, label_height_mm=2.79, separators="none",
+        pulse="none",
+        distortions=Distortions(seed=246604259, stains=1, rotation_deg=1.198,
+                                background=(245, 245, 245), lighting=0.118, blur_sigma=0.92,
+                                binarize=True, noise_sigma=3.96, jpeg_quality=68))
+    page = render_page(sig, fs, spec)
+    g = analyse(page.image)
+    assert g.thin_grid and len(g.rows) != 6
+    res = convert_page(page.image, shipped, Options(fs=fs))
+    assert res.layout == "6x1" and DARK_GRID in res.warnings
+    assert res.quality["status"] != "ok"
+    snr, _ = score_record(page.truth, res.signal, fs)
+    assert snr > 8, (snr, len(g.rows))
