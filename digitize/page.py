@@ -95,7 +95,13 @@ class PageGeometry:
     on_background: bool = False  # a sheet photographed on a darker background
     grey: np.ndarray | None = None  # deskewed grey page (for local grid measurements)
     warnings: list[str] = field(default_factory=list)
-    thin_grid: bool = False  # a grid as dark as the trace but thinner than its pen was seen
+    dark: np.ndarray | None = None  # deskewed: 1 where 40 % darker than the paper, lines and all
+
+    @property
+    def thin_grid(self) -> bool:
+        """Whether a grid as dark as the trace but thinner than its pen is seen (~15 ms: asked
+        only where it matters)."""
+        return self.dark is not None and pen_opening(self.dark) is not None
 
     @property
     def to_image(self) -> np.ndarray:
@@ -115,10 +121,11 @@ def pen_opening(mask: np.ndarray) -> int | None:
     the grid is printed (or binarised) as dark as the trace: the vertical ink runs of such a
     page have two modes, the grid's lines (1-3 px, by far the most) and the pen's width
     (where the trace runs level); None where no second mode stands out."""
-    d = np.diff(mask[::1, ::2].astype(np.int8), axis=0, prepend=0, append=0)
-    starts, ends = np.nonzero(d.T == 1), np.nonzero(d.T == -1)
-    # runs, column by column (both lists are sorted by column, then row)
-    hist = np.bincount(ends[1] - starts[1], minlength=41)[:41].astype(np.float64)
+    cols = np.ascontiguousarray(mask[:, ::2].T, dtype=np.int8)  # every other column, as rows
+    d = np.diff(cols, axis=1, prepend=0, append=0).ravel()
+    # the padded rows keep each run's start and end in its own row: flat indices subtract
+    hist = np.bincount(np.flatnonzero(d == -1) - np.flatnonzero(d == 1),
+                       minlength=41)[:41].astype(np.float64)
     if hist.sum() < 1000:
         return None
     m1 = int(np.argmax(hist[1:5])) + 1  # the grid's lines
@@ -660,9 +667,7 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
     return PageGeometry(px_per_mm=float(k), scale_source=source, skew_deg=skew, rows=rows,
                         deskew=deskew, size=size, grid_px_per_mm=float(grid), mask=mask,
                         grey=grey_d, on_background=paper is not None,
-                        warnings=warnings,
-                        thin_grid=thin_grid or pen_opening((ratio < 0.6).astype(np.uint8))
-                        is not None)
+                        warnings=warnings, dark=(ratio < 0.6).astype(np.uint8))
 
 
 def trace_width(mask: np.ndarray, r: Row, k: float) -> float:
