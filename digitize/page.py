@@ -577,7 +577,8 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
     sheet already cut out along its outline (no background left to find). ``dark_grid``:
     grid lines as dark as the trace are removed from the levelled mask; ``wide_lines``: a
     dark grid's straight lines are removed with a pixel all round (both tried by the
-    pipeline when the rows found fit no layout)."""
+    pipeline when the rows found fit no layout); ``thin_grid``: a grid as dark as the trace
+    but thinner than its pen is opened away (``pen_opening``; PageError where none is seen)."""
     kw = dict(flattened=flattened, border=border, dark_grid=dark_grid,
               wide_lines=wide_lines or dark_grid, thin_grid=thin_grid)
     try:
