@@ -399,7 +399,7 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
             geom = _better(None, opened, gridded)
             if geom is None:
                 raise exc
-        if fits(geom) and geom.thin_grid:
+        if fits(geom) and DARK_GRID not in geom.warnings and geom.thin_grid:
             # ... or add rows of its own (a 6x1 page read as 12 rows)
             other = _better(geom, opened, gridded)
             if len(other.rows) != len(geom.rows):

@@ -91,12 +91,12 @@ def _ink(band: np.ndarray, px_per_mm: float, level: float) -> np.ndarray:
     return bw & ~lines
 
 
-def _binarise(band: np.ndarray, px_per_mm: float
+def _binarise(band: np.ndarray, px_per_mm: float, level: float
               ) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
     """The line of print in a footer band: its characters (1 on 0) and its box (y0, y1, x0,
     x1) in the band — Tesseract's time grows with the area (a band full of a binarised grid's
     remnants took it 2-4 s); None where no line of print stands out."""
-    text = _ink(band, px_per_mm, _level(band))
+    text = _ink(band, px_per_mm, level)
     # characters: components 1.2-5 mm tall, under 6 mm wide; a line of print has several
     # (a strip's empty margin, grid dots and trace fragments do not: no OCR call for them)
     _, _, stats, _ = cv2.connectedComponentsWithStats(text, connectivity=8)
@@ -141,7 +141,8 @@ def printed_gain(grey: np.ndarray, row_ys: list[float], px_per_mm: float
     if grey.shape[0] - top < 3 * px_per_mm:
         return None
     band = grey[top:]
-    found = _binarise(band, px_per_mm)
+    level = _level(band)
+    found = _binarise(band, px_per_mm, level)
     if found is None:
         return None
     text, (y0, y1, x0, x1) = found
@@ -150,7 +151,7 @@ def printed_gain(grey: np.ndarray, row_ys: list[float], px_per_mm: float
         if enlarge_first:  # grey levels interpolated, then thresholded: smoother characters
             line = cv2.resize(band[y0:y1, x0:x1], None, fx=s, fy=s,
                               interpolation=cv2.INTER_CUBIC)
-            read = _read(255 - 255 * _ink(line, px_per_mm * s, _level(band)))
+            read = _read(255 - 255 * _ink(line, px_per_mm * s, level))
         elif px_per_mm >= MIN_PX_PER_MM:
             read = _read(cv2.resize(255 - 255 * text, None, fx=s, fy=s,
                                     interpolation=cv2.INTER_CUBIC))

@@ -98,12 +98,12 @@ def test_only_a_band_with_a_line_of_print_goes_to_the_ocr():
     band = np.full((int(12 * k), int(200 * k)), 245, np.uint8)
     band[:, ::int(5 * k)] = 150  # grid lines (removed as lines)
     band[::int(k), ::int(k)] = 100  # grid dots (too small for characters)
-    assert printed._binarise(band, k) is None
+    assert printed._binarise(band, k, printed._level(band)) is None
     cv2 = pytest.importorskip("cv2")
     cv2.putText(band, "25mm/s  10mm/mV  0.5-40Hz", (int(10 * k), int(8 * k)),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.8, 0, 2)
     band[::int(k), ::int(k)] = 200  # (printed text is darker than the grid)
-    found = printed._binarise(band, k)
+    found = printed._binarise(band, k, printed._level(band))
     assert found is not None
     text, (y0, y1, x0, x1) = found
     assert text.shape == (y1 - y0, x1 - x0)
