@@ -91,3 +91,39 @@ def test_resample_keeps_a_sine():
     t500 = np.arange(5000) / 500
     ref = np.sin(2 * np.pi * 3 * t500)
     assert np.max(np.abs(y[250:-250, 0] - ref[250:-250])) < 0.01
+
+
+def test_packed_signals_round_trip(ptbxl_sample, tmp_path):
+    """`trainer pack`: the prepared signals at 1 uV, each at its own rate; never the test split."""
+    from trainer.data import PackedSignals, pack_signals, prepared_signal
+    out = tmp_path / "s.npz"
+    assert pack_signals(ptbxl_sample, out) == {"train": 2, "val": 1}
+    packed = PackedSignals(out)
+    assert packed.n_records("train") == 2 and packed.n_records("val") == 1
+    for split in ("train", "val"):
+        for i, info in enumerate(records_for_split(ptbxl_sample, split)):
+            sig, fs, ecg_id = packed.signal(split, i)
+            ref, ref_fs = prepared_signal(ptbxl_sample, info)
+            assert ecg_id == info.ecg_id and fs == ref_fs and sig.shape == ref.shape
+            assert np.abs(sig - ref).max() <= 0.0005 + 1e-6  # rounded to 1 uV
+    with pytest.raises(ValueError, match="not in this packed file"):
+        packed.n_records("test")
+    with pytest.raises(ValueError, match="never packed"):
+        pack_signals(ptbxl_sample, tmp_path / "t.npz", ("train", "test"))
+
+
+def test_batches_from_a_packed_file_match_the_data_set(ptbxl_sample, tmp_path):
+    from digitize.model_spec import StripSpec
+    from trainer import dataset
+    from trainer.data import pack_signals
+    out = tmp_path / "s.npz"
+    pack_signals(ptbxl_sample, out)
+    kw = dict(seed=0, split="train", spec=StripSpec(), batch_size=6, crop_cols=250,
+              strips_per_page=3, strip_layout_share=0.0, styles=("clean",),
+              page_layouts=("12x1",))
+    xa, ya = dataset.make_batch(1, ptbxl_dir=str(ptbxl_sample), **kw)
+    xb, yb = dataset.make_batch(1, ptbxl_dir=str(out), **kw)
+    assert xa.shape == xb.shape == (6, 1, StripSpec().height_px, 250)
+    # the same pages and strips: targets differ only by the 1 uV rounding
+    assert np.abs(ya - yb).max() < 0.01
+    assert np.mean(np.abs(xa - xb)) < 0.01

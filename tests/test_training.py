@@ -114,3 +114,37 @@ def test_export_parity_and_metadata(tmp_path):
                               n_heads=2)
     with pytest.raises(ParityError):
         check_parity(other.eval(), tmp_path / "m.onnx", spec, (64,))
+
+
+def test_minutes_schedule_follows_the_clock():
+    from trainer.train import lr_at
+    cfg = TrainConfig(lr=1e-3, warmup_steps=10, max_steps=10**6, schedule="minutes",
+                      max_minutes=4.0)
+    assert lr_at(4, cfg, 0.0) == pytest.approx(5e-4)  # warm-up is still counted in steps
+    assert lr_at(50, cfg, 0.0) == pytest.approx(1e-3)
+    assert lr_at(50, cfg, 2.0) == pytest.approx(0.51e-3)  # half the budget: half the cosine
+    assert lr_at(50, cfg, 4.0) == pytest.approx(2e-5) == lr_at(50, cfg, 9.0)
+    steps = TrainConfig(lr=1e-3, warmup_steps=10, max_steps=110)
+    assert lr_at(60, steps, 3.9) == pytest.approx(0.51e-3)  # 'steps' ignores the clock
+    with pytest.raises(ValueError, match="schedule"):
+        train(TrainConfig(schedule="hours"))
+    with pytest.raises(ValueError, match="page_layouts: unknown 5x5"):
+        from trainer.train import Batches
+        Batches(TrainConfig(page_layouts="12x1,5x5"), StripSpec(), 0)
+
+
+def test_fine_tune_from_packed_signals_validates_its_start(tmp_path):
+    """A budgeted fine-tune as on a lent GPU: packed signals, weights from a checkpoint, the
+    starting weights validated first so that best.pt means 'better than the start'."""
+    from trainer.data import SAMPLE_DIR, pack_signals
+    pack_signals(SAMPLE_DIR, tmp_path / "s.npz")
+    train(_cfg(tmp_path, "base", max_steps=2))
+    cfg = _cfg(tmp_path, "ft", max_steps=2, init=str(tmp_path / "base" / "best.pt"),
+               page_layouts="12x1,6x1", schedule="minutes", max_minutes=5.0)
+    cfg.data = str(tmp_path / "s.npz")
+    res = train(cfg)
+    ck = torch.load(tmp_path / "ft" / "last.pt", weights_only=False)
+    first = ck["history"][0]
+    assert first["step"] == 0 and "val_snr_mean" in first and "loss" not in first
+    assert res["step"] == 2 and res["best"] >= first["val_snr_mean"]
+    assert [h["step"] for h in ck["history"][1:]] == [1, 2]

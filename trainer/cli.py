@@ -93,9 +93,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_pack(args: argparse.Namespace) -> int:
+    from trainer.data import pack_signals
+    t0 = time.time()
+    counts = pack_signals(args.data, args.out, tuple(args.splits.split(",")))
+    mib = args.out.stat().st_size / 2**20
+    print(f"packed {counts} to {args.out} ({mib:.1f} MiB) in {time.time() - t0:.0f} s")
+    return 0
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     from trainer.export import export
-    info = export(args.checkpoint, args.out)
+    lineage = json.loads(args.lineage.read_text()) if args.lineage else None
+    info = export(args.checkpoint, args.out, lineage)
     print(json.dumps(info))
     return 0
 
@@ -149,8 +159,21 @@ def build_parser() -> argparse.ArgumentParser:
                                    "keys are rejected. Re-running with the same --out resumes.")
     t.set_defaults(func=cmd_train)
 
+    k = sub.add_parser("pack", help="pack prepared signals into one .npz (train elsewhere)",
+                       description="Write the band-passed signals of the train and val splits "
+                       "(int16, 1 uV) to one compressed .npz, for a machine without the data "
+                       "set or wfdb: then train with --data=FILE.npz. Never the test split.")
+    k.add_argument("--data", type=Path, default=default_ptbxl_dir(),
+                   help="PTB-XL folder (default: $ECG_DATA_DIR/ptbxl or the bundled sample)")
+    k.add_argument("--splits", default="train,val")
+    k.add_argument("--out", type=Path, required=True)
+    k.set_defaults(func=cmd_pack)
+
     e = sub.add_parser("export", help="export a checkpoint to ONNX (metadata + parity check)")
     e.add_argument("--checkpoint", type=Path, required=True)
+    e.add_argument("--lineage", type=Path, default=None,
+                   help="JSON list of the earlier training stages (oldest first) that made the "
+                   "starting weights of a fine-tune, written into the model card")
     e.add_argument("--out", type=Path, default=Path("exported/model.onnx"))
     e.set_defaults(func=cmd_export)
 

@@ -156,3 +156,62 @@ def prepared_signal(ptbxl_dir: str | Path, info: RecordInfo, prefer_hr: bool = T
     if fs_out and fs_out != fs:
         sig, fs = resample(sig, fs, fs_out), float(fs_out)
     return sig, fs
+
+
+# ------------------------------------------------------------------- packed signals (.npz)
+# A machine without the data set (a lent GPU server, which also lacks wfdb) trains from one
+# file: the prepared (band-passed) signals of the chosen splits, int16 at 1 µV, each record at
+# its own rate, concatenated. ``python -m trainer pack --out signals.npz``; then train with
+# ``--data=signals.npz``. The test split is never packed.
+
+PACK_SPLITS = ("train", "val")
+
+
+def pack_signals(ptbxl_dir: str | Path, out: str | Path,
+                 splits: tuple[str, ...] = PACK_SPLITS) -> dict:
+    """Write the prepared signals of ``splits`` to a compressed .npz; returns a summary."""
+    if "test" in splits:
+        raise ValueError("the test split is never packed for training")
+    arrays: dict[str, np.ndarray] = {}
+    summary = {}
+    for split in splits:
+        chunks, offsets, fss, ids = [], [0], [], []
+        for info in records_for_split(ptbxl_dir, split):
+            sig, fs = prepared_signal(ptbxl_dir, info)
+            q = np.clip(np.round(np.nan_to_num(sig) * 1000.0), -32767, 32767).astype(np.int16)
+            chunks.append(q)
+            offsets.append(offsets[-1] + len(q))
+            fss.append(fs)
+            ids.append(info.ecg_id)
+        arrays[f"{split}_signal"] = np.concatenate(chunks) if chunks else \
+            np.zeros((0, len(LEADS)), np.int16)
+        arrays[f"{split}_offset"] = np.asarray(offsets, np.int64)
+        arrays[f"{split}_fs"] = np.asarray(fss, np.float32)
+        arrays[f"{split}_ecg_id"] = np.asarray(ids, np.int64)
+        summary[split] = len(ids)
+    np.savez_compressed(out, **arrays)
+    return summary
+
+
+class PackedSignals:
+    """Read side of :func:`pack_signals`: ``len(split)`` records, ``signal(split, i)``."""
+
+    def __init__(self, path: str | Path):
+        with np.load(path) as z:
+            self._z = {k: z[k] for k in z.files}
+
+    def n_records(self, split: str) -> int:
+        key = f"{split}_ecg_id"
+        if key not in self._z:
+            raise ValueError(f"split {split!r} is not in this packed file")
+        return len(self._z[key])
+
+    def signal(self, split: str, i: int) -> tuple[np.ndarray, float, int]:
+        """(signal [n, 12] float32 mV, fs, ecg_id) of the split's i-th record."""
+        a, b = self._z[f"{split}_offset"][i:i + 2]
+        sig = self._z[f"{split}_signal"][a:b].astype(np.float32) / 1000.0
+        return sig, float(self._z[f"{split}_fs"][i]), int(self._z[f"{split}_ecg_id"][i])
+
+
+def is_packed(path: str | Path) -> bool:
+    return str(path).endswith(".npz")

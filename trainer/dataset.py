@@ -15,7 +15,7 @@ import numpy as np
 from digitize.leads import LEADS
 from digitize.model_spec import StripSpec
 from digitize.strips import StripGeometry, column_times, cut_strip
-from trainer.data import prepared_signal, records_for_split
+from trainer.data import PackedSignals, is_packed, prepared_signal, records_for_split
 from trainer.render import RenderedPage, render_page, sample_spec
 
 PAGE_LAYOUTS = ("3x4", "3x4+1", "3x4+2", "3x4+3", "6x2", "6x1", "12x1")
@@ -56,6 +56,17 @@ def page_strips(page: RenderedPage, sig: np.ndarray, fs: float, spec: StripSpec,
     return out
 
 
+@functools.lru_cache(maxsize=4)
+def _packed(path: str) -> PackedSignals:
+    return PackedSignals(path)
+
+
+def _n_records(ptbxl_dir: str, split: str) -> int:
+    if is_packed(ptbxl_dir):
+        return _packed(ptbxl_dir).n_records(split)
+    return len(_records(ptbxl_dir, split))
+
+
 @functools.lru_cache(maxsize=None)
 def _records(ptbxl_dir: str, split: str):
     return records_for_split(ptbxl_dir, split)
@@ -63,6 +74,9 @@ def _records(ptbxl_dir: str, split: str):
 
 @functools.lru_cache(maxsize=1024)
 def _signal(ptbxl_dir: str, split: str, i: int, prefer_hr: bool = True):
+    """(prepared signal, fs, ecg_id); a packed file holds each record at its best rate."""
+    if is_packed(ptbxl_dir):
+        return _packed(ptbxl_dir).signal(split, i)
     info = _records(ptbxl_dir, split)[i]
     sig, fs = prepared_signal(ptbxl_dir, info, prefer_hr)
     return sig, fs, info.ecg_id
@@ -70,11 +84,12 @@ def _signal(ptbxl_dir: str, split: str, i: int, prefer_hr: bool = True):
 
 def make_batch(b: int, *, seed: int, ptbxl_dir: str, split: str, spec: StripSpec,
                batch_size: int, crop_cols: int, strips_per_page: int,
-               strip_layout_share: float, styles: tuple[str, ...], strip_only: bool = False
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """Batch b: (x [B, 1, H, W] float32, target_mm [B, W] float32)."""
+               strip_layout_share: float, styles: tuple[str, ...], strip_only: bool = False,
+               page_layouts: tuple[str, ...] = PAGE_LAYOUTS) -> tuple[np.ndarray, np.ndarray]:
+    """Batch b: (x [B, 1, H, W] float32, target_mm [B, W] float32). Page layouts are drawn
+    uniformly from ``page_layouts`` (name one twice to draw it twice as often)."""
     rng = np.random.default_rng([seed, b])
-    n_rec = len(_records(ptbxl_dir, split))
+    n_rec = _n_records(ptbxl_dir, split)
     xs, ys = [], []
     while len(xs) < batch_size:
         sig, fs, _ = _signal(ptbxl_dir, split, int(rng.integers(n_rec)))
@@ -82,7 +97,7 @@ def make_batch(b: int, *, seed: int, ptbxl_dir: str, split: str, spec: StripSpec
         if strip_only or rng.random() < strip_layout_share:
             layout = "strip"
         else:
-            layout = PAGE_LAYOUTS[int(rng.integers(len(PAGE_LAYOUTS)))]
+            layout = page_layouts[int(rng.integers(len(page_layouts)))]
         pspec = sample_spec(rng, layout, style)
         page = render_page(sig, fs, pspec, header_seed=int(rng.integers(2**31)))
         n_leads = len(page.meta["leads"])
@@ -103,11 +118,11 @@ def strip_set(n_pages: int, *, seed: int, ptbxl_dir: str, split: str, spec: Stri
               layouts: tuple[str, ...], styles: tuple[str, ...], prefer_hr: bool = True
               ) -> list[Strip]:
     """A fixed set of whole (uncropped) strips, e.g. for validation."""
-    recs = _records(ptbxl_dir, split)
+    n_rec = _n_records(ptbxl_dir, split)
     out = []
     for i in range(n_pages):
         rng = np.random.default_rng([seed, 10**6 + i])
-        sig, fs, _ = _signal(ptbxl_dir, split, i % len(recs), prefer_hr)
+        sig, fs, _ = _signal(ptbxl_dir, split, i % n_rec, prefer_hr)
         pspec = sample_spec(rng, layouts[i % len(layouts)], styles[(i // len(layouts)) % len(styles)])
         page = render_page(sig, fs, pspec, header_seed=i)
         out += page_strips(page, sig, fs, spec)

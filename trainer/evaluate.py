@@ -151,8 +151,19 @@ def write_model_card(report: dict, engine_training: dict, model_path: Path,
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=1) + "\n")
     t = engine_training
     init = (t.get("config") or {}).get("init")
-    fine_tune = (f" Fine-tuned: the weights started from `{init}` (the previously shipped model's "
-                 "checkpoint); the steps above are the fine-tune's own." if init else "")
+    fine_tune = (f" Fine-tuned: the weights started from `{init}`; the steps above are the "
+                 "fine-tune's own." if init else "")
+    stages = t.get("lineage") or []
+    if stages:
+        fine_tune += " Earlier stages, oldest first:\n" + "\n".join(
+            f"{i + 1}. {s.get('steps')} steps × {s.get('batch_size')} strips on "
+            f"{s.get('machine', '?')}" + (f": {s['note']}" if s.get("note") else "")
+            for i, s in enumerate(stages)) + "\n"
+    machine = ("a lent GPU machine (CUDA; strips rendered by its CPU cores)"
+               if (t.get("config") or {}).get("device") == "cuda"
+               else "the team's 2-core CPU machine")
+    schedule = ("wall-clock budget" if (t.get("config") or {}).get("schedule") == "minutes"
+                else "steps")
     rows = []
     for name, c in report["cases"].items():
         rp = c.get("rpeak", {})
@@ -184,8 +195,8 @@ height folded into channels, {cfg.get('n_layers')}-layer Transformer (d={cfg.get
 styles {t.get('styles')}, 64–300 dpi, strips cut at the ground-truth geometry.
 
 **Training budget.** {t.get('steps')} steps × batch {t.get('batch_size')} =
-{t.get('strips_seen')} strips, on the team's 2-core CPU machine (no GPU was lent), AdamW,
-cosine schedule with warm-up, best checkpoint by validation SNR
+{t.get('strips_seen')} strips, on {machine}, AdamW,
+cosine schedule with warm-up (over the {schedule}), best checkpoint by validation SNR
 ({t.get('best_val_snr_db')} dB on val-split strips).{fine_tune}
 
 ## Test split (strat_fold 9–10), ground-truth geometry, through ONNX Runtime

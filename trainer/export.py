@@ -62,7 +62,9 @@ def check_parity(model: torch.nn.Module, onnx_path: Path, spec: StripSpec,
     return worst
 
 
-def export(checkpoint: str | Path, out: str | Path) -> dict:
+def export(checkpoint: str | Path, out: str | Path, lineage: list[dict] | None = None) -> dict:
+    """``lineage``: the training stages that made the weights this checkpoint started from
+    (oldest first; each a dict such as steps, batch_size, machine, note), for the model card."""
     import onnx
 
     model, spec, cfg, ck = load_checkpoint(checkpoint)
@@ -89,7 +91,8 @@ def export(checkpoint: str | Path, out: str | Path) -> dict:
         steps=steps, strips_seen=steps * cfg.batch_size, batch_size=cfg.batch_size,
         styles=cfg.styles, strip_layout_share=cfg.strip_layout_share,
         best_val_snr_db=round(float(ck["best"]), 3),
-        config={k: v for k, v in ck["config"].items() if k not in ("data", "out")})
+        config={k: v for k, v in ck["config"].items() if k not in ("data", "out")},
+        lineage=list(lineage or []))
     version = f"{cfg.arch}-{datetime.now(timezone.utc):%Y%m%d}-step{steps}"
     meta = {KEY_SPEC: spec.to_json(), KEY_ARCH: cfg.arch, KEY_VERSION: version,
             KEY_OUTPUTS: json.dumps(spec.outputs), KEY_TRAINING: json.dumps(training)}

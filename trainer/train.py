@@ -42,6 +42,8 @@ class TrainConfig:
     crop_cols: int = 250  # training window in columns (62.5 mm = one 3x4 cell)
     strips_per_page: int = 8
     strip_layout_share: float = 0.3  # share of seed-format single-lead strips
+    # the other pages' layouts, drawn uniformly ('' = all page layouts; repeat one to weight it)
+    page_layouts: str = ""
     styles: str = "clean,scan,photo"
     workers: int = 1  # render processes (0: render in the training process)
     val_pages: int = 24
@@ -51,6 +53,9 @@ class TrainConfig:
     warmup_steps: int = 200
     max_steps: int = 20000  # cosine schedule length
     max_minutes: float = 85.0  # wall-clock budget of this invocation (resume to continue)
+    # 'steps': the cosine runs over max_steps (reproducible); 'minutes': over max_minutes of
+    # wall clock, for one budgeted run on a lent machine whose speed is not known beforehand
+    schedule: str = "steps"
     grad_clip: float = 1.0
     eval_every: int = 250
     patience: int = 10  # evaluations without improvement before early stopping
@@ -117,6 +122,11 @@ def load_checkpoint(path: str | Path, map_location="cpu"):
 class Batches(IterableDataset):
     def __init__(self, cfg: TrainConfig, spec: StripSpec, start: int):
         self.cfg, self.spec, self.start = cfg, spec, start
+        self.layouts = tuple(cfg.page_layouts.split(",")) if cfg.page_layouts \
+            else dataset.PAGE_LAYOUTS
+        unknown = set(self.layouts) - set(dataset.PAGE_LAYOUTS)
+        if unknown:
+            raise ValueError(f"page_layouts: unknown {', '.join(sorted(unknown))}")
 
     def __iter__(self):
         info = get_worker_info()
@@ -132,7 +142,8 @@ class Batches(IterableDataset):
                 b, seed=c.seed, ptbxl_dir=c.data, split="train", spec=self.spec,
                 batch_size=c.batch_size, crop_cols=c.crop_cols,
                 strips_per_page=c.strips_per_page, strip_layout_share=c.strip_layout_share,
-                styles=tuple(c.styles.split(",")), strip_only=c.arch == "seed")
+                styles=tuple(c.styles.split(",")), strip_only=c.arch == "seed",
+                page_layouts=self.layouts)
             yield torch.from_numpy(x), torch.from_numpy(y)
             b += nw
 
@@ -215,10 +226,15 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
+def lr_at(step: int, cfg: TrainConfig, minutes: float | None = None) -> float:
+    """Warm-up, then cosine decay to 2 % of cfg.lr over the steps (or, with
+    ``schedule='minutes'``, over the wall-clock budget; ``minutes`` = time spent)."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    p = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
+    if cfg.schedule == "minutes" and minutes is not None:
+        p = min(1.0, minutes / max(cfg.max_minutes, 1e-9))
+    else:
+        p = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
     return cfg.lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
 
 
@@ -226,6 +242,8 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> dict:
     """Train (or resume from ``cfg.out``/last.pt). ``stop_at_step`` simulates an interruption
     after that step (a checkpoint is written there), as a wall-clock budget does."""
     cfg.data = cfg.data or str(default_ptbxl_dir())
+    if cfg.schedule not in ("steps", "minutes"):
+        raise ValueError(f"schedule must be 'steps' or 'minutes', not {cfg.schedule!r}")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(cfg.threads)
@@ -258,6 +276,12 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> dict:
     val = dataset.strip_set(cfg.val_pages, seed=cfg.seed, ptbxl_dir=cfg.data, split="val",
                             spec=spec, layouts=val_layouts, styles=styles)
     # spawn, not fork: a forked child inherits OpenCV's/OpenMP's thread pools mid-state and hangs
+    if step == 0 and cfg.init:  # the starting point, on the same validation strips
+        v0 = validate(model, val, device)
+        log.info("initial weights: val SNR mean %.2f dB median %.2f dB", v0["val_snr_mean"],
+                 v0["val_snr_median"])
+        history.append(dict(step=0, **v0))
+        best = v0["val_snr_mean"]  # best.pt is written only by weights that beat these
     loader = DataLoader(Batches(cfg, spec, step), batch_size=None, num_workers=cfg.workers,
                         prefetch_factor=4 if cfg.workers else None,
                         multiprocessing_context="spawn" if cfg.workers else None,
@@ -272,8 +296,9 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> dict:
         if step >= cfg.max_steps:
             break
         x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        lr = lr_at(step, cfg, (time.time() - t_start) / 60)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, cfg)
+            g["lr"] = lr
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
             pred = model(x)
         pred = tuple(p.float() for p in pred) if isinstance(pred, tuple) else pred.float()
@@ -286,12 +311,12 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> dict:
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         step += 1
-        history.append(dict(step=step, loss=loss.item(), lr=lr_at(step - 1, cfg), **parts))
+        history.append(dict(step=step, loss=loss.item(), lr=lr, **parts))
         if step % 25 == 0:
             dt = time.time() - t_log
             t_log = time.time()
-            log.info("step %d loss %.4f lr %.2e (%.1f strips/s)", step, loss.item(),
-                     lr_at(step - 1, cfg), 25 * cfg.batch_size / max(dt, 1e-9))
+            log.info("step %d loss %.4f lr %.2e (%.1f strips/s)", step, loss.item(), lr,
+                     25 * cfg.batch_size / max(dt, 1e-9))
         done = (time.time() - t_start) / 60 >= cfg.max_minutes or step == stop_at_step
         if step % cfg.eval_every == 0 or done or step >= cfg.max_steps:
             v = validate(model, val, device)
@@ -331,9 +356,10 @@ def plot_curves(history: list[dict], path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:  # the train extra brings matplotlib; without it, no picture
         return
-    steps = [h["step"] for h in history]
+    trained = [h for h in history if "loss" in h]  # step 0 holds only the initial validation
+    steps = [h["step"] for h in trained]
     fig, ax = plt.subplots(1, 2, figsize=(10, 3.5))
-    loss = np.array([h["loss"] for h in history])
+    loss = np.array([h["loss"] for h in trained])
     k = max(1, len(loss) // 200)
     smooth = np.convolve(loss, np.ones(k) / k, mode="valid")
     ax[0].plot(steps[k - 1:], smooth)

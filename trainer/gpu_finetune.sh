@@ -1,0 +1,24 @@
+#!/bin/bash
+# One budgeted fine-tune on a borrowed GPU machine that has torch, OpenCV and SciPy but neither
+# the data set nor wfdb: the signals travel packed (`python -m trainer pack --out gpu/signals.npz`)
+# and the starting weights as a checkpoint. Run from the repository root:
+#
+#   INIT=gpu/init.pt OUT_DIR=out MINUTES=7 LR=1e-3 SEED=2 bash trainer/gpu_finetune.sh
+#
+# The learning rate follows the wall clock (--schedule=minutes), so the cosine ends with the
+# budget whatever the machine's speed; every CPU core but one renders strips. best.pt is written
+# only by weights that beat INIT on the run's validation strips (val split).
+set -u
+export PYTHONUNBUFFERED=1
+DATA=${DATA:-gpu/signals.npz}
+INIT=${INIT:?INIT=checkpoint to start from}
+OUT_DIR=${OUT_DIR:?OUT_DIR=where the checkpoints go}
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader
+python3 -c "import torch, cv2, scipy; print('torch', torch.__version__, 'cv2', cv2.__version__, 'cuda', torch.cuda.is_available())"
+W=$(( $(nproc) - 1 ))
+echo "render workers: $W"
+python3 -m trainer train --data="$DATA" --init="$INIT" --out="$OUT_DIR" \
+  --device=cuda --workers=$W --threads=1 --batch_size=64 --lr=${LR:-1e-3} \
+  --warmup_steps=${WARMUP:-100} --schedule=minutes --max_minutes=${MINUTES:-7} \
+  --max_steps=1000000 --eval_every=500 --patience=100 --seed=${SEED:-2} --val_pages=48 \
+  --strip_layout_share=0.3 --page_layouts=3x4,3x4+1,3x4+2,3x4+3,6x2,6x1,6x1,12x1,12x1
