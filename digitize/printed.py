@@ -31,13 +31,15 @@ TEXT_MM = 2.4
 LINE_MM = 6.0
 #: Under this resolution only enlarging first reads anything.
 MIN_PX_PER_MM = 4.0
+#: Ink specks under this size squared are dropped (a full stop of 2.4-mm print is ~0.35 mm).
+SPECK_MM = 0.2
 #: "10 mm/mV" alone has 7 characters.
 MIN_CHARACTERS = 6
 
 # a number (OCR reads 5 as S, 0 as O, a slashed zero as @, Ø, ® or ©), then "mm/m..." (not
 # "mm/s": the speed; "mm" misread as "mra" and the like is tolerated); "Chest5mm" has no space
 _VALUE = re.compile(r"(?:(limb|chest)\W{0,3}|\b)([0-9SO@Ø®©]{1,2}(?:[.,][0-9])?)"
-                    r"\s*m[a-z]{0,2}\s*/\s*m", re.I)
+                    r"[.,:;'`]?\s*m[a-z]{0,2}\s*/\s*m", re.I)  # "5. mm/mV": a speck read
 #: Something like "mm/m" or "mm/s": the line holds settings (a gain may be misread in it)
 _UNIT = re.compile(r"m\s*/\s*[a-z]", re.I)
 _DIGIT = str.maketrans({"S": "5", "O": "0", "@": "0", "Ø": "0", "®": "0", "©": "0", ",": "."})
@@ -61,6 +63,8 @@ def parse_gain(text: str) -> tuple[float, float | None] | None:
     for m in _VALUE.finditer(text):
         kind = (m.group(1) or "").lower()
         raw = m.group(2).upper().translate(_DIGIT)
+        if raw == "18":  # "1Ø", a slashed zero read as 8 (not "28": "10" has read as that)
+            raw = "10"
         try:
             v = float(raw)
         except ValueError:
@@ -88,7 +92,15 @@ def _ink(band: np.ndarray, px_per_mm: float, level: float) -> np.ndarray:
     lines = (cv2.morphologyEx(bw, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (n, 1)))
              | cv2.morphologyEx(bw, cv2.MORPH_OPEN,
                                 cv2.getStructuringElement(cv2.MORPH_RECT, (1, n))))
-    return bw & ~lines
+    bw &= ~lines
+    # specks smaller than a printed full stop: a dotted grid's dots (Tesseract read nothing
+    # at all from a clear line of print with a dotted grid line through it)
+    n_comp, labels, stats, _ = cv2.connectedComponentsWithStats(bw, connectivity=8)
+    small = stats[:, cv2.CC_STAT_AREA] < max(2.0, (SPECK_MM * px_per_mm) ** 2)
+    small[0] = False
+    if small.any():
+        bw[small[labels]] = 0
+    return bw
 
 
 def _binarise(band: np.ndarray, px_per_mm: float, level: float
@@ -160,6 +172,6 @@ def printed_gain(grey: np.ndarray, row_ys: list[float], px_per_mm: float
         got = parse_gain(read)
         if got is not None:
             return got
-        if not _UNIT.search(read):  # not a misread number: no line of settings at all
+        if read.strip() and not _UNIT.search(read):  # text, but no line of settings
             return None
     return None

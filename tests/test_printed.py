@@ -17,10 +17,13 @@ from digitize.printed import parse_gain
     ("Limb 10 mm/mV  Chest 10 mm/mV", (10.0, None)),
     ("25 mm/s 20mm/mvV 05-40 Hz", (20.0, None)),
     ("25 mm/s 2.5 mra/my", (2.5, None)),  # "mm" misread
+    (".25 mm/s. 5. mm/mV..0.5-40 Hz.", (5.0, None)),  # a speck read after the number
     ("25mm/s Limb 1@mm/mvV Chest5mm/mV @.5-40 Hz", (10.0, 5.0)),  # slashed zero, no space
     ("25mm/s Limb 1®mm/mvV Chest5mm/mV @.5-40 Hz", (10.0, 5.0)),
     ("25 mm/s 0.5-40 Hz", None),  # speed only: "mm/s" is not a gain
-    ("25mm/s 18mm/mvV", None),  # not a gain electrocardiographs print
+    ("25mm/s 18mm/mvV 0.5-49 Hz", (10.0, None)),  # a slashed zero read as 8
+    ("28mm/s 28mm/mV 0.5-48 Hz", None),  # a validation page's "25mm/s 10mm/mV"
+    ("25mm/s 15mm/mvV", None),  # not a gain electrocardiographs print
     ("10 mm/mV ... 20 mm/mV", None),  # two plain values: ambiguous
     ("Limb 10 mm/mV", None),  # a limb gain without the chest's
     ("", None),
@@ -112,15 +115,35 @@ def test_only_a_band_with_a_line_of_print_goes_to_the_ocr():
 
 def test_a_line_that_holds_no_settings_is_read_once(monkeypatch):
     """The four ways of reading a line are tried in turn only while Tesseract reads a line of
-    settings ("mm/s", "18mm/mV": a misread number); what reads as no such line at all (a
+    settings ("mm/s", "15mm/mV": a misread number); what reads as no such line at all (a
     binarised grid's remnants) costs one call, not four (1-2 s on a strip)."""
     import cv2
     monkeypatch.setattr(printed, "available", lambda: True)
     grey = np.full((int(60 * 8), int(200 * 8)), 245, np.uint8)
     cv2.putText(grey, "25mm/s  10mm/mV  0.5-40Hz", (80, int(52 * 8)),
                 cv2.FONT_HERSHEY_SIMPLEX, 0.8, 0, 2)
-    for answer, calls in (("~ |i. ;'", 1), ("25mm/s 18mm/mV", 4), ("25mm/s 10mm/mV", 1)):
+    # (an empty read is no evidence either way: Tesseract gave up, the next way may not)
+    for answer, calls in (("~ |i. ;'", 1), ("25mm/s 15mm/mV", 4), ("25mm/s 10mm/mV", 1),
+                          (" \n", 4)):
         seen = []
         monkeypatch.setattr(printed, "_read", lambda img: seen.append(img.shape) or answer)
         got = printed.printed_gain(grey, [20 * 8.0], 8.0)
         assert len(seen) == calls and got == ((10.0, None) if "10mm" in answer else None)
+
+
+def test_a_dotted_grid_line_through_the_print_is_cleared():
+    """A dotted grid line along the print's baseline: its dots go, the characters and the
+    decimal point stay (Tesseract read nothing of such a line on a validation page)."""
+    cv2 = pytest.importorskip("cv2")
+    k = 11.5  # px/mm
+    band = np.full((int(12 * k), int(120 * k)), 245, np.uint8)
+    cv2.putText(band, "25 mm/s  5 mm/mV  0.5-40 Hz", (int(5 * k), int(8 * k)),
+                cv2.FONT_HERSHEY_SIMPLEX, 1.0, 0, 2)
+    y = int(8 * k)
+    band[y:y + 2, ::int(k)] = 60  # dots every 1 mm, 2 px: as dark as the print
+    band[y:y + 2, 1::int(k)] = 60
+    bw = printed._ink(band, k, printed._level(band))
+    assert not bw[y:y + 2, int(100 * k):].any()  # the dots beyond the text are gone
+    n, _, stats, _ = cv2.connectedComponentsWithStats(bw, connectivity=8)
+    assert n - 1 >= 15  # the characters and the full stop of "0.5" are kept
+    assert (stats[1:, cv2.CC_STAT_AREA] >= 4).all()
