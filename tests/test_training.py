@@ -93,7 +93,8 @@ def test_resume_continues_identically(tmp_path):
 def test_export_parity_and_metadata(tmp_path):
     cfg = _cfg(tmp_path, max_steps=2)
     train(cfg)
-    info = export(tmp_path / "run" / "best.pt", tmp_path / "m.onnx")
+    stages = [{"steps": 1900, "batch_size": 32, "machine": "a CPU", "note": "from scratch"}]
+    info = export(tmp_path / "run" / "best.pt", tmp_path / "m.onnx", lineage=stages)
     assert info["parity_max_abs_diff"] <= 1e-4
     import onnx
     m = onnx.load(str(tmp_path / "m.onnx"))
@@ -103,6 +104,13 @@ def test_export_parity_and_metadata(tmp_path):
     assert set(REQUIRED_KEYS) <= set(meta)
     training = json.loads(meta["ecg.training_data"])
     assert training["steps"] == 2 and "strat_fold 1-7" in training["split"]
+    assert training["lineage"] == stages  # earlier stages, for the model card
+    from trainer.evaluate import write_model_card
+    report = dict(model_sha256="x", model_version="v", split="test", geometry="gt", cases={})
+    write_model_card(report, training, tmp_path / "m.onnx", tmp_path, {})
+    card = (tmp_path / "MODEL_CARD.md").read_text()
+    assert "1. 1900 steps × 32 strips on a CPU: from scratch" in card
+    assert "2-core CPU machine" in card and "over the steps" in card  # device=auto, steps
     eng = Engine(tmp_path / "m.onnx", device="cpu")
     assert eng.spec == StripSpec.from_json(meta["ecg.strip_spec"]) and eng.arch == "column"
     # dynamic batch and width
