@@ -95,7 +95,7 @@ def _ink(band: np.ndarray, px_per_mm: float, level: float) -> np.ndarray:
     bw &= ~lines
     # specks smaller than a printed full stop: a dotted grid's dots (Tesseract read nothing
     # at all from a clear line of print with a dotted grid line through it)
-    n_comp, labels, stats, _ = cv2.connectedComponentsWithStats(bw, connectivity=8)
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(bw, connectivity=8)
     small = stats[:, cv2.CC_STAT_AREA] < max(2.0, (SPECK_MM * px_per_mm) ** 2)
     small[0] = False
     if small.any():

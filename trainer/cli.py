@@ -126,6 +126,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_data_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data", type=Path, default=default_ptbxl_dir(),
+                   help="PTB-XL folder (default: $ECG_DATA_DIR/ptbxl, else the bundled sample)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.splitlines()[0])
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -135,8 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Render pages from one split's records: <name>.png|jpg, "
                                    "<name>.hea/.dat (ground truth, mV, NaN outside the "
                                    "plotted windows) and <name>.json (geometry, polylines).")
-    r.add_argument("--data", type=Path, default=default_ptbxl_dir(),
-                   help="PTB-XL folder (default: $ECG_DATA_DIR/ptbxl, else the bundled sample)")
+    _add_data_option(r)
     r.add_argument("--split", choices=list(SPLIT_FOLDS), default="train")
     r.add_argument("--layout", choices=list(LAYOUTS) + ["random"], default="random")
     r.add_argument("--style", choices=list(STYLES) + ["random"], default="random")
@@ -163,8 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Write the band-passed signals of the train and val splits "
                        "(int16, 1 uV) to one compressed .npz, for a machine without the data "
                        "set or wfdb: then train with --data=FILE.npz. Never the test split.")
-    k.add_argument("--data", type=Path, default=default_ptbxl_dir(),
-                   help="PTB-XL folder (default: $ECG_DATA_DIR/ptbxl or the bundled sample)")
+    _add_data_option(k)
     k.add_argument("--splits", default="train,val")
     k.add_argument("--out", type=Path, required=True)
     k.set_defaults(func=cmd_pack)
@@ -179,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("evaluate", help="score an exported ONNX model on the test split")
     v.add_argument("--model", type=Path, default=Path("exported/model.onnx"))
-    v.add_argument("--data", type=Path, default=default_ptbxl_dir())
+    _add_data_option(v)
     v.add_argument("--out", type=Path, default=Path("runs/eval"))
     v.add_argument("--limit", type=int, default=None, help="first N test records only")
     v.add_argument("--card", action="store_true",

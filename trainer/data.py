@@ -194,7 +194,7 @@ def pack_signals(ptbxl_dir: str | Path, out: str | Path,
 
 
 class PackedSignals:
-    """Read side of :func:`pack_signals`: ``len(split)`` records, ``signal(split, i)``."""
+    """Read side of :func:`pack_signals`: ``n_records(split)``, ``signal(split, i)``."""
 
     def __init__(self, path: str | Path):
         with np.load(path) as z:
