@@ -63,8 +63,11 @@ def _gain(ctx, param, value: str) -> str:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="ONNX Runtime provider.")
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
+@click.option("--workers", default=0, type=click.IntRange(min=0),
+              help="Pages converted at once, on threads sharing the one model "
+                   "(0: one per CPU core, at most 8).")
 @click.option("--threads", default=0, type=click.IntRange(min=0),
-              help="CPU threads for the model (0: all cores).")
+              help="CPU threads for each model call (0: the cores shared among --workers).")
 @click.option("--model", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="ONNX model (default: the shipped one).")
 @click.option("--overwrite", is_flag=True, help="Redo records already done (default: skip).")
@@ -80,8 +83,8 @@ def _gain(ctx, param, value: str) -> str:
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar.")
 def main(inputs, out, layout, leads, speed, gain, fs, printed_gain, px_per_mm, device,
-         batch_size, threads, model, overwrite, overlay, reference, shard, anonymize, fail_fast,
-         verbose, quiet):
+         batch_size, workers, threads, model, overwrite, overlay, reference, shard, anonymize,
+         fail_fast, verbose, quiet):
     """Convert ECG images and PDFs under INPUTS (files or folders, searched recursively) into
     WFDB records (12 leads, mV) with quality metrics, in --out."""
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
@@ -107,17 +110,21 @@ def main(inputs, out, layout, leads, speed, gain, fs, printed_gain, px_per_mm, d
                        "program (pip install '.[ocr]'; e.g. apt install tesseract-ocr)", err=True)
             sys.exit(2)
 
-    from digitize.engine import Engine, EngineError, default_model_path
+    from digitize.engine import Engine, EngineError, default_model_path, usable_cpus
     from digitize.io import discover
     from digitize.io import shard as take_shard
     from digitize.pipeline import Options
     from digitize.run import RunConfig, Runner, record_names
     try:
-        engine = Engine(model or default_model_path(), device=device, threads=threads)
+        cores = usable_cpus()
+        workers = workers or min(8, cores)
+        engine = Engine(model or default_model_path(), device=device,
+                        threads=threads or max(1, cores // workers))
     except EngineError as exc:
         click.echo(f"digitize: error: {exc}", err=True)
         sys.exit(2)
-    log.info("model %s (%s), provider %s", engine.path.name, engine.version, engine.provider)
+    log.info("model %s (%s), provider %s; %d pages at once", engine.path.name, engine.version,
+             engine.provider, workers)
     items = discover(list(inputs))
     names = record_names(items)  # over the whole input set: shards agree on names
     items = take_shard(items, *shard)
@@ -126,7 +133,7 @@ def main(inputs, out, layout, leads, speed, gain, fs, printed_gain, px_per_mm, d
                    read_printed_gain=printed_gain != "off")
     cfg = RunConfig(out=out, options=opts, overwrite=overwrite, overlay=overlay,
                     reference=reference, anonymize=anonymize, fail_fast=fail_fast, shard=shard,
-                    progress=not quiet and sys.stderr.isatty())
+                    progress=not quiet and sys.stderr.isatty(), workers=workers)
     runner = Runner(cfg, engine)
     totals = runner.run(items, names)
     s = runner.summary

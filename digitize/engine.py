@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,14 @@ class Engine:
                 for j, i in enumerate(chunk):
                     out[i] = (value[j], conf[j])
         return out
+
+
+def usable_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask: a Slurm or container limit)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def default_model_path() -> Path:

@@ -9,6 +9,7 @@ repeats a lead drawn above it); where none matches well, the standard order (II,
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field, replace
 
 import cv2
@@ -534,14 +535,16 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
 
 
 _POOL = None
+_POOL_LOCK = threading.Lock()
 
 
 def _ocr_pool():
     """One worker for the printed-gain OCR (a Tesseract subprocess), shared by all pages."""
     global _POOL
-    if _POOL is None:
-        from concurrent.futures import ThreadPoolExecutor
-        _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digitize-ocr")
+    with _POOL_LOCK:  # pages convert on several threads
+        if _POOL is None:
+            from concurrent.futures import ThreadPoolExecutor
+            _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digitize-ocr")
     return _POOL
 
 

@@ -11,6 +11,7 @@ Output layout under ``--out``::
 """
 from __future__ import annotations
 
+import collections
 import csv
 import hashlib
 import json
@@ -20,6 +21,7 @@ import queue
 import re
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +52,7 @@ class RunConfig:
     fail_fast: bool = False
     shard: tuple[int, int] = (0, 1)
     progress: bool = True
+    workers: int = 1  # pages converted at once (threads sharing the one model session)
 
 
 @dataclass
@@ -239,50 +242,96 @@ class Runner:
         th.start()
         bar = tqdm(total=len(items), unit="input", disable=not self.cfg.progress, file=None,
                    dynamic_ncols=True)
+        # pages convert on up to `workers` threads at once (the model session, OpenCV and
+        # numpy release the GIL): page analysis overlaps the model. Messages are handled in
+        # input order, so results.jsonl, the totals and the progress bar read as one thread's.
+        workers = max(1, self.cfg.workers)
+        pool = (ThreadPoolExecutor(workers, thread_name_prefix="digitize-page")
+                if workers > 1 else None)
+        pending: collections.deque = collections.deque()  # (message, Future | None)
+        in_flight = 0
         failed_item = False
-        with open(self.results_path, "a", encoding="utf-8") as results:
-            while True:
-                msg = q.get()
-                if msg is None:
-                    break
-                kind, it, meta, payload = msg
-                src = str(it.path)
-                if kind == "end":
-                    bar.update(1)
-                    dt = time.perf_counter() - t_start
-                    bar.set_postfix(pages_s=f"{self.totals.pages / dt:.2f}" if dt else "")
-                    continue
-                if kind == "skip":
-                    self.totals.skipped += 1
-                    self._emit(results, dict(input=self._src(it), status="skipped",
-                                             record=names[it.path], reason="already done"))
-                    continue
-                if kind == "error":
-                    self._fail(results, it, payload)
-                    failed_item = True
-                else:
-                    page, sha = meta
-                    name = self._page_name(it, names[it.path], page)
-                    self.totals.pages += 1
-                    try:
-                        line = self._write_page(name, it, page, payload, sha)
-                    except (PageError, DigitizeError) as exc:
-                        self._fail(results, it, str(exc), page)
-                        failed_item = True
-                    except Exception as exc:  # noqa: BLE001
-                        log.debug("internal error on %s", src, exc_info=True)
-                        self._fail(results, it, f"internal error: {type(exc).__name__}: {exc}",
-                                   page)
-                        failed_item = True
-                    else:
-                        self.totals.converted += 1
-                        self.totals.status[line["status"]] += 1
-                        self._emit(results, dict(input=self._src(it), page=page, **line))
-                if failed_item and self.cfg.fail_fast:
-                    stop.set()
-                    while q.get() is not None:  # drain so the producer can finish
-                        pass
-                    break
+
+        def convert(it: InputItem, meta, img) -> dict:
+            page, sha = meta
+            name = self._page_name(it, names[it.path], page)
+            try:
+                return dict(line=self._write_page(name, it, page, img, sha))
+            except (PageError, DigitizeError) as exc:
+                return dict(reason=str(exc))
+            except Exception as exc:  # noqa: BLE001
+                log.debug("internal error on %s", it.path, exc_info=True)
+                return dict(reason=f"internal error: {type(exc).__name__}: {exc}")
+
+        def handle(msg, fut) -> bool:
+            """One message, in input order; True when it is a failure."""
+            kind, it, meta, payload = msg
+            if kind == "end":
+                bar.update(1)
+                dt = time.perf_counter() - t_start
+                bar.set_postfix(pages_s=f"{self.totals.pages / dt:.2f}" if dt else "")
+                return False
+            if kind == "skip":
+                self.totals.skipped += 1
+                self._emit(results, dict(input=self._src(it), status="skipped",
+                                         record=names[it.path], reason="already done"))
+                return False
+            if kind == "error":
+                self._fail(results, it, payload)
+                return True
+            page = meta[0]
+            self.totals.pages += 1
+            done = fut.result()
+            if "reason" in done:
+                self._fail(results, it, done["reason"], page)
+                return True
+            line = done["line"]
+            self.totals.converted += 1
+            self.totals.status[line["status"]] += 1
+            self._emit(results, dict(input=self._src(it), page=page, **line))
+            return False
+
+        def handle_head() -> None:
+            nonlocal in_flight, failed_item
+            msg, fut = pending.popleft()
+            if fut is not None:
+                in_flight -= 1
+            failed_item |= handle(msg, fut)
+
+        try:
+            with open(self.results_path, "a", encoding="utf-8") as results:
+                while True:
+                    msg = q.get()
+                    if msg is None:
+                        break
+                    fut = None
+                    if msg[0] == "page":
+                        while in_flight >= workers:  # memory stays flat: so many pages
+                            handle_head()
+                    stopping = failed_item and self.cfg.fail_fast
+                    if msg[0] == "page" and not stopping:
+                        if pool is None:
+                            fut = Future()
+                            fut.set_result(convert(msg[1], msg[2], msg[3]))
+                        else:
+                            fut = pool.submit(convert, msg[1], msg[2], msg[3])
+                        in_flight += 1
+                    if not stopping:
+                        pending.append((msg, fut))
+                    while pending and (pending[0][1] is None or pending[0][1].done()):
+                        handle_head()
+                    if failed_item and self.cfg.fail_fast:
+                        stop.set()
+                        while pending:  # pages already converting are finished and reported
+                            handle_head()
+                        while q.get() is not None:  # drain so the producer can finish
+                            pass
+                        break
+                while pending:
+                    handle_head()
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True)
         bar.close()
         th.join(timeout=5)
         self.elapsed = time.perf_counter() - t_start

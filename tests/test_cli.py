@@ -164,6 +164,52 @@ def test_shards_partition_and_agree_on_names(tmp_path):
     assert len((out / "manifest.csv").read_text().splitlines()) == 4
 
 
+def _results(out: Path) -> list[dict]:
+    lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    for r in lines:  # timings differ from run to run
+        r.pop("seconds", None)
+        r.pop("model_seconds", None)
+    return lines
+
+
+def test_workers_change_nothing_but_the_speed(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(4):
+        (src / f"s{i}.png").write_bytes(STRIP.read_bytes())
+    (src / "s1x.jpg").write_text("not an image")  # a failure among them
+    (src / "c.png").write_bytes(CLEAN.read_bytes())
+    runs = {}
+    for workers in (1, 3):
+        out = tmp_path / f"out{workers}"
+        code, _ = run([src, "--out", out, "--model", TINY, "--workers", workers, "-q"])
+        assert code == 1
+        runs[workers] = (_results(out), {p.name: p.read_bytes() for p in out.glob("*.dat")})
+    lines, records = runs[3]
+    assert runs[1] == runs[3]  # the same records, the same results in the same order
+    assert [Path(r["input"]).name for r in lines] == sorted(p.name for p in src.iterdir())
+    assert len(records) == 5
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_fail_fast_stops_and_reports_every_record_it_wrote(tmp_path, workers):
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "a.png").write_bytes(STRIP.read_bytes())
+    (src / "b.jpg").write_text("not an image")
+    for name in ("c.png", "d.png", "e.png", "f.png"):
+        (src / name).write_bytes(STRIP.read_bytes())
+    out = tmp_path / "out"
+    code, _ = run([src, "--out", out, "--model", TINY, "--workers", workers, "--fail-fast",
+                   "-q"])
+    assert code == 1
+    lines = _results(out)
+    assert lines[0]["status"] in ("ok", "warn") and lines[1]["status"] == "error"
+    reported = {r["record"] for r in lines if r.get("record")}
+    assert {p.stem for p in out.glob("*.hea")} == reported  # nothing written unreported
+    assert len(reported) <= 1 + workers  # the pages already converting, no more
+
+
 def test_record_names_are_sanitised_and_unique(tmp_path):
     items = [InputItem(tmp_path / "x" / "ECG 1.2.png", tmp_path),
              InputItem(tmp_path / "x" / "ECG 1_2.png", tmp_path),
