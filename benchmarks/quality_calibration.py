@@ -11,6 +11,7 @@ benchmarks/digitize_e2e.py writes (thresholds are chosen on --split val, reporte
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import Counter
 from pathlib import Path
@@ -47,7 +48,8 @@ def main() -> int:
           f"{100 * np.mean(snr[ok] < 10) if ok.any() else float('nan'):.1f} % (target <= 2 %)")
     print(f"leads under 5 dB: {bad.sum()}; marked warn/fail: "
           f"{100 * np.mean(st[bad] != 'ok') if bad.any() else float('nan'):.1f} % (target >= 80 %)")
-    reasons = Counter(r.split(" (")[0].split(":")[0] for s, _, rs in rows if s != "ok" for r in rs)
+    reasons = Counter(re.sub(r"^[\d.]+% ", "", r.split(" (")[0].split(":")[0])
+                      for s, _, rs in rows if s != "ok" for r in rs)
     print("most frequent reasons:", ", ".join(f"{k} ({v})" for k, v in reasons.most_common(6)))
     return 0
 

@@ -549,3 +549,32 @@ def test_fast_morphology_equals_opencv():
         if hb and wb:
             plain = m[:hb * by, :wb * bx].reshape(hb, by, wb, bx).max(axis=(1, 3))
             assert np.array_equal(block_max(m, by, bx), plain), (h, w, by, bx)
+
+
+def test_a_few_unsure_or_edge_columns_make_a_lead_warn():
+    from types import SimpleNamespace
+
+    from digitize.quality import lead_quality
+    from digitize.reconstruct import LeadResult
+    fs, n = 500, 5000
+    t = np.arange(n) / fs
+    x = sum(np.exp(-((t - b) / 0.015) ** 2) for b in np.arange(0.4, 10, 0.8)) \
+        + 0.1 * np.sin(2 * np.pi * 0.7 * t)  # R waves at 75 bpm on a wandering baseline
+    sig = np.full((n, 12), np.nan)
+    sig[:, 0] = x
+    spec = SimpleNamespace(height_mm=30.0)  # the strip the model sees: ±15 mm
+    cols = x[::5] * 10  # mm at 10 mm/mV
+
+    def status(value_mm, conf):
+        r = LeadResult(window=SimpleNamespace(lead="I"), value_mm=value_mm, confidence=conf)
+        return lead_quality(sig, [r], fs, spec)["leads"]["I"]["status"]
+
+    assert status(cols, np.ones(len(cols))) == "ok"
+    unsure = np.ones(len(cols))
+    unsure[:8] = 0.2  # 0.8 % of the columns
+    assert status(cols, unsure) == "ok"
+    unsure[:15] = 0.2  # 1.5 %
+    assert status(cols, unsure) == "warn"
+    edge = cols.copy()
+    edge[500] = 14.5  # one column at the strip's edge: a cut peak
+    assert status(edge, np.ones(len(cols))) == "warn"
