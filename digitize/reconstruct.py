@@ -6,8 +6,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from digitize.leads import LEADS
-from digitize.strips import (StripGeometry, column_times, columns_to_signal, cut_strip,
-                             follow_ink)
+from digitize.strips import (INK_LEVEL, StripGeometry, column_times, columns_to_signal,
+                             cut_strip, follow_ink)
 
 
 @dataclass
@@ -32,6 +32,8 @@ class LeadResult:
     idx: np.ndarray | None = None  # output sample indices this window covers
     mv: np.ndarray | None = None  # its signal there
     stray_columns: int = 0  # columns where the model left the trace for other ink (replaced)
+    #: first and last column written to the record (``reconstruct(trim_conf=...)``)
+    kept: tuple[int, int] | None = None
 
     def samples(self, fs: float, n: int) -> np.ndarray:
         """This window alone as an [n] signal (NaN elsewhere)."""
@@ -50,7 +52,10 @@ def reconstruct(grey: np.ndarray, windows: list[LeadWindow], engine, fs: float, 
     drawn more than once (a rhythm strip repeats lead II), the longer window
     wins for the samples both cover. With ``trim_conf``, columns at either end of a window whose
     confidence stays under it (a window running past the end of a trace cut by the image edge)
-    become NaN — not drawn — instead of whatever the model guessed there.
+    become NaN — not drawn — instead of whatever the model guessed there; so do a window's
+    first (last) columns up to the last (from the first) one within ``EDGE_TRIM_MM`` of its
+    start (end) that is read at the strip's edge where the strip holds no ink at all: the
+    window starts (ends) on blank paper, and the model, with nothing to follow, ran off it.
     """
     spec = engine.spec
     strips = [cut_strip(grey, w.geom, spec) for w in windows]
@@ -59,21 +64,69 @@ def reconstruct(grey: np.ndarray, windows: list[LeadWindow], engine, fs: float, 
     for w, strip, (value, conf) in zip(windows, strips, outputs):
         value, stray = follow_ink(value, strip, spec)
         tc = column_times(len(value), w.t0, w.speed, spec.px_per_mm_x)
-        idx, mv = columns_to_signal(value, w.gain, tc, fs, w.t0, w.t1)
+        ends = (kept_columns(value, conf, trim_conf, spec, strip) if trim_conf is not None
+                else None)
+        drawn = value
+        if ends is not None and (ends[2] or ends[3]):
+            # columns cut at an edge reading: the trace is not interpolated towards it
+            first, last = ends[:2]
+            drawn = np.asarray(value).copy()
+            drawn[:first], drawn[last + 1:] = drawn[first], drawn[last]
+        idx, mv = columns_to_signal(drawn, w.gain, tc, fs, w.t0, w.t1)
         keep = (idx >= 0) & (idx < n_samples)
         idx, mv = idx[keep], mv[keep]
         if np.isfinite(w.t_ink_end):
             mv = np.where(idx / fs > w.t_ink_end, np.nan, mv)
         if trim_conf is not None:
-            good = np.flatnonzero(np.asarray(conf) >= trim_conf)
             dt = 1.0 / (spec.px_per_mm_x * w.speed)
-            if len(good) == 0:
+            if ends is None:
                 mv = np.full_like(mv, np.nan)
-            else:
+            else:  # a column's slack past confidence-trimmed ends; none past an edge reading
+                first, last, cut_first, cut_last = ends
                 t = idx / fs
-                mv = np.where((t < tc[good[0]] - dt) | (t > tc[good[-1]] + dt), np.nan, mv)
-        results.append(LeadResult(w, value, conf, idx, mv, stray))
+                mv = np.where((t < tc[first] - (0.0 if cut_first else dt))
+                              | (t > tc[last] + (0.0 if cut_last else dt)), np.nan, mv)
+        results.append(LeadResult(w, value, conf, idx, mv, stray,
+                                  None if ends is None else ends[:2]))
     return assemble(results, n_samples), results
+
+
+#: Reach (mm along the strip) from a window's ends within which readings at the strip's edge
+#: over blank paper are trimmed, with every column between them and the end. (Readings at the
+#: edge over ink are kept: on validation pages they are mostly a tall wave or a photo's dark
+#: border, and a sample left out scores as 0 mV.)
+EDGE_TRIM_MM = 2.0
+#: A reading at or beyond this share of the strip's half height is "at the edge".
+EDGE_SHARE = 0.95
+#: A strip column with ink in under this share of its rows is blank paper (a speck or two).
+BLANK_SHARE = 0.02
+
+
+def kept_columns(value_mm: np.ndarray, conf: np.ndarray, trim_conf: float, spec,
+                 strip: np.ndarray | None = None) -> tuple[int, int, bool, bool] | None:
+    """(first, last, first cut at an edge reading, last cut at one) columns of a window worth
+    writing, or None: the ends whose confidence stays under ``trim_conf`` are dropped, and the
+    columns up to a reading at the strip's edge over blank paper near either end (see
+    ``reconstruct``; ``strip``: the normalised strip the model read)."""
+    good = np.flatnonzero(np.asarray(conf) >= trim_conf)
+    if not len(good):
+        return None
+    first, last = int(good[0]), int(good[-1])
+    n = len(value_mm)
+    if strip is None or strip.shape[1] != n:
+        return first, last, False, False
+    reach = max(1, int(round(EDGE_TRIM_MM * spec.px_per_mm_x)))
+    blank = (strip > INK_LEVEL).mean(axis=0) < BLANK_SHARE
+    edge = (np.abs(np.asarray(value_mm, np.float64)) >= EDGE_SHARE * spec.height_mm / 2) & blank
+    head = np.flatnonzero(edge[:reach])
+    cut_first = len(head) > 0 and int(head[-1]) + 1 > first
+    if cut_first:
+        first = int(head[-1]) + 1
+    tail = np.flatnonzero(edge[max(0, n - reach):])
+    cut_last = len(tail) > 0 and max(0, n - reach) + int(tail[0]) - 1 < last
+    if cut_last:
+        last = max(0, n - reach) + int(tail[0]) - 1
+    return (first, last, cut_first, cut_last) if first <= last else None
 
 
 def assemble(results: list[LeadResult], n_samples: int) -> np.ndarray:

@@ -34,7 +34,7 @@ from digitize.engine import file_sha256
 from digitize.io import DigitizeError, InputItem, load_pages
 from digitize.leads import LEADS
 from digitize.page import PageError
-from digitize.pipeline import TRIM_CONF, Options, PageResult, convert_page
+from digitize.pipeline import Options, PageResult, convert_page
 from digitize.wfdb_writer import write_record
 
 log = logging.getLogger("digitize")
@@ -120,11 +120,11 @@ def draw_overlay(bgr: np.ndarray, res: PageResult) -> np.ndarray:
     for r in res.windows:
         g = r.window.geom
         spec_kx = len(r.value_mm) / g.width_mm
-        # the columns the record keeps (window ends the model was unsure of are NaN there)
-        good = np.flatnonzero(np.asarray(r.confidence) >= TRIM_CONF)
-        if not len(good):
+        # the columns the record keeps (window ends the model was unsure of, or read at the
+        # strip's edge, are NaN there)
+        if r.kept is None:
             continue
-        cols = np.arange(good[0], good[-1] + 1)
+        cols = np.arange(r.kept[0], r.kept[1] + 1)
         w = r.window  # nor past the row's ink end
         cols = cols[w.t0 + cols / spec_kx / w.speed <= w.t_ink_end]
         if not len(cols):
@@ -413,6 +413,7 @@ class Runner:
         summary = dict(version=__version__, inputs=t.inputs, pages=t.pages,
                        converted=t.converted, skipped=t.skipped, failed=t.failed,
                        quality=t.status, provider=self.engine.provider,
+                       workers=max(1, self.cfg.workers),
                        model=str(self.engine.path), model_sha256=self.engine.sha256,
                        options=self.opts_key, shard=f"{self.cfg.shard[0]}/{self.cfg.shard[1]}",
                        seconds=round(self.elapsed, 2),

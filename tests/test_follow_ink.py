@@ -127,3 +127,43 @@ def test_reconstruct_counts_and_replaces_stray_columns():
 def test_too_short_to_check(n):
     v = np.zeros(n, np.float32)
     assert follow_ink(v, np.zeros((SPEC.height_px, n), np.float32), SPEC) == (v, 0)
+
+
+def test_readings_at_the_strip_edge_over_blank_paper_at_a_window_end_are_not_written():
+    """A window starting (ending) a little before (after) the trace's ink: over the blank
+    columns the model, with nothing to follow, can read the strip's edge. Those columns, and
+    nothing interpolated towards them, are left out of the record; a reading at the edge over
+    ink (a tall wave, a photo's dark border) is kept as read."""
+    top = SPEC.height_mm / 2 - 0.5  # the strip's top edge
+    strip_img = np.full((SPEC.height_px, W), 255, np.uint8)
+    strip_img[int(round(_row(-2.0))), 4:W - 3] = 0  # the trace: blank paper either side
+    strip_img[:, 200] = 0  # a line across the strip mid-window
+    strip_img[:, W - 10] = 0  # ... and near the end
+    page = cv2.resize(strip_img, (W, SPEC.height_px * 2), interpolation=cv2.INTER_NEAREST)
+    geom = StripGeometry(x0_mm=0.0, width_mm=W / 4.0, centre_mm=SPEC.height_mm / 2,
+                         px_per_mm=4.0, page_to_image=np.eye(3))
+    win = LeadWindow("II", 0.0, W / 4.0 / 25.0, 10.0, 25.0, geom)
+
+    class Engine:
+        spec = SPEC
+
+        def run(self, strips, batch_size=16):
+            v = np.full(strips[0].shape[1], -2.0, np.float32)
+            v[1:3] = top  # over blank paper near the start: cut (column 3 with them)
+            v[200] = top  # over ink, mid-window: kept
+            v[W - 10] = -top  # over ink near the end: kept
+            v[-2] = -top  # over blank paper near the end: cut, with the column after it
+            return [(v, np.ones_like(v))]
+
+    fs = 500.0
+    sig, results = reconstruct(page, [win], Engine(), fs, 2000, trim_conf=0.3)
+    x = sig[:, 1]
+    assert results[0].kept == (3, W - 3)
+    drawn = np.flatnonzero(np.isfinite(x))
+    col = 1.0 / (4.0 * 25.0)  # s per column
+    assert abs(drawn[0] / fs - 3 * col) <= 1 / fs and abs(drawn[-1] / fs - (W - 3) * col) <= 1 / fs
+    assert np.nanmax(np.abs(x[drawn[0]:drawn[0] + 10] + 0.2)) < 0.01  # not pulled to the edge
+    assert np.nanmax(x) > 2.5 and np.nanmin(x) < -2.5  # the readings over ink stay
+    # without trimming (how the trainer's evaluation reads), every column is written
+    sig, results = reconstruct(page, [win], Engine(), fs, 2000)
+    assert results[0].kept is None and np.isfinite(sig[:, 1]).sum() > len(drawn)
