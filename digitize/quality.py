@@ -33,6 +33,11 @@ FAIL_FLAT = 0.9
 WARN_EINTHOVEN = 0.25
 HR_RANGE = (25.0, 250.0)
 AMP_RANGE_MV = (0.08, 8.0)
+#: Under this peak-to-peak (99.5th - 0.5th percentile) amplitude a lead is 'warn': errors of a
+#: few tens of µV — a pen width at 10 mm/mV — are then large against the signal itself. On 707
+#: distinct validation pages, 3 of the 29 leads otherwise ok under 0.2 mV were under 10 dB,
+#: 9 of the other 2842.
+AMP_LOW_MV = 0.2
 
 
 def _flat_fraction(x: np.ndarray, fs: float) -> float:
@@ -120,6 +125,9 @@ def lead_quality(sig: np.ndarray, results, fs: float, spec) -> dict:
                 reasons.append(f"{100 * q['flat_fraction']:.0f}% flat")
             if not AMP_RANGE_MV[0] <= q["amplitude_mv"] <= AMP_RANGE_MV[1]:
                 reasons.append(f"amplitude {q['amplitude_mv']:.2f} mV implausible")
+            elif q["amplitude_mv"] < AMP_LOW_MV:
+                reasons.append(f"low amplitude ({q['amplitude_mv']:.2f} mV): small errors "
+                               "weigh heavily")
             hr = q["heart_rate_bpm"]
             if np.isfinite(hr) and not HR_RANGE[0] <= hr <= HR_RANGE[1]:
                 reasons.append(f"heart rate {hr:.0f} bpm implausible")

@@ -567,7 +567,8 @@ def test_a_few_unsure_or_edge_columns_make_a_lead_warn():
 
     def status(value_mm, conf):
         r = LeadResult(window=SimpleNamespace(lead="I"), value_mm=value_mm, confidence=conf)
-        return lead_quality(sig, [r], fs, spec)["leads"]["I"]["status"]
+        q = lead_quality(sig, [r], fs, spec)["leads"]["I"]
+        return q["status"] + "".join(f"; {x}" for x in q["reasons"] if "amplitude" in x)
 
     assert status(cols, np.ones(len(cols))) == "ok"
     unsure = np.ones(len(cols))
@@ -578,3 +579,5 @@ def test_a_few_unsure_or_edge_columns_make_a_lead_warn():
     edge = cols.copy()
     edge[500] = 14.5  # one column at the strip's edge: a cut peak
     assert status(edge, np.ones(len(cols))) == "warn"
+    sig[:, 0] = x * 0.12  # a lead of ~0.13 mV peak to peak
+    assert status(cols * 0.12, np.ones(len(cols))).startswith("warn; low amplitude")
