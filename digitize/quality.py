@@ -15,6 +15,7 @@ import numpy as np
 
 from digitize.leads import LEADS
 from digitize.metrics import r_peaks
+from digitize.reconstruct import EDGE_SHARE
 
 LOW_CONF = 0.5
 FAIL_CONF = 0.35  # mean confidence under this: the model did not find a trace
@@ -89,7 +90,7 @@ def lead_quality(sig: np.ndarray, results, fs: float, spec) -> dict:
         stray[r.window.lead] = stray.get(r.window.lead, 0) + np.array(
             [r.stray_columns, len(r.value_mm)])
         conf.setdefault(r.window.lead, []).append(np.asarray(r.confidence, np.float64))
-        clip.setdefault(r.window.lead, []).append(np.abs(r.value_mm) >= 0.95 * half)
+        clip.setdefault(r.window.lead, []).append(np.abs(r.value_mm) >= EDGE_SHARE * half)
     e1 = _relation(sig, {"I": 1.0, "III": 1.0, "II": -1.0})
     e2 = _relation(sig, {"aVR": 1.0, "aVL": 1.0, "aVF": 1.0})
     for j, lead in enumerate(LEADS):

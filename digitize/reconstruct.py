@@ -103,7 +103,7 @@ BLANK_SHARE = 0.02
 
 
 def kept_columns(value_mm: np.ndarray, conf: np.ndarray, trim_conf: float, spec,
-                 strip: np.ndarray | None = None) -> tuple[int, int, bool, bool] | None:
+                 strip: np.ndarray) -> tuple[int, int, bool, bool] | None:
     """(first, last, first cut at an edge reading, last cut at one) columns of a window worth
     writing, or None: the ends whose confidence stays under ``trim_conf`` are dropped, and the
     columns up to a reading at the strip's edge over blank paper near either end (see
@@ -113,7 +113,7 @@ def kept_columns(value_mm: np.ndarray, conf: np.ndarray, trim_conf: float, spec,
         return None
     first, last = int(good[0]), int(good[-1])
     n = len(value_mm)
-    if strip is None or strip.shape[1] != n:
+    if strip.shape[1] != n:  # a resized strip: its columns are not the model's
         return first, last, False, False
     reach = max(1, int(round(EDGE_TRIM_MM * spec.px_per_mm_x)))
     blank = (strip > INK_LEVEL).mean(axis=0) < BLANK_SHARE

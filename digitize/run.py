@@ -21,7 +21,7 @@ import queue
 import re
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -246,8 +246,7 @@ class Runner:
         # numpy release the GIL): page analysis overlaps the model. Messages are handled in
         # input order, so results.jsonl, the totals and the progress bar read as one thread's.
         workers = max(1, self.cfg.workers)
-        pool = (ThreadPoolExecutor(workers, thread_name_prefix="digitize-page")
-                if workers > 1 else None)
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="digitize-page")
         pending: collections.deque = collections.deque()  # (message, Future | None)
         in_flight = 0
         failed_item = False
@@ -310,11 +309,7 @@ class Runner:
                             handle_head()
                     stopping = failed_item and self.cfg.fail_fast
                     if msg[0] == "page" and not stopping:
-                        if pool is None:
-                            fut = Future()
-                            fut.set_result(convert(msg[1], msg[2], msg[3]))
-                        else:
-                            fut = pool.submit(convert, msg[1], msg[2], msg[3])
+                        fut = pool.submit(convert, msg[1], msg[2], msg[3])
                         in_flight += 1
                     if not stopping:
                         pending.append((msg, fut))
@@ -330,8 +325,7 @@ class Runner:
                 while pending:
                     handle_head()
         finally:
-            if pool is not None:
-                pool.shutdown(wait=True)
+            pool.shutdown(wait=True)
         bar.close()
         th.join(timeout=5)
         self.elapsed = time.perf_counter() - t_start
