@@ -35,15 +35,30 @@ from digitize.layouts import ROW_WIDTH_MM
 #: Gains a calibration pulse may show, mm per mV (2.5: chest leads at half of 5 mm/mV).
 GAINS = (2.5, 5.0, 10.0, 20.0)
 MIN_PX_PER_MM = 2.3
-#: Residual bias (px) of the trace-start estimators from the pulse's timing stroke (its ink
-#: centroid), measured on 160 rendered validation-split clean and scan pages (median of
-#: truth − estimate; mostly OpenCV's pixel-centre convention). After the correction: median
-#: |error| 0.05 px after a left pulse, 0.13 px before a right one.
+#: Offsets (mm) from a calibration pulse's timing stroke to the trace's first sample (left
+#: pulse) or from the last sample to the stroke (right pulse) that printers are known to use:
+#: flush (ecg-image-kit), or after a foot and a gap (1 + 1 mm left, 0.5 + 1 mm right: our
+#: renderer's, modelled on electrocardiographs that print the pulse apart). A page's own
+#: measurement picks one where it agrees within CONVENTION_SNAP_MM, else is used as measured.
+PULSE_TO_TRACE_MM = {"left": (0.0, 2.0), "right": (0.0, 1.5)}
+CONVENTION_SNAP_MM = 0.6
+#: Residual bias (px) of the stroke-centre estimators (their ink centroid; mostly OpenCV's
+#: pixel-centre convention), measured on 160 rendered validation-split clean and scan pages:
+#: median |error| 0.05 px after a left pulse, 0.13 px before a right one.
 PULSE_BIAS_PX = {"left": 0.49, "right": 0.58}
-#: A row without pulses is timed by the middle of its two pen caps, its ink ending this much
-#: short of 250 mm (median over 108 such rows of rendered val pages: bias under 0.015 mm at
-#: 100 Hz and at 500 Hz; median |error| 0.07 mm).
-LAST_SAMPLE_MM = 0.25
+#: A full row's last sample lies 1/fs before its 10 s: 0.25 mm at 100 Hz, 0.05 mm at 500 Hz
+#: (25 mm/s). The source's rate is unknown, so the middle is taken (error at most 4 ms).
+LAST_SAMPLE_MM = 0.15
+#: How far above the trace's baseline a calibration pulse's vertical stroke may end: some
+#: printers draw the pulse from its own zero while the trace's first sample lies off it
+#: (ecg-image-kit pages: up to ~1.5 mm).
+FOOT_OFF_MM = 3.0
+#: Ink on a grid line is the pen's (not the line's) where its brightness ratio lies this far
+#: under the darkest tenth of the line pixels (chosen on ecg-image-kit val pages, whose
+#: pulses are drawn along grid lines: grids at 0.17-0.56, pens at 0.02-0.1).
+PEN_UNDER_GRID = 0.25
+#: ... or, on a grid printed nearly black, under this share of that level.
+PEN_UNDER_DARK_GRID = 0.4
 #: A grid is "seen" when its Fourier peak stands this far above the median nearby.
 GRID_RATIO = 8.0
 #: ... or this far when it lies where the rows' length says (a faint or dotted grid).
@@ -77,6 +92,11 @@ class Row:
     pulse: str = "none"  # 'left' | 'right' | 'none'
     pulse_mm: float = float("nan")  # pulse height in mm (gain for 1 mV)
     step_mm: float = float("nan")  # a stepped pulse's second height (chest leads' gain)
+    x_stroke: float = float("nan")  # the pulse's timing stroke (fall of a left pulse, rise of
+    # a right one): its centre, deskewed px
+    x_resume: float = float("nan")  # trace cap across a blank gap from that stroke, or nan
+    cap_end: float = float("nan")  # the trace's right pen cap where it ends on paper, or nan
+    cap_start: float = float("nan")  # its left pen cap where it starts on blank paper, or nan
 
     def drop_pulse(self) -> None:
         self.pulse, self.pulse_mm, self.step_mm = "none", float("nan"), float("nan")
@@ -187,19 +207,34 @@ def ink_mask(bgr: np.ndarray, px_per_mm: float, return_ratio: bool = False,
     # row inked for tens of mm, and removing those pieces would cut its row apart
     long_ = max(15, int(round(40 * px_per_mm)))
     # (dotted or dashed grid lines survive this; find_rows rejects them as discontinuous)
-    horiz = open_lines(mask, long_, axis=1)
+    # a line is looked for across 1-2 px breaks: where lighter minor lines are printed over
+    # the darker major ones (a grey grid), the major lines are dashed at every crossing
+    along_h = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((1, 3), np.uint8))
+    along_v = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((3, 1), np.uint8))
+    horiz = open_lines(along_h, long_, axis=1)
     centres = [(a + b) / 2 for a, b in _runs(horiz.any(axis=1), 0)]
     if not (len(centres) >= 5 and np.median(np.diff(centres)) <= 5.5 * px_per_mm):
-        horiz = open_lines(mask, int(round(260 * px_per_mm)), axis=1)
-    vert = open_lines(mask, long_, axis=0)
+        horiz = open_lines(along_h, int(round(260 * px_per_mm)), axis=1)
+    vert = open_lines(along_v, long_, axis=0)
     # each line widened along itself only: a trace lying on a 1-px line (a flat lead whose
     # baseline falls on one) keeps its pixels beside it; ``wide_lines``: a pixel all round
     # (the ragged 2-3 px lines of a binarised grid)
     if wide_lines:
-        mask &= 1 - cv2.dilate(horiz | vert, np.ones((3, 3), np.uint8))
+        lines = cv2.dilate(horiz | vert, np.ones((3, 3), np.uint8))
     else:
-        mask &= 1 - (cv2.dilate(horiz, np.ones((1, 3), np.uint8))
-                     | cv2.dilate(vert, np.ones((3, 1), np.uint8)))
+        lines = (cv2.dilate(horiz, np.ones((1, 3), np.uint8))
+                 | cv2.dilate(vert, np.ones((3, 1), np.uint8)))
+    # a pen stroke drawn along a grid line (a calibration pulse's edges and top often are)
+    # stays where it is clearly darker than the darkest of the lines themselves
+    on_line = ratio[((horiz | vert) & mask) > 0]
+    if on_line.size:
+        level = float(np.percentile(on_line, 10))
+        keep = (ratio < max(level - PEN_UNDER_GRID, PEN_UNDER_DARK_GRID * level)
+                ).astype(np.uint8) & lines
+        # ... but a long straight line of that darkness is a frame, not a stroke
+        keep &= 1 - (open_lines(keep, long_, axis=1) | open_lines(keep, long_, axis=0))
+        lines &= 1 - keep
+    mask &= 1 - lines
     return (mask, ratio) if return_ratio else mask
 
 
@@ -526,10 +561,16 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
             edge = range(max(0, a - int(1.5 * k)), min(len(height), a + int(0.6 * k) + 1)) \
                 if side == "left" else \
                 range(max(0, b - int(0.6 * k)), min(len(height), b + int(1.5 * k) + 1))
-            # (a pair of columns: an edge left slanted by a residual tilt steps a pixel)
-            if not any(_solid(sub[t:, c:c + 2].max(axis=1), max(2, int(0.6 * k)))
-                       for c in edge):
+            # (a pair of columns: an edge left slanted by a residual tilt steps a pixel).
+            # The stroke may stop short of the trace's baseline: a printer can draw the pulse
+            # from its own zero while the trace starts off it (up to FOOT_OFF_MM above)
+            feet = [_stroke_length(sub[t:, c:c + 2].max(axis=1), max(2, int(0.6 * k)))
+                    for c in edge]
+            need = max(0.6 * (sub.shape[0] - t), sub.shape[0] - t - FOOT_OFF_MM * k)
+            reach = [f for f in feet if f >= need]
+            if not reach:
                 continue  # no vertical edge down to the baseline: not this row's pulse
+            foot_mm = max(0.0, (sub.shape[0] - t - max(reach)) / k)
             if bridged[a:b + 1].any() and any(
                     abs(np.log(h / snap_gain(h))) > 0.08 for h in
                     (float(np.median(height[sa:sb + 1])) for sa, sb in spans)):
@@ -539,14 +580,17 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
                 for (sa, sb), ts in zip(spans, tops):
                     c = (sa + sb) // 2
                     thick = int(np.argmin(sub[ts:, c] > 0)) if not sub[ts:, c].all() else 1
-                    hmm.append((row.y - (y0 + ts + thick / 2)) / k)
+                    hmm.append((row.y - (y0 + ts + thick / 2)) / k
+                               - (foot_mm if foot_mm > 0.5 else 0.0))
                 # the timing edge (fall of a left pulse, rise of a right one) is the solid
                 # column nearest the flat run's end: the run can stop short of it where a
                 # label or a grid line touches the top
                 t = tops[-1] if side == "left" else tops[0]
                 near = range(max(0, b - int(0.6 * k)), min(len(height), b + int(1.5 * k) + 1)) \
                     if side == "left" else range(max(0, a - int(1.5 * k)), a + int(0.6 * k) + 1)
-                solid = [c for c in near if _solid(sub[t:, c], max(2, int(0.6 * k)))]
+                need = max(0.6 * (sub.shape[0] - t), sub.shape[0] - t - FOOT_OFF_MM * k)
+                solid = [c for c in near
+                         if _stroke_length(sub[t:, c], max(2, int(0.6 * k))) >= need]
                 if solid and side == "left":
                     b = max(solid)
                 elif solid:
@@ -583,12 +627,16 @@ def _drop_specks(mask: np.ndarray, min_extent: int) -> np.ndarray:
     return keep[lab].astype(mask.dtype)
 
 
-def _solid(column: np.ndarray, max_gap: int) -> bool:
-    """Ink all along a column segment, but for gaps of at most ``max_gap`` px (a stroke)."""
-    if column.size == 0 or column.mean() < 0.7:
-        return False
-    d = np.diff(np.flatnonzero(column))
-    return bool(column[0] or column[:max_gap + 1].any()) and (len(d) == 0 or d.max() <= max_gap + 1)
+def _stroke_length(column: np.ndarray, max_gap: int) -> int:
+    """Length (px) of the stroke running down from a column segment's top, bridging gaps of at
+    most ``max_gap`` px; 0 where the top holds no ink."""
+    idx = np.flatnonzero(column)
+    if not len(idx) or idx[0] > max_gap:
+        return 0
+    d = np.diff(idx)
+    brk = np.flatnonzero(d > max_gap + 1)
+    last = idx[brk[0]] if len(brk) else idx[-1]
+    return int(last + 1)
 
 
 def snap_gain(height_mm: float) -> float:
@@ -646,10 +694,10 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
     if not rows:
         raise PageError("no ECG trace rows found on the page")
     # scale from the rows: trace length of full rows, with the pulse excluded
-    lengths = []
     for r in rows:
         _ends(mask, r, k0, ratio, border=border)
-        lengths.append((r.x_end - r.x_start) / ROW_WIDTH_MM)
+    _time_origin(rows, k0, scale_known=False)
+    lengths = [(r.x_end - r.x_start) / ROW_WIDTH_MM for r in rows]
     k_rows = float(np.median(lengths))
     # rows agree with each other when their ends were found (pulses, or a shared start)
     rows_sure = len(lengths) >= 2 and float(np.std(lengths)) < 0.02 * k_rows
@@ -686,6 +734,9 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
             raise PageError("no ECG trace rows found on the page")
     for r in rows:
         _ends(mask, r, k, ratio, scale_known=source != "rows", border=border)
+    if _time_origin(rows, k, scale_known=source != "rows"):
+        warnings.append("time origin not measured: the pulse's usual offset (foot and gap) "
+                        "assumed")
     _consensus(rows, k)
     if k < MIN_PX_PER_MM:
         raise PageError(f"resolution too low ({k:.2f} px/mm < {MIN_PX_PER_MM})")
@@ -770,6 +821,7 @@ def _ends(mask: np.ndarray, r: Row, k: float, ratio: np.ndarray | None = None,
     r.x_start = r.x_left - border if r.x_left < 1 else r.x_left + half - 0.5
     r.x_end = r.x_right + border if r.x_right > w - 1 else r.x_right - half + 0.5
     r.drop_pulse()
+    r.x_stroke = r.x_resume = r.cap_end = r.cap_start = float("nan")
     left = find_pulse(mask, r, k, "left")
     right = find_pulse(mask, r, k, "right") if left is None else None
     if ratio is not None and left is None and r.x_left >= 3:
@@ -781,6 +833,7 @@ def _ends(mask: np.ndarray, r: Row, k: float, ratio: np.ndarray | None = None,
             x50 = _crossing(col, h2, rising=True)  # half of the 2h-wide flat trace
             if x50 is not None and abs(x0 + x50 + 0.87 * h2 - r.x_start) < 1.5:
                 r.x_start = x0 + x50 + 0.87 * h2
+                r.cap_start = r.x_start
     cap_end = None
     if ratio is not None and right is None and r.x_right <= w - 3:
         x1 = int(r.x_right) + 3
@@ -792,6 +845,9 @@ def _ends(mask: np.ndarray, r: Row, k: float, ratio: np.ndarray | None = None,
                 e = x1 - len(col) + x50 - 0.87 * h2
                 if abs(e - r.x_end) < 1.5:
                     cap_end = e
+                    r.cap_end = e
+        if not np.isfinite(r.cap_end):  # the ink's own end (to about a pixel)
+            r.cap_end = r.x_end
     if left is not None:
         r.pulse, r.pulse_mm, r.step_mm = "left", left[2], left[3]
         # the flat top's ink ends half a pen width after the falling edge; then a 1-mm foot
@@ -803,7 +859,11 @@ def _ends(mask: np.ndarray, r: Row, k: float, ratio: np.ndarray | None = None,
                                top + int(half) + 2, yb - int(half) - 1)
             if c is not None and abs(c - x_fall) < 1.5:
                 x_fall = c
-        r.x_start = x_fall + 2.0 * k + PULSE_BIAS_PX["left"]
+        r.x_stroke = x_fall
+        r.x_resume = _gap_edge(mask, r, x_fall, half, k, "left", ratio)
+        # provisional: the trace begins where the ink resumes after a blank gap, else at the
+        # falling stroke; _time_origin weighs this against the row's end
+        r.x_start = r.x_resume if np.isfinite(r.x_resume) else x_fall
     elif right is not None:
         r.pulse, r.pulse_mm, r.step_mm = "right", right[2], right[3]
         x_rise = right[0] - 0.5 + half
@@ -813,12 +873,143 @@ def _ends(mask: np.ndarray, r: Row, k: float, ratio: np.ndarray | None = None,
                                top + int(half) + 2, yb - int(half) - 1)
             if c is not None and abs(c - x_rise) < 1.5:
                 x_rise = c
-        r.x_end = x_rise - 1.5 * k + PULSE_BIAS_PX["right"]
+        # the trace ends where its ink stops before a blank gap, else at the rising stroke
+        stop = _gap_edge(mask, r, x_rise, half, k, "right", ratio)
+        r.x_stroke, r.x_resume = x_rise, stop
+        if np.isfinite(stop):
+            r.x_end = stop
+        elif scale_known and r.x_left >= 3:
+            # the trace runs into the pulse's foot: where it ends is not seen, but where it
+            # starts is (its left pen cap, on blank paper)
+            r.x_end = r.x_start + (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k
+        else:
+            r.x_end = x_rise
     full = r.x_left >= 1 and abs(r.x_end - r.x_start - ROW_WIDTH_MM * k) < 3 * k
     if scale_known and full and r.pulse == "right":
-        r.x_start = r.x_end - ROW_WIDTH_MM * k
+        r.x_start = r.x_end - (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k
     elif scale_known and full and r.pulse == "none" and cap_end is not None and r.x_left >= 3:
         r.x_start = (r.x_start + cap_end - (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k) / 2
+    elif scale_known and r.pulse == "none" and cap_end is not None and \
+            r.x_end - r.x_start > (ROW_WIDTH_MM + 1.0) * k:
+        # ink before a full row's first sample that is not a recognised pulse (a pulse of
+        # some other shape, a label): the row's end times it
+        r.x_start = cap_end - (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k
+
+
+def _gap_edge(mask: np.ndarray, r: Row, x_edge: float, half: float, k: float, side: str,
+              ratio: np.ndarray | None = None) -> float:
+    """Where the trace resumes (``side`` 'left': after a left pulse's falling stroke at
+    ``x_edge``) or stops (before a right pulse's rising stroke) across a blank gap between
+    pulse and trace, as the centre of its pen cap; nan where the ink runs on without a gap
+    (the trace then starts or ends at the stroke itself, or after a foot: see _time_origin).
+
+    A gap: up to 4 mm of columns (one at least) without ink within 2.5 mm of the baseline (a
+    label or a neighbour's wave lies further off),
+    starting within 1.5 mm of the stroke (a foot's length), with ink again after it."""
+    h, w = mask.shape
+    band = mask[max(0, int(r.y - 2.5 * k)):min(h, int(r.y + 2.5 * k) + 1)]
+    step = 1 if side == "left" else -1
+    x = int(np.floor(x_edge + half + 1)) if side == "left" else int(np.ceil(x_edge - half - 1))
+    reach = int(round(7 * k))
+    xs = [x + step * i for i in range(reach) if 0 <= x + step * i < w]
+    if len(xs) < 3:
+        return float("nan")
+    ink = band[:, xs].any(axis=0)
+    blank = np.flatnonzero(~ink)
+    if not len(blank) or blank[0] > 1.5 * k:  # after at most a foot's length
+        return float("nan")
+    after = np.flatnonzero(ink[blank[0]:])
+    if not len(after):
+        return float("nan")
+    gap = int(after[0])
+    if not 1 <= gap <= 4 * k:
+        return float("nan")
+    first = xs[blank[0] + gap]
+    est = float(first + half - 0.5) if side == "left" else float(first - half + 0.5)
+    if ratio is not None:  # sub-pixel: the pen cap's ink reaches half the pen width at 0.87 r
+        h2 = max(0.5, half)
+        y0, y1 = int(r.y - 2.5 * k), int(r.y + 2.5 * k) + 1
+        back = min(3, gap)
+        if side == "left":
+            x0 = first - back
+            col = _ink_columns(ratio, mask, x0, int(first + 3 * k), y0, y1)
+            x50 = _crossing(col, h2, rising=True) if len(col) > 4 else None
+            if x50 is not None and abs(x0 + x50 + 0.87 * h2 - est) < 1.5:
+                est = x0 + x50 + 0.87 * h2
+        else:
+            x1 = first + back + 1
+            col = _ink_columns(ratio, mask, int(first - 3 * k), x1, y0, y1)
+            x50 = _crossing(col, h2, rising=False) if len(col) > 4 else None
+            if x50 is not None:
+                e = x1 - len(col) + x50 - 0.87 * h2
+                if abs(e - est) < 1.5:
+                    est = e
+    return est
+
+
+def _snap(off_px: float, k: float, side: str) -> float:
+    """A measured stroke-to-sample offset (px), replaced by a known printer convention's exact
+    value where the measurement agrees with it to within its uncertainty (a pen cap is read to
+    ~0.5 px, the timing stroke to ~0.05 px)."""
+    for h in PULSE_TO_TRACE_MM[side]:
+        if abs(off_px / k - h) <= CONVENTION_SNAP_MM:
+            return h * k + (PULSE_BIAS_PX[side] if side == "left" else -PULSE_BIAS_PX[side])
+    return off_px
+
+
+def _time_origin(rows: list[Row], k: float, scale_known: bool = True) -> bool:
+    """Each pulsed row's time origin from the evidence on this page, not from one convention.
+
+    Printers differ in what lies between the pulse and the trace: a blank gap (the trace
+    starts where its ink resumes), nothing (it starts at the falling stroke), or a flat foot
+    joined to the trace. Readings of the offset from the timing stroke to the first sample:
+    the gap's far edge, and — where the scale was measured independently of the rows (``k``
+    from the grid) and a row ends on paper — its end's pen cap 250 mm later. One convention
+    per printout: the page's median is taken (within a foot's length, -0.5 to 4 mm), the two
+    readings averaged where they agree within 1 mm (the gap wins where they do not: the rows
+    are then not 250 mm long), and a known convention (``PULSE_TO_TRACE_MM``) replaces the
+    measurement where they agree. Without any reading the trace starts at the stroke.
+
+    Right pulses likewise from the gap before the pulse; where the trace runs into the
+    pulse's foot, the rows' own starting pen caps (on blank paper) time them. Where nothing
+    on the page shows the offset (a thick pen hides the gap and there is no grid), the last
+    convention of ``PULSE_TO_TRACE_MM`` is assumed and True returned (the page is flagged)."""
+    left = [r for r in rows if r.pulse == "left" and np.isfinite(r.x_stroke)]
+    gaps = [r.x_resume - r.x_stroke for r in left if np.isfinite(r.x_resume)]
+    offs = [r.cap_end - (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k - r.x_stroke for r in left
+            if np.isfinite(r.cap_end) and scale_known]
+    offs = [o for o in offs if -0.5 * k <= o <= 4 * k]
+    # (a single row's gap edge is read to ~1 px at low resolution, the stroke to 0.1 px)
+    by_gap = float(np.median(gaps)) if gaps and len(gaps) > len(left) / 2 else None
+    by_end = float(np.median(offs)) if offs else None
+    assumed = False
+    if by_gap is not None and by_end is not None and abs(by_gap - by_end) <= 1.0 * k:
+        off = (by_gap + by_end) / 2  # two independent readings of one offset
+    elif by_gap is not None or by_end is not None:
+        off = by_gap if by_gap is not None else by_end
+    else:  # nothing seen (a thick pen hides the gap, no grid): the default convention
+        off, assumed = PULSE_TO_TRACE_MM["left"][-1] * k, bool(left)
+    off = _snap(off, k, "left")
+    for r in left:
+        r.x_start = r.x_stroke + off
+    right = [r for r in rows if r.pulse == "right" and np.isfinite(r.x_stroke)]
+    gaps = [r.x_stroke - r.x_resume for r in right if np.isfinite(r.x_resume)]
+    capped = [r for r in right if np.isfinite(r.cap_start)]
+    if gaps and len(gaps) >= len(right) / 2:
+        off = _snap(float(np.median(gaps)), k, "right")
+    elif scale_known and (len(capped) >= 2 or (capped and len(rows) == 1)):
+        x = float(np.median([r.cap_start for r in capped]))
+        for r in right:
+            r.x_start, r.x_end = x, x + (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k
+        return assumed
+    else:
+        off = _snap(PULSE_TO_TRACE_MM["right"][-1] * k, k, "right")
+        assumed = assumed or bool(right)
+    for r in right:
+        r.x_end = r.x_stroke - off
+        if scale_known or not np.isfinite(r.x_start):
+            r.x_start = r.x_end - ROW_WIDTH_MM * k
+    return assumed
 
 
 def _consensus(rows: list[Row], k: float) -> None:
