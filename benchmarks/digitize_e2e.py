@@ -26,7 +26,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from trainer.data import default_ptbxl_dir, prepared_signal, records_for_split  # noqa: E402
-from trainer.layouts import LAYOUTS  # noqa: E402
+# the layouts of the committed sets A-F (6x2+1, added later, would shift their records)
+LAYOUTS = ("strip", "3x4", "3x4+1", "3x4+2", "3x4+3", "6x2", "6x1", "12x1")
 from trainer.render import render_page, sample_spec, write_page  # noqa: E402
 
 STYLES = ("clean", "scan", "photo")

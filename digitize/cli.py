@@ -13,7 +13,7 @@ import click
 
 from digitize import __version__
 
-LAYOUT_CHOICES = ("auto", "strip", "3x4", "3x4+1", "3x4+2", "3x4+3", "6x2", "6x1", "12x1")
+LAYOUT_CHOICES = ("auto", "strip", "3x4", "3x4+1", "3x4+2", "3x4+3", "6x2", "6x2+1", "6x1", "12x1")
 
 EPILOG = """\b
 Example:

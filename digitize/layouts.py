@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from digitize.leads import CHEST_LEADS, LIMB_LEADS
 
-LAYOUTS = ("strip", "3x4", "3x4+1", "3x4+2", "3x4+3", "6x2", "6x1", "12x1")
+LAYOUTS = ("strip", "3x4", "3x4+1", "3x4+2", "3x4+3", "6x2", "6x1", "12x1", "6x2+1")
 
 #: Width of one full row of trace on a page (10 s at 25 mm/s, 5 s at 50 mm/s).
 ROW_WIDTH_MM = 250.0
@@ -23,8 +23,9 @@ def row_leads(layout: str, rhythm_leads: tuple[str, ...] = ("II",),
         if len(rhythm_leads) < n_rhythm:
             raise ValueError(f"{layout} needs {n_rhythm} rhythm leads, got {rhythm_leads}")
         return list(_3X4_ROWS) + [(lead,) for lead in rhythm_leads[:n_rhythm]]
-    if layout == "6x2":
-        return [(a, b) for a, b in zip(LIMB_LEADS, CHEST_LEADS)]
+    if layout in ("6x2", "6x2+1"):
+        rows = [(a, b) for a, b in zip(LIMB_LEADS, CHEST_LEADS)]
+        return rows + [(rhythm_leads[0],)] if layout == "6x2+1" else rows
     if layout == "6x1":
         group = {"limb": LIMB_LEADS, "chest": CHEST_LEADS}[lead_group]
         return [(lead,) for lead in group]

@@ -59,6 +59,8 @@ FOOT_OFF_MM = 3.0
 PEN_UNDER_GRID = 0.25
 #: ... or, on a grid printed nearly black, under this share of that level.
 PEN_UNDER_DARK_GRID = 0.4
+#: How far below the trace's baseline a pulse's edge stroke is followed to find its base.
+BASE_BELOW_MM = 4.0
 #: A grid is "seen" when its Fourier peak stands this far above the median nearby.
 GRID_RATIO = 8.0
 #: ... or this far when it lies where the rows' length says (a faint or dotted grid).
@@ -567,10 +569,14 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
             feet = [_stroke_length(sub[t:, c:c + 2].max(axis=1), max(2, int(0.6 * k)))
                     for c in edge]
             need = max(0.6 * (sub.shape[0] - t), sub.shape[0] - t - FOOT_OFF_MM * k)
-            reach = [f for f in feet if f >= need]
+            reach = [c for c, f in zip(edge, feet) if f >= need]
             if not reach:
                 continue  # no vertical edge down to the baseline: not this row's pulse
-            foot_mm = max(0.0, (sub.shape[0] - t - max(reach)) / k)
+            # the pulse's own base: where its edge stroke ends, which may lie off the row's
+            # baseline (a trace that starts or runs off its zero): followed below the window
+            c = reach[len(reach) // 2]
+            below = mask[y0 + t:min(h, yb + int(BASE_BELOW_MM * k)), x0 + c:x0 + c + 2]
+            base_y = y0 + t + _stroke_length(below.max(axis=1), max(2, int(0.6 * k)))
             if bridged[a:b + 1].any() and any(
                     abs(np.log(h / snap_gain(h))) > 0.08 for h in
                     (float(np.median(height[sa:sb + 1])) for sa, sb in spans)):
@@ -580,8 +586,11 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
                 for (sa, sb), ts in zip(spans, tops):
                     c = (sa + sb) // 2
                     thick = int(np.argmin(sub[ts:, c] > 0)) if not sub[ts:, c].all() else 1
-                    hmm.append((row.y - (y0 + ts + thick / 2)) / k
-                               - (foot_mm if foot_mm > 0.5 else 0.0))
+                    # the base: the stroke's end less half a pen, where it lies 0.5 mm or
+                    # more off the row's baseline; else the baseline
+                    base = base_y - thick / 2 if abs(base_y - thick / 2 - row.y) > 0.5 * k \
+                        else row.y
+                    hmm.append((base - (y0 + ts + thick / 2)) / k)
                 # the timing edge (fall of a left pulse, rise of a right one) is the solid
                 # column nearest the flat run's end: the run can stop short of it where a
                 # label or a grid line touches the top

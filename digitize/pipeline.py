@@ -8,6 +8,7 @@ repeats a lead drawn above it); where none matches well, the standard order (II,
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from dataclasses import dataclass, field, replace
@@ -19,6 +20,7 @@ from digitize.leads import CHEST_LEADS, LEADS
 from digitize.geometry import grid_coordinate, refine_pitch
 from digitize.page import (GRID_RATIO, GRID_RATIO_NEAR_ROWS, PageError, PageGeometry, analyse, baseline,
                            outline_inset, page_homography, snap_gain)
+from digitize.labels import read_labels
 from digitize.layouts import LAYOUTS, ROW_WIDTH_MM, row_leads
 from digitize.printed import printed_gain
 from digitize.quality import chest_gain_doubt, lead_quality, page_doubts, relation_power
@@ -26,7 +28,7 @@ from digitize.reconstruct import LeadWindow, assemble, reconstruct, relabel
 from digitize.strips import StripGeometry
 
 _BY_ROWS = {1: ("strip",), 3: ("3x4",), 4: ("3x4+1",), 5: ("3x4+2",),
-            6: ("6x2", "3x4+3", "6x1"), 12: ("12x1",)}
+            6: ("6x2", "3x4+3", "6x1"), 7: ("6x2+1",), 12: ("12x1",)}
 _RHYTHM_DEFAULT = ("II", "V1", "V5")
 log = logging.getLogger("digitize")
 #: A row whose ink ends this far (mm) before its 10 s has nothing drawn after its end (the
@@ -188,6 +190,16 @@ def _rel_residual(sig: np.ndarray, relations: list[dict]) -> tuple[float, int]:
 
 
 EINTHOVEN = [{"I": 1.0, "III": 1.0, "II": -1.0}, {"aVR": 1.0, "aVL": 1.0, "aVF": 1.0}]
+#: All limb leads are two signals: the augmented leads from I and II (Goldberger).
+LIMB_RELATIONS = EINTHOVEN + [{"aVR": 1.0, "I": 0.5, "II": 0.5},
+                              {"aVL": 1.0, "I": -1.0, "II": 0.5},
+                              {"aVF": 1.0, "II": -1.0, "I": 0.5}]
+#: A 6x2 reading (lead order from the printed labels, columns simultaneous) replaces the
+#: standard one only where it explains the limb leads' relations clearly better.
+SIX_BY_TWO_MARGIN = 0.05
+#: Up to this many unread labels are filled by elimination (every order tried).
+LABELS_MAY_MISS = 3
+LABELS_NOT_READ = "6x2 lead labels not read: standard order assumed (I-aVF left, V1-V6 right)"
 
 
 GAIN_ASSUMED = "no calibration pulse found: gain 10 mm/mV assumed"
@@ -319,6 +331,54 @@ def _identify_rhythm(sig_panels: np.ndarray, rhythm_sigs: list[np.ndarray], fs: 
 #: this share is corrected (foreshortening leaves letter and A4 sheets — 9 % apart in shape —
 #: hard to tell by their outline; the grid is square).
 MAX_ASPECT_ERROR = 0.003
+
+
+def retime(results, shifts_s: list[float], fs: float):
+    """The same windows placed ``shift`` s earlier (a column read as simultaneous)."""
+    out = []
+    for r, d in zip(results, shifts_s):
+        if d == 0:
+            out.append(r)
+            continue
+        w, m = r.window, int(round(d * fs))
+        keep = r.idx - m >= 0
+        out.append(replace(r, window=replace(w, t0=w.t0 - d, t1=w.t1 - d,
+                                             t_ink_end=w.t_ink_end - d),
+                           idx=(r.idx - m)[keep], mv=r.mv[keep]))
+    return out
+
+
+def six_by_two_readings(geom: PageGeometry, results, fs: float, n: int):
+    """Readings of a 6x2 page's panels, standard first: (name, results) for the lead order
+    read from the printed labels (where it differs and is readable), each with the right
+    column shifted by 5 s (standard) or simultaneous with the left one (some generators)."""
+    k = geom.px_per_mm
+    panels = [r for r in results if (r.window.t1 - r.window.t0) <= 0.6 * n / fs]
+    rest = results[len(panels):]
+    orders = [("standard", [r.window.lead for r in panels])]
+    starts = [(r.window.geom.x0_mm * r.window.geom.px_per_mm,
+               r.window.geom.centre_mm * r.window.geom.px_per_mm) for r in panels]
+    read = read_labels(geom.mask, starts, k) if geom.mask is not None else [None] * len(panels)
+    # a label read twice is not read (a bar of III lost: read as I)
+    sure = [lead if lead is not None and read.count(lead) == 1 else None for lead in read]
+    missing = [i for i, lead in enumerate(sure) if lead is None]
+    if len(panels) == 12 and len(missing) <= LABELS_MAY_MISS:
+        # the leads not read, in every order: the limb leads' relations choose
+        rest_leads = [lead for lead in LEADS if lead not in sure]
+        for perm in itertools.permutations(rest_leads):
+            names = list(sure)
+            for i, lead in zip(missing, perm):
+                names[i] = lead
+            if names != orders[0][1]:
+                orders.append(("labels", names))
+    out = []
+    for name, leads in orders:
+        named = relabel(panels, leads) + rest
+        out.append((name, named))
+        shifted = retime(named, [r.window.t0 if i < len(panels) else 0.0
+                                 for i, r in enumerate(named)], fs)
+        out.append((name + ", simultaneous", shifted))
+    return out, read
 
 
 def vertical_stretch(geom: PageGeometry) -> float | None:
@@ -465,11 +525,28 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         """(sig, results) per reading of the rows; lead names that only relabel the same
         windows (6x1 limb/chest, the rhythm strips' leads) reuse the model's output."""
         sig, results = run(layout)
+        if layout.startswith("6x2"):  # printers differ in lead order and column timing
+            readings, read = six_by_two_readings(geom, results, opts.fs, n)
+            scored = []
+            for name, res in readings:
+                r, checked = _rel_residual(assemble(res, n), LIMB_RELATIONS)
+                scored.append((r if np.isfinite(r) else 1.0, -checked, name, res))
+            best6 = scored[0]
+            for cand in scored[1:]:
+                if cand[0] < best6[0] - SIX_BY_TWO_MARGIN or (
+                        cand[0] < best6[0] + SIX_BY_TWO_MARGIN and cand[1] < best6[1]):
+                    best6 = cand
+            results = best6[3]
+            sig = assemble(results, n)
+            notes6.clear()
+            notes6.append(f"6x2 read as: {best6[2]}")
+            if "labels" not in best6[2] and any(lead is None for lead in read):
+                notes6.append(LABELS_NOT_READ)
         yield sig, results
         if layout == "6x1":
             as_chest = relabel(results, list(LEADS[6:]))
             yield assemble(as_chest, n), as_chest
-        elif layout.startswith("3x4+"):
+        elif "+" in layout:
             rows_sig = _rhythm_signals(results, opts.fs, n)
             groups = None
             if chest is not None:  # a rhythm row's plain pulse at the limb or the chest gain
@@ -484,9 +561,10 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
                 yield assemble(named, n), named
 
     best = None
+    notes6: list[str] = []
     for layout in candidates:
         found = list(hypotheses(layout))
-        if layout.startswith("3x4+"):
+        if "+" in layout:
             found = found[-1:]  # the identified rhythm leads replace the default guess
         for sig, results in found:
             res, checked = _rel_residual(sig, EINTHOVEN)
@@ -496,6 +574,8 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
                                                          and checked > best[4]):
                 best = (score, layout, sig, results, checked)
     _, layout, sig, results, _ = best
+    if layout.startswith("6x2"):
+        warnings += notes6
     printed = None
     if ocr is not None:
         try:

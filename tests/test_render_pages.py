@@ -38,11 +38,13 @@ def _expected_windows(layout, speed, rhythm, group):
         n_rhythm = int(layout[4:]) if "+" in layout else 0
         for lead in rhythm[:n_rhythm]:
             add(lead, 0, row_s)
-    elif layout == "6x2":
+    elif layout.startswith("6x2"):
         for lead in LIMB_LEADS:
             add(lead, 0, row_s / 2)
         for lead in CHEST_LEADS:
             add(lead, row_s / 2, row_s)
+        if layout == "6x2+1":
+            add(rhythm[0], 0, row_s)
     elif layout == "6x1":
         for lead in (LIMB_LEADS if group == "limb" else CHEST_LEADS):
             add(lead, 0, row_s)

@@ -116,7 +116,7 @@ def sample_spec(rng: np.random.Generator, layout: str = "random", style: str = "
                 **overrides) -> PageSpec:
     """Draw a random page specification. ``overrides`` pin any PageSpec field (e.g. dpi=200)."""
     if layout == "random":
-        layout = _choice(rng, LAYOUTS, p=[0.15, 0.1, 0.3, 0.05, 0.1, 0.12, 0.08, 0.1])
+        layout = _choice(rng, LAYOUTS, p=[0.15, 0.1, 0.25, 0.05, 0.1, 0.12, 0.08, 0.1, 0.05])
     if layout not in LAYOUTS:
         raise ValueError(f"unsupported layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
     if style == "random":
