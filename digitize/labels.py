@@ -28,6 +28,8 @@ BEFORE_MM, AFTER_MM, HALF_HEIGHT_MM = 3.0, 10.0, 12.0
 GLYPH_MM = (0.8, 6.0, 6.0)
 #: Glyphs of one label lie this close (mm) side by side and at one height.
 SPACING_MM, LINE_MM = 1.2, 1.5
+#: A label to erase lies at least this far (mm) from any other ink.
+CLEAR_MM = 0.5
 #: Text height given to Tesseract (px).
 TEXT_PX = 32
 
@@ -80,26 +82,66 @@ def normalise(text: str) -> str | None:
     return {lead.upper(): lead for lead in LEADS}.get(t)
 
 
-def read_labels(mask: np.ndarray, starts: list[tuple[float, float]], k: float
-                ) -> list[str | None]:
-    """The lead label beside each panel start ``(x, y)`` (deskewed px of ``mask``), or None."""
+def _window(mask: np.ndarray, x0: float, y0: float, k: float):
     h, w = mask.shape
-    found: list[str | None] = [None] * len(starts)
-    pending: list[tuple[int, np.ndarray]] = []
-    for i, (x0, y0) in enumerate(starts):
-        xa, xb = int(max(0, x0 - BEFORE_MM * k)), int(min(w, x0 + AFTER_MM * k))
-        ya, yb = int(max(0, y0 - HALF_HEIGHT_MM * k)), int(min(h, y0 + HALF_HEIGHT_MM * k))
-        sub = np.ascontiguousarray(mask[ya:yb, xa:xb])
+    xa, xb = int(max(0, x0 - BEFORE_MM * k)), int(min(w, x0 + AFTER_MM * k))
+    ya, yb = int(max(0, y0 - HALF_HEIGHT_MM * k)), int(min(h, y0 + HALF_HEIGHT_MM * k))
+    return xa, ya, np.ascontiguousarray(mask[ya:yb, xa:xb])
+
+
+def _nearest(groups, px: float, py: float):
+    return min(groups, key=lambda g: np.hypot(
+        max(0.0, g[0][0] - px, px - (g[-1][0] + g[-1][2])),
+        min(abs(b[1] + b[3] / 2 - py) for b in g)))
+
+
+def glyph_mask(mask: np.ndarray, starts: list[tuple[float, float]], k: float) -> np.ndarray:
+    """uint8 mask (deskewed, like ``mask``) of the label glyphs nearest each panel start:
+    ink that is not the trace, which the trace model must not follow."""
+    out = np.zeros_like(mask)
+    for x0, y0 in starts:
+        xa, ya, sub = _window(mask, x0, y0, k)
         if sub.size == 0:
             continue
         groups = _clusters(sub, k)
         if not groups:
             continue
-        # the label nearest the panel's start
-        px, py = x0 - xa, y0 - ya
-        g = min(groups, key=lambda g: np.hypot(
-            max(0.0, g[0][0] - px, px - (g[-1][0] + g[-1][2])),
-            min(abs(b[1] + b[3] / 2 - py) for b in g)))
+        # a label of two or three glyphs of alike height ("II", "V1", "aVR"): one shape
+        # alone may be a piece of trace (a spike cut off where it crosses a grid line)
+        groups = [g for g in groups if 2 <= len(g) <= 3
+                  and max(b[3] for b in g) <= 2 * min(b[3] for b in g)]
+        if not groups:
+            continue
+        g = _nearest(groups, x0 - xa, y0 - ya)
+        n, lab = cv2.connectedComponents(sub, connectivity=8)
+        mine = np.zeros(sub.shape, np.uint8)
+        for x, y, w, h in g:
+            ids = np.unique(lab[y:y + h, x:x + w])
+            mine[y:y + h, x:x + w] |= np.isin(lab[y:y + h, x:x + w], ids[ids > 0]).astype(
+                np.uint8)
+        # printed apart from the trace: pieces of a trace broken where it crosses grid
+        # lines lie a pixel or two from the rest of it
+        r = max(2, int(round(CLEAR_MM * k)))
+        near = cv2.dilate(mine, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
+        if ((near > 0) & (sub > 0) & (mine == 0)).any():
+            continue
+        out[ya:ya + sub.shape[0], xa:xa + sub.shape[1]] |= mine
+    return out
+
+
+def read_labels(mask: np.ndarray, starts: list[tuple[float, float]], k: float
+                ) -> list[str | None]:
+    """The lead label beside each panel start ``(x, y)`` (deskewed px of ``mask``), or None."""
+    found: list[str | None] = [None] * len(starts)
+    pending: list[tuple[int, np.ndarray]] = []
+    for i, (x0, y0) in enumerate(starts):
+        xa, ya, sub = _window(mask, x0, y0, k)
+        if sub.size == 0:
+            continue
+        groups = _clusters(sub, k)
+        if not groups:
+            continue
+        g = _nearest(groups, x0 - xa, y0 - ya)  # the label nearest the panel's start
         roman = _roman(g, k)
         if roman is not None:
             found[i] = roman

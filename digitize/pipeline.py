@@ -20,7 +20,7 @@ from digitize.leads import CHEST_LEADS, LEADS
 from digitize.geometry import grid_coordinate, refine_pitch
 from digitize.page import (GRID_RATIO, GRID_RATIO_NEAR_ROWS, PageError, PageGeometry, analyse, baseline,
                            outline_inset, page_homography, snap_gain)
-from digitize.labels import read_labels
+from digitize.labels import glyph_mask, read_labels
 from digitize.layouts import LAYOUTS, ROW_WIDTH_MM, row_leads
 from digitize.printed import printed_gain
 from digitize.quality import chest_gain_doubt, lead_quality, page_doubts, relation_power
@@ -282,11 +282,15 @@ def row_gains(geom: PageGeometry, page_gain: float, gain_opt: str,
 
 RHYTHM_MIN_R2 = 0.8
 RHYTHM_MARGIN = 0.05
+#: A rhythm strip's printed label names it unless its panel explains this much less of the
+#: strip's variance than the best-matching panel (a label misread: a bar of "II" lost).
+PRINTED_MARGIN = 0.3
 RHYTHM_LAG_S = 0.02
 
 
 def _identify_rhythm(sig_panels: np.ndarray, rhythm_sigs: list[np.ndarray], fs: float,
-                     groups: list[tuple[str, ...] | None] | None = None) -> tuple[str, ...]:
+                     groups: list[tuple[str, ...] | None] | None = None,
+                     printed: list[str | None] | None = None) -> tuple[str, ...]:
     """Lead of each rhythm strip: the 3x4 panel it matches best over that panel's window
     (R² of the panel as the strip, offsets removed, best within ±RHYTHM_LAG_S: shape and
     amplitude, so leads of alike shape — aVR and V1 both negative — are told apart by their
@@ -323,6 +327,10 @@ def _identify_rhythm(sig_panels: np.ndarray, rhythm_sigs: list[np.ndarray], fs: 
         if scores.get(best, 0.0) < RHYTHM_MIN_R2 or (
                 scores[best] < scores.get(default, -np.inf) + RHYTHM_MARGIN):
             best = default
+        label = printed[j] if printed else None
+        if label in group and (label not in scores or scores[label] >= scores.get(
+                best, -np.inf) - PRINTED_MARGIN or scores[best] < RHYTHM_MIN_R2):
+            best = label  # the printed label, unless the panels clearly contradict it
         names.append(best)
     return tuple(names)
 
@@ -517,9 +525,26 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
 
     def run(layout: str):
         wins = windows_for(geom, layout, opts, gains, grid_maps)
-        sig, results = reconstruct(grey, wins, engine, opts.fs, n, opts.batch_size,
-                                   trim_conf=TRIM_CONF)
+        sig, results = reconstruct(unlabelled(wins), wins, engine, opts.fs, n,
+                                   opts.batch_size, trim_conf=TRIM_CONF)
         return sig, results
+
+    def unlabelled(wins) -> np.ndarray:
+        """The page without the lead labels beside the windows' starts (a label under a
+        panel's first millimetres was read as trace)."""
+        if geom.mask is None:
+            return grey
+        starts = [(w.geom.x0_mm * w.geom.px_per_mm, w.geom.centre_mm * w.geom.px_per_mm)
+                  for w in wins]
+        gm = glyph_mask(geom.mask, starts, geom.px_per_mm)
+        if not gm.any():
+            return grey
+        m = cv2.warpPerspective(gm, geom.to_image, (grey.shape[1], grey.shape[0]),
+                                flags=cv2.INTER_NEAREST)
+        m = cv2.dilate(m, np.ones((3, 3), np.uint8))
+        out = grey.copy()
+        out[m > 0] = int(np.percentile(grey[::4, ::4], 90))  # the paper
+        return out
 
     def hypotheses(layout: str):
         """(sig, results) per reading of the rows; lead names that only relabel the same
@@ -553,8 +578,16 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
                 own = [single_gain(r, (gain, chest)) for r in geom.rows[-len(rows_sig):]]
                 groups = [None if g is None else LEADS[:6] if g == gain else CHEST_LEADS
                           for g in own]
+            # a strip's printed label, where it can be read, names it (the matching can take
+            # a limb lead of alike shape for it)
+            strips = results[-len(rows_sig):]
+            printed_names = read_labels(
+                geom.mask, [(r.window.geom.x0_mm * r.window.geom.px_per_mm,
+                             r.window.geom.centre_mm * r.window.geom.px_per_mm)
+                            for r in strips], geom.px_per_mm) if geom.mask is not None \
+                else None
             rhythm = _identify_rhythm(_panels_only(results, opts.fs, n), rows_sig, opts.fs,
-                                      groups)
+                                      groups, printed_names)
             if rhythm != _RHYTHM_DEFAULT[:len(rows_sig)]:
                 k = len(rows_sig)  # the rhythm strips are the last windows
                 named = relabel(results, [r.window.lead for r in results[:-k]] + list(rhythm))
