@@ -59,6 +59,10 @@ FOOT_OFF_MM = 3.0
 PEN_UNDER_GRID = 0.25
 #: ... or, on a grid printed nearly black, under this share of that level.
 PEN_UNDER_DARK_GRID = 0.4
+#: A Fourier peak of the page this far (log magnitude) above its 9x9 neighbourhood is the
+#: grid's (``degridded``).
+DEGRID_PEAK = 1.5
+DEGRIDDED = "noisy scan: grid filtered out to find the rows"
 #: How far below the trace's baseline a pulse's edge stroke is followed to find its base.
 BASE_BELOW_MM = 4.0
 #: A grid is "seen" when its Fourier peak stands this far above the median nearby.
@@ -551,7 +555,8 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
             h1, h2 = (float(np.median(height[a:b + 1])) for a, b in ((a1, b1), (a2, b2)))
             if a2 - b1 <= max(2, 0.5 * k) and max(h1, h2) >= 3.0 \
                     and abs(abs(np.log(h1 / h2)) - np.log(2)) < 0.2 \
-                    and 0.5 <= (b2 - a2 + 1) / (b1 - a1 + 1) <= 2:
+                    and 0.5 <= (b2 - a2 + 1) / (b1 - a1 + 1) <= 2 \
+                    and _step_joined(sub, top, b1, a2, abs(h1 - h2) * k):
                 cands.append([(a1, b1), (a2, b2)])
         for spans in cands:
             a, b = spans[0][0], spans[-1][1]
@@ -615,6 +620,17 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
     return float(xa), float(xb), hmm, step
 
 
+def _step_joined(sub: np.ndarray, top: np.ndarray, b1: int, a2: int, rise_px: float) -> bool:
+    """A stepped pulse's two tops are joined by a vertical stroke where one ends and the
+    other begins (two flat runs side by side at heights a factor 2 apart can also be a
+    label or a neighbouring row's trace above the pulse)."""
+    for c in range(max(0, b1 - 1), min(sub.shape[1], a2 + 2)):
+        t = int(min(top[max(0, c - 1):c + 2]))
+        if _stroke_length(sub[t:, max(0, c - 1):c + 2].max(axis=1), 2) >= 0.7 * rise_px:
+            return True
+    return False
+
+
 def _bridge(height: np.ndarray, max_gap: int, tol_mm: float = 0.35) -> np.ndarray:
     """Columns without ink (a thin, faint pen's antialiased top falls under the ink
     threshold in places) filled between two sides at the same height, up to ``max_gap``."""
@@ -652,9 +668,35 @@ def snap_gain(height_mm: float) -> float:
     return min(GAINS, key=lambda g: abs(np.log(height_mm / g)))
 
 
+def degridded(bgr: np.ndarray, px_per_mm: float) -> np.ndarray:
+    """A noisy, shadowed scan as a clean page: its grid taken out in the Fourier domain (the
+    peaks of a periodic pattern under 6 mm, wherever its tilt puts them), then only thin dark
+    strokes kept (a black-hat 0.8 mm wide: broad shadows and creases drop out) and drawn black
+    on white, darker where they stand further above the noise."""
+    v = _brightest(bgr).astype(np.float32)
+    h, w = v.shape
+    H, W = cv2.getOptimalDFTSize(h), cv2.getOptimalDFTSize(w)
+    pad = np.full((H, W), float(np.median(v)), np.float32)
+    pad[:h, :w] = v
+    f = np.fft.rfft2(pad)
+    mag = np.log1p(np.abs(f)).astype(np.float32)
+    peak = (mag - cv2.blur(mag, (9, 9))) > DEGRID_PEAK
+    fy, fx = np.fft.fftfreq(H)[:, None], np.fft.rfftfreq(W)[None, :]
+    peak &= np.hypot(fx, fy) > 1.0 / (6.0 * px_per_mm)  # periods under 6 mm: the grid's
+    f[cv2.dilate(peak.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0] = 0
+    flat = np.clip(np.fft.irfft2(f, s=(H, W))[:h, :w], 0, 255).astype(np.uint8)
+    r = max(2, int(round(0.8 * px_per_mm))) | 1
+    bh = cv2.morphologyEx(flat, cv2.MORPH_BLACKHAT,
+                          cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (r, r))).astype(np.float32)
+    noise = float(np.median(np.abs(bh - np.median(bh)))) * 1.4826 + 1.0
+    ink = np.clip((bh - 3 * noise) / max(3 * noise, 12.0), 0.0, 1.0)
+    clean = (255 * (1 - ink)).astype(np.uint8)
+    return cv2.cvtColor(clean, cv2.COLOR_GRAY2BGR)
+
+
 def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: bool = False,
             border: float = 0.0, dark_grid: bool = False, wide_lines: bool = False,
-            thin_grid: bool = False) -> PageGeometry:
+            thin_grid: bool = False, degrid: bool = False) -> PageGeometry:
     """Scale, skew and trace rows of one page image (a faint pen is tried when no trace
     rows stand out at the normal ink threshold). ``flattened``: the image is a photographed
     sheet already cut out along its outline (no background left to find). ``dark_grid``:
@@ -664,6 +706,20 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
     but thinner than its pen is opened away (``pen_opening``; PageError where none is seen)."""
     kw = dict(flattened=flattened, border=border, dark_grid=dark_grid,
               wide_lines=wide_lines or dark_grid, thin_grid=thin_grid)
+    if degrid:  # the grid's pitch from the page as it is, the rows from it made clean
+        grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
+        k = px_per_mm_hint or grid_pitch(grey).px_per_mm
+        if not np.isfinite(k) or k < MIN_PX_PER_MM:
+            raise PageError("no grid to filter out")
+        g = analyse(degridded(bgr, k), k, flattened=flattened, border=border)
+        if not px_per_mm_hint:
+            g.scale_source = "grid"
+        g.grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
+        if abs(g.skew_deg) > 0.02:
+            g.grey = cv2.warpAffine(g.grey, g.deskew[:2], g.size, flags=cv2.INTER_LINEAR,
+                                    borderValue=255)
+        g.warnings.append(DEGRIDDED)
+        return g
     try:
         return _analyse(bgr, px_per_mm_hint, faint=False, **kw)
     except PageError as exc:
