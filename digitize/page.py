@@ -690,6 +690,13 @@ def degridded(bgr: np.ndarray, px_per_mm: float) -> np.ndarray:
                           cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (r, r))).astype(np.float32)
     noise = float(np.median(np.abs(bh - np.median(bh)))) * 1.4826 + 1.0
     ink = np.clip((bh - 3 * noise) / max(3 * noise, 12.0), 0.0, 1.0)
+    # off the sheet: a scanner's black beyond a tilted page, and the image's own border
+    # (the filter rings there)
+    off = cv2.morphologyEx((v < 40).astype(np.uint8), cv2.MORPH_OPEN, np.ones((r, r), np.uint8))
+    off = cv2.dilate(off, np.ones((r, r), np.uint8))
+    m = max(2, int(round(1.5 * px_per_mm)))
+    off[:m], off[-m:], off[:, :m], off[:, -m:] = 1, 1, 1, 1
+    ink[off > 0] = 0
     clean = (255 * (1 - ink)).astype(np.uint8)
     return cv2.cvtColor(clean, cv2.COLOR_GRAY2BGR)
 
