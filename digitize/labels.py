@@ -123,8 +123,8 @@ def glyph_mask(mask: np.ndarray, starts: list[tuple[float, float]], k: float) ->
         # lines lie a pixel or two from the rest of it
         r = max(2, int(round(CLEAR_MM * k)))
         near = cv2.dilate(mine, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
-        if ((near > 0) & (sub > 0) & (mine == 0)).any():
-            continue
+        if ((near > 0) & (sub > 0) & (mine == 0)).any() and _roman(g, k) is None:
+            continue  # (upright bars of one height, II or III, are a label wherever they lie)
         out[ya:ya + sub.shape[0], xa:xa + sub.shape[1]] |= mine
     return out
 

@@ -63,6 +63,8 @@ PEN_UNDER_DARK_GRID = 0.4
 #: grid's (``degridded``).
 DEGRID_PEAK = 1.5
 DEGRIDDED = "noisy scan: grid filtered out to find the rows"
+#: A gap between pulse and trace is blank this far (mm) above and below the baseline.
+GAP_CLEAR_MM = 6.0
 #: How far below the trace's baseline a pulse's edge stroke is followed to find its base.
 BASE_BELOW_MM = 4.0
 #: A grid is "seen" when its Fourier peak stands this far above the median nearby.
@@ -579,9 +581,11 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
                 continue  # no vertical edge down to the baseline: not this row's pulse
             # the pulse's own base: where its edge stroke ends, which may lie off the row's
             # baseline (a trace that starts or runs off its zero): followed below the window
-            c = reach[len(reach) // 2]
-            below = mask[y0 + t:min(h, yb + int(BASE_BELOW_MM * k)), x0 + c:x0 + c + 2]
-            base_y = y0 + t + _stroke_length(below.max(axis=1), max(2, int(0.6 * k)))
+            # (the longest of the edge's columns, across breaks of up to 1 mm where grid
+            # lines were taken out of the mask)
+            base_y = y0 + t + max(_stroke_length(
+                mask[y0 + t:min(h, yb + int(BASE_BELOW_MM * k)), x0 + c:x0 + c + 2].max(axis=1),
+                max(2, int(round(k)))) for c in reach)
             if bridged[a:b + 1].any() and any(
                     abs(np.log(h / snap_gain(h))) > 0.08 for h in
                     (float(np.median(height[sa:sb + 1])) for sa, sb in spans)):
@@ -995,6 +999,10 @@ def _gap_edge(mask: np.ndarray, r: Row, x_edge: float, half: float, k: float, si
         return float("nan")
     gap = int(after[0])
     if not 1 <= gap <= 4 * k:
+        return float("nan")
+    # blank paper, not a trace passing above or below the band (its first samples off zero)
+    wide = mask[max(0, int(r.y - GAP_CLEAR_MM * k)):min(h, int(r.y + GAP_CLEAR_MM * k) + 1)]
+    if wide[:, xs[blank[0]:blank[0] + gap]].any():
         return float("nan")
     first = xs[blank[0] + gap]
     est = float(first + half - 0.5) if side == "left" else float(first - half + 0.5)
