@@ -595,10 +595,14 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
                              r.window.geom.centre_mm * r.window.geom.px_per_mm)
                             for r in strips], geom.px_per_mm) if geom.mask is not None \
                 else None
-            rhythm = _identify_rhythm(_panels_only(results, opts.fs, n), rows_sig, opts.fs,
-                                      groups, printed_names)
-            if rhythm != _RHYTHM_DEFAULT[:len(rows_sig)]:
-                k = len(rows_sig)  # the rhythm strips are the last windows
+            panels = _panels_only(results, opts.fs, n)
+            matched = _identify_rhythm(panels, rows_sig, opts.fs, groups)
+            printed_as = _identify_rhythm(panels, rows_sig, opts.fs, groups, printed_names)
+            k = len(rows_sig)  # the rhythm strips are the last windows
+            # the identified rhythm leads replace the default guess; a printed label read
+            # otherwise (a bar of "II" lost reads "I") competes with them by the limb leads'
+            # relations (a strip named for a lead it is not overwrites that lead)
+            for rhythm in dict.fromkeys((matched, printed_as)):
                 named = relabel(results, [r.window.lead for r in results[:-k]] + list(rhythm))
                 yield assemble(named, n), named
 
@@ -607,7 +611,7 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     for layout in candidates:
         found = list(hypotheses(layout))
         if "+" in layout:
-            found = found[-1:]  # the identified rhythm leads replace the default guess
+            found = found[1:]  # the identified rhythm leads replace the default guess
         for sig, results in found:
             res, checked = _rel_residual(sig, EINTHOVEN)
             # a hypothesis that cannot be checked (6x1 chest) wins only when all others are poor
