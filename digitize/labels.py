@@ -95,17 +95,23 @@ def _nearest(groups, px: float, py: float):
         min(abs(b[1] + b[3] / 2 - py) for b in g)))
 
 
+def _labels_near(mask: np.ndarray, starts: list[tuple[float, float]], k: float):
+    """Per panel start: (window origin x, y, window, its glyph groups), or None where the
+    window holds no glyph."""
+    for x0, y0 in starts:
+        xa, ya, sub = _window(mask, x0, y0, k)
+        groups = _clusters(sub, k) if sub.size else []
+        yield (xa, ya, sub, groups) if groups else None
+
+
 def glyph_mask(mask: np.ndarray, starts: list[tuple[float, float]], k: float) -> np.ndarray:
     """uint8 mask (deskewed, like ``mask``) of the label glyphs nearest each panel start:
     ink that is not the trace, which the trace model must not follow."""
     out = np.zeros_like(mask)
-    for x0, y0 in starts:
-        xa, ya, sub = _window(mask, x0, y0, k)
-        if sub.size == 0:
+    for (x0, y0), near_start in zip(starts, _labels_near(mask, starts, k)):
+        if near_start is None:
             continue
-        groups = _clusters(sub, k)
-        if not groups:
-            continue
+        xa, ya, sub, groups = near_start
         # a label of two or three glyphs of alike height ("II", "V1", "aVR"): one shape
         # alone may be a piece of trace (a spike cut off where it crosses a grid line)
         groups = [g for g in groups if 2 <= len(g) <= 3
@@ -134,13 +140,10 @@ def read_labels(mask: np.ndarray, starts: list[tuple[float, float]], k: float
     """The lead label beside each panel start ``(x, y)`` (deskewed px of ``mask``), or None."""
     found: list[str | None] = [None] * len(starts)
     pending: list[tuple[int, np.ndarray]] = []
-    for i, (x0, y0) in enumerate(starts):
-        xa, ya, sub = _window(mask, x0, y0, k)
-        if sub.size == 0:
+    for i, ((x0, y0), near_start) in enumerate(zip(starts, _labels_near(mask, starts, k))):
+        if near_start is None:
             continue
-        groups = _clusters(sub, k)
-        if not groups:
-            continue
+        xa, ya, sub, groups = near_start
         g = _nearest(groups, x0 - xa, y0 - ya)  # the label nearest the panel's start
         roman = _roman(g, k)
         if roman is not None:

@@ -360,17 +360,22 @@ def retime(results, shifts_s: list[float], fs: float):
     return out
 
 
+def window_start(w: LeadWindow) -> tuple[float, float]:
+    """A window's start on the deskewed page (px): where its label is printed."""
+    return w.geom.x0_mm * w.geom.px_per_mm, w.geom.centre_mm * w.geom.px_per_mm
+
+
 def six_by_two_readings(geom: PageGeometry, results, fs: float, n: int):
     """Readings of a 6x2 page's panels, standard first: (name, results) for the lead order
     read from the printed labels (where it differs and is readable), each with the right
-    column shifted by 5 s (standard) or simultaneous with the left one (some generators)."""
-    k = geom.px_per_mm
+    column shifted by 5 s (standard) or simultaneous with the left one (some generators).
+    Also the labels read: of the panels, and of the rhythm strips after them (one OCR call)."""
     panels = [r for r in results if (r.window.t1 - r.window.t0) <= 0.6 * n / fs]
     rest = results[len(panels):]
     orders = [("standard", [r.window.lead for r in panels])]
-    starts = [(r.window.geom.x0_mm * r.window.geom.px_per_mm,
-               r.window.geom.centre_mm * r.window.geom.px_per_mm) for r in panels]
-    read = read_labels(geom.mask, starts, k) if geom.mask is not None else [None] * len(panels)
+    read_all = read_labels(geom.mask, [window_start(r.window) for r in results],
+                           geom.px_per_mm) if geom.mask is not None else [None] * len(results)
+    read = read_all[:len(panels)]
     # a label read twice is not read (a bar of III lost: read as I)
     sure = [lead if lead is not None and read.count(lead) == 1 else None for lead in read]
     missing = [i for i, lead in enumerate(sure) if lead is None]
@@ -390,7 +395,7 @@ def six_by_two_readings(geom: PageGeometry, results, fs: float, n: int):
         shifted = retime(named, [r.window.t0 if i < len(panels) else 0.0
                                  for i, r in enumerate(named)], fs)
         out.append((name + ", simultaneous", shifted))
-    return out, read
+    return out, read, read_all[len(panels):]
 
 
 def vertical_stretch(geom: PageGeometry) -> float | None:
@@ -543,9 +548,7 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         panel's first millimetres was read as trace)."""
         if geom.mask is None:
             return grey
-        starts = [(w.geom.x0_mm * w.geom.px_per_mm, w.geom.centre_mm * w.geom.px_per_mm)
-                  for w in wins]
-        gm = glyph_mask(geom.mask, starts, geom.px_per_mm)
+        gm = glyph_mask(geom.mask, [window_start(w) for w in wins], geom.px_per_mm)
         if not gm.any():
             return grey
         m = cv2.warpPerspective(gm, geom.to_image, (grey.shape[1], grey.shape[0]),
@@ -559,8 +562,9 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         """(sig, results) per reading of the rows; lead names that only relabel the same
         windows (6x1 limb/chest, the rhythm strips' leads) reuse the model's output."""
         sig, results = run(layout)
+        rhythm_read = None  # the rhythm strips' printed labels, where already read
         if layout.startswith("6x2"):  # printers differ in lead order and column timing
-            readings, read = six_by_two_readings(geom, results, opts.fs, n)
+            readings, read, rhythm_read = six_by_two_readings(geom, results, opts.fs, n)
             scored = []
             for name, res in readings:
                 r, checked = _rel_residual(assemble(res, n), LIMB_RELATIONS)
@@ -589,12 +593,11 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
                           for g in own]
             # a strip's printed label, where it can be read, names it (the matching can take
             # a limb lead of alike shape for it)
-            strips = results[-len(rows_sig):]
-            printed_names = read_labels(
-                geom.mask, [(r.window.geom.x0_mm * r.window.geom.px_per_mm,
-                             r.window.geom.centre_mm * r.window.geom.px_per_mm)
-                            for r in strips], geom.px_per_mm) if geom.mask is not None \
-                else None
+            printed_names = rhythm_read
+            if printed_names is None and geom.mask is not None:
+                printed_names = read_labels(
+                    geom.mask, [window_start(r.window) for r in results[-len(rows_sig):]],
+                    geom.px_per_mm)
             panels = _panels_only(results, opts.fs, n)
             matched = _identify_rhythm(panels, rows_sig, opts.fs, groups)
             printed_as = _identify_rhythm(panels, rows_sig, opts.fs, groups, printed_names)
