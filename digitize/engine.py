@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from digitize.model_spec import (KEY_ARCH, KEY_SPEC, KEY_TRAINING, KEY_VERSION, REQUIRED_KEYS,
-                                 StripSpec)
+from digitize.model_spec import (KEY_ARCH, KEY_SPEC, KEY_TRAINING, KEY_VERSION, NORMALISATIONS,
+                                 OUTPUTS, REQUIRED_KEYS, StripSpec)
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +67,9 @@ class Engine:
             self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own zoo of types
             if not want_cuda:
-                raise EngineError(f"cannot load model {self.path}: {exc}") from exc
+                raise EngineError(f"cannot load model {self.path}: {_first_line(exc)}") from None
             self.session = None
-            cuda_error = str(exc).splitlines()[0]
+            cuda_error = _first_line(exc)
         else:
             cuda_error = "the CUDA provider did not load"
         finally:
@@ -77,23 +77,52 @@ class Engine:
                 ort.set_default_logger_severity(2)  # back to onnxruntime's default (warnings)
         if want_cuda and (self.session is None
                           or "CUDAExecutionProvider" not in self.session.get_providers()):
+            # only a provider failure means "CUDA not usable": a file the CPU cannot load
+            # either is a broken model, whatever the device
+            try:
+                cpu = ort.InferenceSession(str(self.path), opts,
+                                           providers=["CPUExecutionProvider"])
+            except Exception as exc:  # noqa: BLE001
+                raise EngineError(f"cannot load model {self.path}: {_first_line(exc)}") from None
             if device == "cuda":
                 raise EngineError(f"--device cuda: {cuda_error}")
             log.info("CUDA not usable (%s); running on the CPU", cuda_error)
-            self.session = ort.InferenceSession(str(self.path), opts,
-                                                providers=["CPUExecutionProvider"])
+            self.session = cpu
         self.provider = self.session.get_providers()[0]
         meta = self.session.get_modelmeta().custom_metadata_map
         missing = [k for k in REQUIRED_KEYS if k not in meta]
         if missing:
             raise EngineError(f"{self.path} lacks model metadata {', '.join(missing)}: "
                               "not a model exported by `python -m trainer export`")
-        self.spec = StripSpec.from_json(meta[KEY_SPEC])
+        try:
+            self.spec = StripSpec.from_json(meta[KEY_SPEC])
+        except (ValueError, TypeError) as exc:
+            raise EngineError(f"{self.path}: unreadable strip spec ({exc})") from None
         self.arch = meta[KEY_ARCH]
         self.version = meta[KEY_VERSION]
         self.training = json.loads(meta[KEY_TRAINING])
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_names = [o.name for o in self.session.get_outputs()]
+        self._check_contract()
+
+    def _check_contract(self) -> None:
+        """The model's declared conventions must be ones this digitize implements: a model
+        expecting another normalisation, or giving other outputs, would be read wrongly."""
+        spec = self.spec
+        if spec.normalisation not in NORMALISATIONS:
+            raise EngineError(f"{self.path}: strip normalisation not known to digitize "
+                              f"{_version()} ({spec.normalisation[:60]!r}...): a newer model?")
+        inputs = [i.name for i in self.session.get_inputs()]
+        if spec.input_name not in inputs:
+            raise EngineError(f"{self.path}: declares input {spec.input_name!r}, "
+                              f"has {', '.join(inputs)}")
+        self.input_name = spec.input_name
+        outputs = {o.name for o in self.session.get_outputs()}
+        unknown = set(spec.outputs) - set(OUTPUTS)
+        missing = [o for o in OUTPUTS if o not in spec.outputs or o not in outputs]
+        if unknown or missing:
+            raise EngineError(f"{self.path}: outputs {sorted(spec.outputs)} (graph: "
+                              f"{sorted(outputs)}); digitize {_version()} reads "
+                              f"{', '.join(OUTPUTS)}")
+        self.output_names = list(OUTPUTS)  # taken by name, never by position
 
     def run(self, strips: list[np.ndarray], batch_size: int = 16
             ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -109,10 +138,20 @@ class Engine:
             for k in range(0, len(idx), batch_size):
                 chunk = idx[k:k + batch_size]
                 x = np.stack([strips[i] for i in chunk])[:, None].astype(np.float32)
-                value, conf = self.session.run(self.output_names, {self.input_name: x})[:2]
+                value, conf = self.session.run(self.output_names, {self.input_name: x})
                 for j, i in enumerate(chunk):
                     out[i] = (value[j], conf[j])
         return out
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def _version() -> str:
+    from digitize import __version__
+    return __version__
 
 
 def usable_cpus() -> int:

@@ -21,6 +21,11 @@ MAX_PIXELS = 200_000_000
 MIN_SIDE = 64
 #: PDF pages are rasterised at this resolution (ECG PDFs are mostly vector drawings).
 PDF_DPI = 200.0
+#: Pages are read at no more than this many pixels (an A4 page at ~390 dpi, 15 px/mm: well
+#: above what the page reader and the model's 4 px/mm strips need). Larger inputs are brought
+#: down to it as they are decoded (JPEG: by the decoder's own DCT scaling), so a 12000x9000
+#: photo costs the memory and time of a 4600x3500 one.
+MAX_WORK_PIXELS = 16_000_000
 
 
 class DigitizeError(Exception):
@@ -48,17 +53,31 @@ class InputItem:
         return self.path.suffix.lower() in PDF_EXTS
 
 
-def discover(inputs: list[str | Path]) -> list[InputItem]:
+def discover(inputs: list[str | Path], exclude: tuple[Path, ...] = ()
+             ) -> list[InputItem]:
     """Files named directly are taken as they are (a bad one fails later with its reason);
     folders are searched recursively for images and PDFs. Sorted, duplicates dropped.
-    A directory named like an image is searched like any folder, never opened as an image."""
+    A directory named like an image is searched like any folder, never opened as an image.
+
+    Never taken from a folder search: the trees in ``exclude`` (the run's own ``--out``), any
+    folder holding a digitize output marker (an earlier run's output) and the overlays
+    digitize writes (``*.overlay.png``), so that output kept inside the input is not read back
+    as new pages. A folder named as input is searched even when it is an output folder itself
+    (``digitize scans --out scans``): its own files are filtered by name."""
+    from digitize.files import MARKER
+    skip = {os.path.realpath(p) for p in exclude}
     seen, items = set(), []
     for arg in inputs:
         p = Path(arg)
         if p.is_dir():
             root = p
-            found = [q for q in p.rglob("*") if q.is_file()
-                     and q.suffix.lower() in IMAGE_EXTS + PDF_EXTS]
+            found = []
+            for d, dirs, files in os.walk(p):
+                if d != str(p) and (os.path.realpath(d) in skip or MARKER in files):
+                    dirs[:] = []
+                    continue
+                dirs.sort()
+                found += [Path(d) / f for f in files if _wanted(f)]
         else:
             root = p.parent
             found = [p]
@@ -68,6 +87,15 @@ def discover(inputs: list[str | Path]) -> list[InputItem]:
                 seen.add(key)
                 items.append(InputItem(q, root))
     return sorted(items, key=lambda i: (str(i.root), str(i.rel)))
+
+
+#: What digitize itself writes next to records (never an input).
+OWN_OUTPUTS = (".overlay.png", ".thumb.png", ".thumb.jpg")
+
+
+def _wanted(name: str) -> bool:
+    low = name.lower()
+    return low.endswith(IMAGE_EXTS + PDF_EXTS) and not low.endswith(OWN_OUTPUTS)
 
 
 def shard(items: list[InputItem], k: int, n: int) -> list[InputItem]:
@@ -105,20 +133,49 @@ def _check_size(w: int, h: int) -> None:
         raise InputError(f"image too small ({w}x{h} px) to hold an ECG")
 
 
-def load_image(path: Path) -> np.ndarray:
-    """Decode an image file (EXIF orientation applied) → 8-bit BGR."""
+def working_scale(w: int, h: int) -> float:
+    """The factor (<= 1) that brings a w x h page to the working resolution."""
+    return min(1.0, (MAX_WORK_PIXELS / max(1, w * h)) ** 0.5)
+
+
+def _to_working(img: np.ndarray, scale: float) -> np.ndarray:
+    import cv2
+    h, w = img.shape[:2]
+    size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
+    return img if size == (w, h) else cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+
+
+def load_image(path: Path) -> tuple[np.ndarray, float]:
+    """Decode an image file (EXIF orientation applied) → (8-bit BGR at the working
+    resolution, its scale relative to the file's pixels)."""
     import cv2
     data = _read_bytes(path)
     buf = np.frombuffer(data, np.uint8)
     # JPEG: IMREAD_COLOR applies the EXIF orientation (phone photos); other formats:
     # IMREAD_UNCHANGED keeps 16-bit depth and alpha, which _to_bgr8 resolves
     jpeg = path.suffix.lower() in (".jpg", ".jpeg")
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR if jpeg else cv2.IMREAD_UNCHANGED)
+    flag, reduced = (cv2.IMREAD_COLOR if jpeg else cv2.IMREAD_UNCHANGED), 1
+    if jpeg:
+        # the size from an 1/8 decode (cheap), then the largest DCT reduction that stays at or
+        # above the working resolution
+        small = cv2.imdecode(buf, cv2.IMREAD_REDUCED_GRAYSCALE_8)
+        if small is not None:
+            h8, w8 = small.shape[:2]
+            _check_size(w8 * 8, h8 * 8)
+            for f, fl in ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+                          (2, cv2.IMREAD_REDUCED_COLOR_2)):
+                if (w8 * 8 / f) * (h8 * 8 / f) >= MAX_WORK_PIXELS:
+                    flag, reduced = fl, f
+                    break
+    img = cv2.imdecode(buf, flag)
+    del buf, data
     if img is None:
         raise InputError("not a readable image (corrupt, truncated or not an image format)")
     h, w = img.shape[:2]
-    _check_size(w, h)
-    return _to_bgr8(img)
+    _check_size(w * reduced, h * reduced)
+    scale = working_scale(w, h)
+    img = _to_working(img, scale)
+    return _to_bgr8(img), scale / reduced
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -135,8 +192,9 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
-def load_pdf(path: Path, dpi: float = PDF_DPI) -> Iterator[tuple[int, np.ndarray]]:
-    """Rasterise every page of a PDF → (1-based page number, 8-bit BGR)."""
+def load_pdf(path: Path, dpi: float = PDF_DPI) -> Iterator[tuple[int, np.ndarray, float]]:
+    """Rasterise every page of a PDF → (1-based page number, 8-bit BGR, its scale relative to
+    ``dpi``: below 1 for a page too large to read at ``dpi``)."""
     import pypdfium2 as pdfium
     data = _read_bytes(path)
     try:
@@ -151,7 +209,8 @@ def load_pdf(path: Path, dpi: float = PDF_DPI) -> Iterator[tuple[int, np.ndarray
             w_pt, h_pt = page.get_size()
             scale = dpi / 72.0
             _check_size(int(w_pt * scale), int(h_pt * scale))
-            bitmap = page.render(scale=scale, fill_color=(255, 255, 255, 255))
+            work = working_scale(int(w_pt * scale), int(h_pt * scale))
+            bitmap = page.render(scale=scale * work, fill_color=(255, 255, 255, 255))
             arr = np.array(bitmap.to_numpy(), copy=True)
             mode = bitmap.mode
             page.close()
@@ -159,19 +218,21 @@ def load_pdf(path: Path, dpi: float = PDF_DPI) -> Iterator[tuple[int, np.ndarray
                 arr = arr[..., :3]
             elif mode in ("RGBA", "RGBX", "RGB"):
                 arr = arr[..., 2::-1] if arr.shape[2] >= 3 else arr
-            yield i + 1, _to_bgr8(np.ascontiguousarray(arr))
+            yield i + 1, _to_bgr8(np.ascontiguousarray(arr)), work
     finally:
         pdf.close()
 
 
-def load_pages(item: InputItem) -> Iterator[tuple[int, np.ndarray]]:
-    """(page number, BGR image) for every page of an input; images have one page (1)."""
+def load_pages(item: InputItem) -> Iterator[tuple[int, np.ndarray, float]]:
+    """(page number, BGR image, scale) for every page of an input; images have one page (1).
+    ``scale``: the image's pixels per pixel of the file (or of the PDF at ``PDF_DPI``); below
+    1 where a large input was brought down to the working resolution."""
     suffix = item.path.suffix.lower()
     if item.path.is_dir():
         raise InputError("is a directory")
     if suffix in PDF_EXTS:
         yield from load_pdf(item.path)
     elif suffix in IMAGE_EXTS:
-        yield 1, load_image(item.path)
+        yield (1, *load_image(item.path))
     else:
         raise InputError(f"unsupported file type {suffix or '(no extension)'!r}")

@@ -19,7 +19,7 @@ import numpy as np
 from digitize import printed
 from digitize.leads import LEADS
 
-log = logging.getLogger("digitize")
+log = logging.getLogger(__name__)
 
 #: Window around a panel's start (mm): labels are printed beside it, above, below or just
 #: before it.

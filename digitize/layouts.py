@@ -7,6 +7,9 @@ from digitize.leads import CHEST_LEADS, LIMB_LEADS
 
 LAYOUTS = ("strip", "3x4", "3x4+1", "3x4+2", "3x4+3", "6x2", "6x1", "12x1", "6x2+1")
 
+#: The standard gains an electrocardiograph prints at, mm/mV.
+GAINS = (2.5, 5.0, 10.0, 20.0)
+
 #: Width of one full row of trace on a page (10 s at 25 mm/s, 5 s at 50 mm/s).
 ROW_WIDTH_MM = 250.0
 

@@ -21,6 +21,12 @@ NORMALISATION_V1 = ("ink = 1 - grey/255 (grey = BGR->GRAY of the strip); "
                     "x = (ink - median(ink)) / max(p99.5(ink) - median(ink), 0.1), clipped to "
                     "[-1, 4]; per strip")
 
+#: Normalisations this digitize implements (``digitize.strips.normalise``); a model declaring
+#: another is refused.
+NORMALISATIONS = (NORMALISATION_V1,)
+#: The outputs digitize reads, by name, in this order.
+OUTPUTS = ("value_mm", "confidence")
+
 
 @dataclass(frozen=True)
 class StripSpec:

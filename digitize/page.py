@@ -30,10 +30,9 @@ from scipy.ndimage import gaussian_filter1d
 from scipy.signal import find_peaks
 
 from digitize.geometry import grid_pitch, refine_pitch
-from digitize.layouts import ROW_WIDTH_MM
+from digitize.layouts import GAINS, ROW_WIDTH_MM
 
 #: Gains a calibration pulse may show, mm per mV (2.5: chest leads at half of 5 mm/mV).
-GAINS = (2.5, 5.0, 10.0, 20.0)
 MIN_PX_PER_MM = 2.3
 #: Offsets (mm) from a calibration pulse's timing stroke to the trace's first sample (left
 #: pulse) or from the last sample to the stroke (right pulse) that printers are known to use:

@@ -30,7 +30,7 @@ from digitize.strips import StripGeometry
 _BY_ROWS = {1: ("strip",), 3: ("3x4",), 4: ("3x4+1",), 5: ("3x4+2",),
             6: ("6x2", "3x4+3", "6x1"), 7: ("6x2+1",), 12: ("12x1",)}
 _RHYTHM_DEFAULT = ("II", "V1", "V5")
-log = logging.getLogger("digitize")
+log = logging.getLogger(__name__)
 #: A row whose ink ends this far (mm) before its 10 s has nothing drawn after its end (the
 #: printout's rows were shorter than 250 mm).
 INK_END_MARGIN_MM = 1.0

@@ -12,15 +12,15 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
 
 import cv2
 import numpy as np
 
-log = logging.getLogger("digitize")
+from digitize.layouts import GAINS
 
-GAINS = (2.5, 5.0, 10.0, 20.0)
+log = logging.getLogger(__name__)
+
 #: Attempts, in order, until one reads a gain: (text height in px given to Tesseract,
 #: enlarged before binarising). On validation footers 30 px binarised-then-enlarged read
 #: most; 24 px one more; enlarging first read six more (five of them under 4 px/mm, where
@@ -146,7 +146,6 @@ def printed_gain(grey: np.ndarray, row_ys: list[float], px_per_mm: float
     """The page's printed gain (limb, chest or None) from the footer."""
     if not row_ys or not available():
         return None
-    os.environ.setdefault("OMP_THREAD_LIMIT", "1")  # one thread: ~0.12 s per call, not ~0.4
     ys = sorted(row_ys)
     pitch = float(np.median(np.diff(ys))) if len(ys) > 1 else 20 * px_per_mm
     top = max(0, int(ys[-1] + 0.35 * pitch))

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from digitize.files import tmp_path
+
 #: WFDB's "no sample" value for format 16.
 WFDB_NAN_16 = -32768
 _MAX_16 = 32767
@@ -31,17 +33,11 @@ def to_digital(signal: np.ndarray, adc_gain: float) -> tuple[np.ndarray, int]:
     return d, clipped
 
 
-def write_record(out_dir: str | Path, name: str, signal: np.ndarray, fs: float,
-                 sig_names: list[str] | tuple[str, ...], units: str = "mV",
-                 adc_gain: float = 1000.0, comments: list[str] | tuple[str, ...] = (),
-                 tmp_dir: str | Path | None = None) -> int:
-    """Write ``<out_dir>/<name>.hea/.dat`` from ``signal`` [n_samples, n_signals] (physical units).
-
-    Files are written under temporary names (in ``tmp_dir`` when given, which must be on the
-    same file system) and renamed into place, the ``.dat`` first and the ``.hea`` last, so a
-    record whose ``.hea`` exists is complete. Returns the number of clipped samples.
-    """
-    out_dir = Path(out_dir)
+def encode_record(name: str, signal: np.ndarray, fs: float,
+                  sig_names: list[str] | tuple[str, ...], units: str = "mV",
+                  adc_gain: float = 1000.0, comments: list[str] | tuple[str, ...] = ()
+                  ) -> tuple[bytes, str, int]:
+    """A record's ``.dat`` bytes and ``.hea`` text, and the number of clipped samples."""
     signal = np.asarray(signal)
     if signal.ndim != 2 or signal.shape[1] != len(sig_names):
         raise ValueError(f"signal shape {signal.shape} does not match {len(sig_names)} names")
@@ -54,14 +50,27 @@ def write_record(out_dir: str | Path, name: str, signal: np.ndarray, fs: float,
         lines.append(f"{name}.dat 16 {adc_gain:g}(0)/{units} 16 0 {int(first[j])} "
                      f"{int(checksum[j])} 0 {sig_name}")
     lines += [f"# {line}" for line in comments]
-    header = "\n".join(lines) + "\n"
+    return digital.astype("<i2").tobytes(), "\n".join(lines) + "\n", n_clipped
 
+
+def write_record(out_dir: str | Path, name: str, signal: np.ndarray, fs: float,
+                 sig_names: list[str] | tuple[str, ...], units: str = "mV",
+                 adc_gain: float = 1000.0, comments: list[str] | tuple[str, ...] = (),
+                 tmp_dir: str | Path | None = None) -> int:
+    """Write ``<out_dir>/<name>.hea/.dat`` from ``signal`` [n_samples, n_signals] (physical units).
+
+    Files are written under temporary names (in ``tmp_dir`` when given, which must be on the
+    same file system) and renamed into place, the ``.dat`` first and the ``.hea`` last, so a
+    record whose ``.hea`` exists is complete. Returns the number of clipped samples.
+    """
+    out_dir = Path(out_dir)
+    dat, header, n_clipped = encode_record(name, signal, fs, sig_names, units, adc_gain,
+                                           comments)
     tmp_dir = Path(tmp_dir) if tmp_dir is not None else out_dir
     tmp_dir.mkdir(parents=True, exist_ok=True)
-    tag = f".tmp{os.getpid()}"
-    tmp_dat, tmp_hea = tmp_dir / f"{name}.dat{tag}", tmp_dir / f"{name}.hea{tag}"
+    tmp_dat, tmp_hea = tmp_path(tmp_dir, f"{name}.dat"), tmp_path(tmp_dir, f"{name}.hea")
     try:
-        digital.astype("<i2").tofile(tmp_dat)
+        tmp_dat.write_bytes(dat)
         tmp_hea.write_text(header)
         os.replace(tmp_dat, out_dir / f"{name}.dat")
         os.replace(tmp_hea, out_dir / f"{name}.hea")

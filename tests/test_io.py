@@ -60,10 +60,10 @@ def test_discover_sorted_recursive_and_sharded(folder):
 
 def test_load_images_and_pdf_pages(folder):
     items = {str(i.rel): i for i in discover([folder])}
-    (n, img), = load_pages(items["ward A/page(1).png"])
+    (n, img, _), = load_pages(items["ward A/page(1).png"])
     assert n == 1 and img.shape == (300, 800, 3) and img.dtype == np.uint8
     pages = list(load_pages(items["two.pdf"]))
-    assert [p for p, _ in pages] == [1, 2]
+    assert [p for p, _, _ in pages] == [1, 2]
     assert pages[0][1].shape[:2] == (int(612 * 200 / 72), int(792 * 200 / 72))
     assert pages[0][1].min() < 60  # the black line was drawn
 
@@ -114,7 +114,7 @@ def test_pixel_formats_become_bgr8(tmp_path, variant):
            "bgr16": np.dstack([base.astype(np.uint16) * 257] * 3)}[variant]
     p = tmp_path / f"{variant}.png"
     cv2.imwrite(str(p), img)
-    (_, out), = load_pages(InputItem(p, tmp_path))
+    (_, out, _), = load_pages(InputItem(p, tmp_path))
     assert out.shape == (200, 300, 3) and out.dtype == np.uint8
     expected = 255 if variant == "bgra" else 128  # fully transparent → white paper
     assert abs(int(out[100, 150, 0]) - expected) <= 1

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from digitize.model_spec import (KEY_ARCH, KEY_OUTPUTS, KEY_SPEC, KEY_TRAINING, KEY_VERSION,
+from digitize.model_spec import (KEY_ARCH, KEY_OUTPUTS, KEY_SPEC, KEY_TRAINING, KEY_VERSION, OUTPUTS,
                                  StripSpec)
 from trainer.model import ExportWrapper
 from trainer.train import load_checkpoint
@@ -81,7 +81,7 @@ def export(checkpoint: str | Path, out: str | Path, lineage: list[dict] | None =
     else:
         dynamic = {"x": {0: torch.export.Dim("batch", min=1, max=4096)}}
     torch.onnx.export(wrapper, (x,), str(tmp), input_names=[spec.input_name],
-                      output_names=["value_mm", "confidence"], opset_version=OPSET,
+                      output_names=list(OUTPUTS), opset_version=OPSET,
                       dynamic_shapes=dynamic, dynamo=True, external_data=False)
     m = onnx.load(str(tmp))
     steps = ck["step"]
