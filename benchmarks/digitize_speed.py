@@ -4,7 +4,12 @@
 command runs as a user runs it (subprocess, shipped model, --device cpu) over 20 and over N
 pages, so the peak RSS shows whether memory grows with the number of inputs.
 
+``--large``: two 12000 x 9000 px JPEGs (a 200-dpi page enlarged: a phone or a 1000-dpi scanner
+would give such files), converted at the default workers: time and peak RSS of a run over
+large inputs (they are read at ``digitize.io.MAX_WORK_PIXELS``).
+
     ECG_DATA_DIR=../shared/data python benchmarks/digitize_speed.py --many 100
+    ECG_DATA_DIR=../shared/data python benchmarks/digitize_speed.py --large --layouts ""
 """
 from __future__ import annotations
 
@@ -57,6 +62,7 @@ def main() -> int:
     ap.add_argument("--out", default="runs/speed")
     ap.add_argument("--digitize-args", default="", help="extra digitize options")
     ap.add_argument("--layouts", default="3x4,strip")
+    ap.add_argument("--large", action="store_true", help="also two 12000x9000 JPEGs")
     args = ap.parse_args()
     ptbxl = str(default_ptbxl_dir())
     out = Path(args.out)
@@ -65,7 +71,7 @@ def main() -> int:
     from digitize.printed import available
     print(f"digitize options: {args.digitize_args or '(defaults)'}; printed-gain OCR "
           f"{'installed' if available() else 'not installed'}")
-    for layout in args.layouts.split(","):
+    for layout in filter(None, args.layouts.split(",")):
         for n in (args.few, args.many):
             pages = out / f"{layout}-{n}"
             if not pages.is_dir():
@@ -73,7 +79,26 @@ def main() -> int:
             dt, rss = timed_run(pages, out / f"rec-{layout}-{n}", args.digitize_args.split())
             print(f"{layout:6s} 200 dpi x {n:4d} pages: {dt:6.1f} s  {n / dt:5.2f} pages/s  "
                   f"peak RSS {rss:6.0f} MiB  (incl. start-up and model load)")
+    if args.large:
+        large(out, ptbxl, args.digitize_args.split())
     return 0
+
+
+def large(out: Path, ptbxl: str, extra: list[str]) -> None:
+    import cv2
+    pages = out / "large"
+    if not pages.is_dir():
+        small = out / "large-src"
+        render(small, "3x4", 2, ptbxl)
+        pages.mkdir(parents=True)
+        for p in sorted(small.glob("*.png")):
+            img = cv2.resize(cv2.imread(str(p)), (12000, 9000), interpolation=cv2.INTER_CUBIC)
+            cv2.imwrite(str(pages / f"{p.stem}.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    sizes = [p.stat().st_size / 2**20 for p in sorted(pages.glob("*.jpg"))]
+    dt, rss = timed_run(pages, out / "rec-large", extra)
+    print(f"large  12000x9000 JPEG x 2 ({', '.join(f'{s:.1f}' for s in sizes)} MiB): "
+          f"{dt:6.1f} s  peak RSS {rss:6.0f} MiB  (default workers; incl. start-up and model "
+          "load)")
 
 
 if __name__ == "__main__":

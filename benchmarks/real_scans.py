@@ -52,7 +52,7 @@ def main() -> int:
     print(f"\nlayout correct: {ok_layout}/{n_layout} = {100 * ok_layout / n_layout:.0f} % (target >= 85 %; "
           "a failed page counts as wrong, an 'unsupported' page as right when it fails)")
     print(f"px/mm within 3 %: {ok_px}/{n_px} = {100 * ok_px / n_px:.0f} % (failed pages count as wrong)")
-    s = json.loads((out / "summary.json").read_text())
+    s = json.loads((out / "summary.json").read_text())["run"]
     print(f"converted {s['converted']} of {s['inputs']} files ({s['quality']}), failed {s['failed']}")
     return 0
 

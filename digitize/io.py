@@ -21,11 +21,11 @@ MAX_PIXELS = 200_000_000
 MIN_SIDE = 64
 #: PDF pages are rasterised at this resolution (ECG PDFs are mostly vector drawings).
 PDF_DPI = 200.0
-#: Pages are read at no more than this many pixels (an A4 page at ~390 dpi, 15 px/mm: well
+#: Pages are read at no more than this many pixels (an A4 page at ~340 dpi, 13 px/mm: well
 #: above what the page reader and the model's 4 px/mm strips need). Larger inputs are brought
 #: down to it as they are decoded (JPEG: by the decoder's own DCT scaling), so a 12000x9000
-#: photo costs the memory and time of a 4600x3500 one.
-MAX_WORK_PIXELS = 16_000_000
+#: photo costs the memory and time of a 4000x3000 one.
+MAX_WORK_PIXELS = 10_000_000
 
 
 class DigitizeError(Exception):
