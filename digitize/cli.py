@@ -104,6 +104,8 @@ def _say(text: str) -> None:
 @click.option("--overwrite", is_flag=True, help="Redo records already done (default: skip).")
 @click.option("--overlay", is_flag=True,
               help="Also write <record>.overlay.png (copies the whole page, identifiers too).")
+@click.option("--no-report", "no_report", is_flag=True,
+              help="Do not write report.html (the review page) and its report/ folder.")
 @click.option("--reference", type=click.Path(file_okay=False, exists=True, path_type=Path),
               default=None, help="Folder of ground-truth WFDB records, matched by name: score.")
 @click.option("--shard", default="0/1", callback=_shard,
@@ -116,8 +118,8 @@ def _say(text: str) -> None:
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar.")
 def main(inputs, out, layout, leads, speed, gain, fs, printed_gain, px_per_mm, device,
-         batch_size, workers, threads, model, overwrite, overlay, reference, shard, anonymize,
-         fail_fast, verbose, quiet):
+         batch_size, workers, threads, model, overwrite, overlay, no_report, reference, shard,
+         anonymize, fail_fast, verbose, quiet):
     """Convert ECG images and PDFs under INPUTS (files or folders, searched recursively) into
     WFDB records (12 leads, mV) with quality metrics, in --out."""
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
@@ -166,7 +168,8 @@ def main(inputs, out, layout, leads, speed, gain, fs, printed_gain, px_per_mm, d
     try:
         code = _convert(inputs, out, layout, lead_names, speed, gain, fs, printed_gain,
                         px_per_mm, device, batch_size, workers, threads, model, overwrite,
-                        overlay, reference, shard, anonymize, fail_fast, quiet, log)
+                        overlay, reference, shard, anonymize, fail_fast, quiet, log,
+                        report=not no_report)
     except KeyboardInterrupt:
         _say("interrupted — rerun the same command to resume")
         code = 130
@@ -180,7 +183,7 @@ def main(inputs, out, layout, leads, speed, gain, fs, printed_gain, px_per_mm, d
 
 def _convert(inputs, out, layout, lead_names, speed, gain, fs, printed_gain, px_per_mm, device,
              batch_size, workers, threads, model, overwrite, overlay, reference, shard,
-             anonymize, fail_fast, quiet, log) -> int:
+             anonymize, fail_fast, quiet, log, report: bool = True) -> int:
     from digitize.engine import Engine, EngineError, default_model_path, usable_cpus
     from digitize.io import discover
     from digitize.io import shard as take_shard
@@ -209,7 +212,7 @@ def _convert(inputs, out, layout, lead_names, speed, gain, fs, printed_gain, px_
                    read_printed_gain=printed_gain != "off")
     cfg = RunConfig(out=out, options=opts, overwrite=overwrite, overlay=overlay,
                     reference=reference, anonymize=anonymize, fail_fast=fail_fast, shard=shard,
-                    workers=workers)
+                    workers=workers, report=report)
     from tqdm import tqdm
     bar = tqdm(total=len(items), unit="input", disable=quiet or not sys.stderr.isatty(),
                dynamic_ncols=True)
@@ -244,7 +247,8 @@ def _convert(inputs, out, layout, lead_names, speed, gain, fs, printed_gain, px_
                    f"{r['quality']['warn']} warn, {r['quality']['fail']} fail), "
                    f"{r['skipped']} already done{extra}, {r['failed']} failed; "
                    f"{r['pages_per_s']} pages/s on {s['provider']}; the folder holds "
-                   f"{f['records']} records ({f['ok']} ok, {f['warn']} warn, {f['fail']} fail)")
+                   f"{f['records']} records ({f['ok']} ok, {f['warn']} warn, {f['fail']} fail)"
+                   + (f"; review: {out / 'report.html'}" if report else ""))
     return 1 if totals.failed else 0
 
 

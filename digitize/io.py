@@ -76,6 +76,8 @@ def discover(inputs: list[str | Path], exclude: tuple[Path, ...] = ()
                 if d != str(p) and (os.path.realpath(d) in skip or MARKER in files):
                     dirs[:] = []
                     continue
+                if MARKER in files:  # an output folder named as input: not its own folders
+                    dirs[:] = [x for x in dirs if x not in OWN_FOLDERS]
                 dirs.sort()
                 found += [Path(d) / f for f in files if _wanted(f)]
         else:
@@ -89,6 +91,8 @@ def discover(inputs: list[str | Path], exclude: tuple[Path, ...] = ()
     return sorted(items, key=lambda i: (str(i.root), str(i.rel)))
 
 
+#: Folders digitize itself writes inside an output folder (the report's pictures, temp files).
+OWN_FOLDERS = ("report", ".tmp")
 #: What digitize itself writes next to records (never an input).
 OWN_OUTPUTS = (".overlay.png", ".thumb.png", ".thumb.jpg")
 

@@ -113,3 +113,25 @@ def draw_overlay(bgr: np.ndarray, signal: np.ndarray, fs: float, windows: list[d
         cv2.putText(img, w["lead"], (org[0] + 2, org[1] + th + 2), cv2.FONT_HERSHEY_SIMPLEX,
                     font_scale, colour, max(1, int(round(font_scale * 1.5))), cv2.LINE_AA)
     return img
+
+
+def blur_outside(img: np.ndarray, windows: list[dict], margin_mm: float = 3.0) -> np.ndarray:
+    """The page with everything outside its trace rows (header, footer: where a name or an
+    ID is printed) blurred past reading (``--anonymize``)."""
+    if not windows:
+        return cv2.GaussianBlur(img, (0, 0), 12)
+    pts = []
+    for w in windows:
+        m = margin_mm
+        x = [w["x0_mm"] - m, w["x0_mm"] + w["width_mm"] + m]
+        y = [w["centre_mm"] - BOX_HALF_MM - m, w["centre_mm"] + BOX_HALF_MM + m]
+        pts.append(_to_image(w["page_to_image"], [x[0], x[1], x[1], x[0]],
+                             [y[0], y[0], y[1], y[1]], w["px_per_mm"]))
+    keep = np.zeros(img.shape[:2], np.uint8)
+    for p in pts:
+        cv2.fillConvexPoly(keep, np.round(p).astype(np.int32), 255)
+    h, w = img.shape[:2]
+    small = cv2.resize(img, (max(1, w // 8), max(1, h // 8)), interpolation=cv2.INTER_AREA)
+    blurred = cv2.resize(cv2.GaussianBlur(small, (0, 0), 3), (w, h),
+                         interpolation=cv2.INTER_LINEAR)
+    return np.where(keep[..., None] > 0, img, blurred)

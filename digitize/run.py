@@ -9,6 +9,7 @@ Output layout under ``--out``::
     results[-K-of-N].jsonl   one line per page or failed input, streamed
     quality.csv, manifest.csv, summary[-K-of-N].json   rebuilt at the end of a run, over the
                              whole output folder (summary.json: the folder, and this run)
+    report.html, report/     the review page (digitize.report), rebuilt at the end of a run
     .digitize-output         marks the folder as digitize output (never read as input)
     .tmp/                    files being written (renamed into place when complete)
 
@@ -45,7 +46,9 @@ from digitize.files import (MARKER, TMP, atomic_write, is_disk_full, remove_own,
                             tmp_path)
 from digitize.io import DigitizeError, InputItem, load_pages
 from digitize.leads import LEADS
-from digitize.overlay import draw_overlay, window_records
+from digitize.overlay import blur_outside, draw_overlay, window_records
+from digitize.report import (REPORT_DIR, has_report_files, page_row, report_files,
+                             write_report)
 from digitize.page import PageError
 from digitize.pipeline import Options, convert_page
 from digitize.wfdb_writer import encode_record
@@ -64,6 +67,7 @@ class RunConfig:
     fail_fast: bool = False
     shard: tuple[int, int] = (0, 1)
     workers: int = 1  # pages converted at once (threads sharing the one model session)
+    report: bool = True  # report.html and its report/ assets
 
 
 @dataclass
@@ -210,9 +214,8 @@ class Runner:
             quality["reference"] = self._score(name, res.signal)
         files: list[tuple[str, bytes]] = [(f"{name}.quality.json",
                                            dumps(quality, indent=1).encode())]
-        if self.cfg.overlay:
-            files.append((f"{name}.overlay.png",
-                          _png(draw_overlay(bgr, res.signal, opts.fs, windows, LEADS))))
+        files += self._pictures(name, bgr, res.signal, opts.fs, windows,
+                                overlay=self.cfg.overlay, report=self.cfg.report)
         comments = [f"source: {source}", f"page: {page}", f"layout: {res.layout}",
                     f"px_per_mm: {g.px_per_mm:.4f}", f"skew_deg: {g.skew_deg:.3f}",
                     f"gain_mm_mv: {res.gain:g}"
@@ -228,11 +231,23 @@ class Runner:
                     model_seconds=round(t_model, 3), **info,
                     **({"reference": quality["reference"]} if "reference" in quality else {}))
 
+    def _pictures(self, name: str, bgr: np.ndarray, signal: np.ndarray, fs: float,
+                  windows: list[dict], overlay: bool, report: bool) -> list[tuple[str, bytes]]:
+        """The overlay and the report's thumbnail and signal file of a page (made while the
+        page is in memory); with --anonymize the page's header and footer are blurred."""
+        if not (overlay or report):
+            return []
+        page = blur_outside(bgr, windows) if self.cfg.anonymize else bgr
+        img = draw_overlay(page, signal, fs, windows, LEADS)
+        files = [(f"{name}.overlay.png", _png(img))] if overlay else []
+        return files + (report_files(name, img, signal, fs, LEADS) if report else [])
+
     def _commit(self, files: list[tuple[str, bytes]]) -> None:
         """Write every file to .tmp, then rename them into place in order (the .hea last).
         Any failure removes what was written: nothing partial is left."""
         self.tmp.mkdir(parents=True, exist_ok=True)
-        tmps = [(tmp_path(self.tmp, fname), self.out / fname) for fname, _ in files]
+        tmps = [(tmp_path(self.tmp, fname.replace("/", "~")), self.out / fname)
+                for fname, _ in files]
         try:
             for (tmp, _), (_, data) in zip(tmps, files):
                 tmp.write_bytes(data)
@@ -275,7 +290,16 @@ class Runner:
                 q = {}
             if q.get("reference") is None:
                 want.append("reference")
+        if self.cfg.report and not has_report_files(self.out, name) and \
+                self._has_windows(name):  # records of older versions: a row without pictures
+            want.append("report")
         return want
+
+    def _has_windows(self, name: str) -> bool:
+        try:
+            return "windows" in json.loads((self.out / f"{name}.quality.json").read_text())
+        except (OSError, ValueError):
+            return False
 
     def _complete(self, name: str, item: InputItem, want: list[str]) -> dict:
         """Add an overlay or reference scores to a done record from the record itself (and
@@ -291,13 +315,13 @@ class Runner:
         files = []
         if "reference" in want:
             quality["reference"] = self._score(name, signal)
-        if "overlay" in want:
+        if "overlay" in want or "report" in want:
             if "windows" not in quality:
                 raise DigitizeError(f"record {name} was written by an older digitize without "
                                     "its lead windows: add --overwrite to draw its overlay")
             page, bgr, _ = next(iter(load_pages(item)))
-            files.append((f"{name}.overlay.png",
-                          _png(draw_overlay(bgr, signal, rec.fs, quality["windows"], LEADS))))
+            files += self._pictures(name, bgr, signal, rec.fs, quality["windows"],
+                                    overlay="overlay" in want, report="report" in want)
         files.insert(0, (f"{name}.quality.json", dumps(quality, indent=1).encode()))
         self._commit(files)
         return dict(status="completed", record=name, added=want,
@@ -307,6 +331,9 @@ class Runner:
     def run(self, items: list[InputItem], names: dict[Path, str],
             conflicts: dict[Path, str] | None = None) -> Totals:
         self.out.mkdir(parents=True, exist_ok=True)
+        if self.cfg.report:
+            for sub in ("thumbs", "data"):
+                (self.out / REPORT_DIR / sub).mkdir(parents=True, exist_ok=True)
         atomic_write(self.out / MARKER, dumps(dict(digitize=__version__)).encode(), self.tmp)
         stale = remove_stale(self.tmp)
         if stale:
@@ -533,7 +560,7 @@ class Runner:
         and shard that wrote into it), with this run's own figures beside."""
         names = sorted(e.name[:-4] for e in os.scandir(self.out)
                        if e.name.endswith(".hea") and e.is_file())
-        quality_rows, manifest_rows = [], []
+        quality_rows, manifest_rows, report_rows = [], [], []
         folder = {"records": 0, "ok": 0, "warn": 0, "fail": 0}
         for name in names:
             qp = self.out / f"{name}.quality.json"
@@ -546,6 +573,8 @@ class Runner:
             folder[status] = folder.get(status, 0) + 1
             manifest_rows.append(dict(record=name, source=qd["source"], page=qd["page"],
                                       layout=qd["layout"], status=status))
+            if self.cfg.report:
+                report_rows.append(page_row(name, qd, self.out))
             for lead, lq in qd["quality"]["leads"].items():
                 quality_rows.append(dict(record=name, lead=lead, status=lq["status"],
                                          confidence=round(lq["confidence"], 4),
@@ -557,7 +586,8 @@ class Runner:
                                          amplitude_mv=round(lq["amplitude_mv"], 4),
                                          stray_fraction=_r(lq.get("stray_fraction"), 4),
                                          reasons="; ".join(lq["reasons"])))
-        folder["failed_inputs"] = self._failed_inputs()
+        failed = self._failed_inputs()
+        folder["failed_inputs"] = len(failed)
         self._csv(self.out / "quality.csv", quality_rows,
                   ["record", "lead", "status", "confidence", "low_confidence_fraction",
                    "heart_rate_bpm", "flat_fraction", "clipped_fraction", "amplitude_mv",
@@ -575,10 +605,14 @@ class Runner:
                        options=self.opts_key, shard=f"{self.cfg.shard[0]}/{self.cfg.shard[1]}")
         atomic_write(self.summary_path, dumps(summary, indent=1).encode(), self.tmp)
         self.summary = summary
+        if self.cfg.report:
+            atomic_write(self.out / "report.html",
+                         write_report(self.out, _finite(report_rows), _finite(failed),
+                                      _finite(summary), self.cfg.anonymize), self.tmp)
 
-    def _failed_inputs(self) -> int:
+    def _failed_inputs(self) -> list[dict]:
         """Inputs (pages) whose latest result line, over every run, is a failure."""
-        last: dict[tuple, str] = {}
+        last: dict[tuple, dict] = {}
         for path in sorted(self.out.glob("results*.jsonl")):
             with open(path, encoding="utf-8") as fh:
                 for line in fh:
@@ -586,10 +620,11 @@ class Runner:
                         r = json.loads(line)
                     except json.JSONDecodeError:
                         continue  # a line cut by a killed run
-                    last[(r.get("input"), r.get("page"))] = r.get("status")
+                    last[(r.get("input"), r.get("page"))] = r
                     if r.get("status") != "error":
                         last.pop((r.get("input"), None), None)  # a page of it now worked
-        return sum(v == "error" for v in last.values())
+        return [dict(input=r.get("input"), page=r.get("page"), reason=r.get("reason"))
+                for r in last.values() if r.get("status") == "error"]
 
     def _csv(self, path: Path, rows: list[dict], cols: list[str]) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True)
