@@ -1,7 +1,8 @@
 """``digitize``: batch-convert scanned ECG pages (images, PDFs) into WFDB records.
 
-Exit codes: 0 every input converted (or was already done; also when nothing was found),
-1 any input failed, or the output disk filled up (the run stops; rerun to resume),
+Exit codes: 0 every input converted (or was already done, or is no ECG: a cover sheet, a
+letter; also when nothing was found),
+1 any input failed (with --strict, pages that are no ECG too), or the output disk filled up (the run stops; rerun to resume),
 2 usage errors (bad options, an input that does not exist, an output folder that cannot be
 written, a model that cannot be loaded, --device cuda without CUDA), 130 interrupted (Ctrl-C),
 143 terminated (SIGTERM). Interrupted runs leave no partial files; rerun the same command to
@@ -115,11 +116,14 @@ def _say(text: str) -> None:
                    "sha256 (byte-identical inputs become one record). Failures still name "
                    "the file on the terminal.")
 @click.option("--fail-fast", is_flag=True, help="Stop at the first failed input.")
+@click.option("--strict", is_flag=True,
+              help="Count pages that are not ECGs (cover sheets, letters...) as failed inputs "
+                   "(exit 1); by default they are reported as not_ecg and the exit code stays 0.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv: debug).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors; no progress bar.")
 def main(inputs, out, layout, leads, speed, gain, fs, printed_gain, px_per_mm, device,
          batch_size, workers, threads, model, overwrite, overlay, no_report, reference, shard,
-         anonymize, fail_fast, verbose, quiet):
+         anonymize, fail_fast, strict, verbose, quiet):
     """Convert ECG images and PDFs under INPUTS (files or folders, searched recursively) into
     WFDB records (12 leads, mV) with quality metrics, in --out."""
     level = logging.ERROR if quiet else (logging.DEBUG if verbose > 1 else
@@ -169,7 +173,7 @@ def main(inputs, out, layout, leads, speed, gain, fs, printed_gain, px_per_mm, d
         code = _convert(inputs, out, layout, lead_names, speed, gain, fs, printed_gain,
                         px_per_mm, device, batch_size, workers, threads, model, overwrite,
                         overlay, reference, shard, anonymize, fail_fast, quiet, log,
-                        report=not no_report)
+                        report=not no_report, strict=strict)
     except KeyboardInterrupt:
         _say("interrupted — rerun the same command to resume")
         code = 130
@@ -183,7 +187,7 @@ def main(inputs, out, layout, leads, speed, gain, fs, printed_gain, px_per_mm, d
 
 def _convert(inputs, out, layout, lead_names, speed, gain, fs, printed_gain, px_per_mm, device,
              batch_size, workers, threads, model, overwrite, overlay, reference, shard,
-             anonymize, fail_fast, quiet, log, report: bool = True) -> int:
+             anonymize, fail_fast, quiet, log, report: bool = True, strict: bool = False) -> int:
     from digitize.engine import Engine, EngineError, default_model_path, usable_cpus
     from digitize.io import discover
     from digitize.io import shard as take_shard
@@ -212,7 +216,7 @@ def _convert(inputs, out, layout, lead_names, speed, gain, fs, printed_gain, px_
                    read_printed_gain=printed_gain != "off")
     cfg = RunConfig(out=out, options=opts, overwrite=overwrite, overlay=overlay,
                     reference=reference, anonymize=anonymize, fail_fast=fail_fast, shard=shard,
-                    workers=workers, report=report)
+                    workers=workers, report=report, strict=strict)
     from tqdm import tqdm
     bar = tqdm(total=len(items), unit="input", disable=quiet or not sys.stderr.isatty(),
                dynamic_ncols=True)
@@ -221,6 +225,9 @@ def _convert(inputs, out, layout, lead_names, speed, gain, fs, printed_gain, px_
         if kind == "failed":  # always shown, -q included: one line naming the file
             bar.clear()
             _say(f"error: {data['where']}: {data['reason']}")
+        elif kind == "not_ecg" and (strict or not quiet):
+            bar.clear()
+            _say(f"{'error: ' if strict else ''}{data['where']}: {data['reason']}")
         elif kind == "note" and not quiet:
             bar.clear()
             _say(data["text"])
@@ -242,14 +249,14 @@ def _convert(inputs, out, layout, lead_names, speed, gain, fs, printed_gain, px_
     s = runner.summary
     r, f = s["run"], s["folder"]
     if not quiet:
-        extra = "".join(f", {r[k]} {k}" for k in ("completed", "duplicates") if r[k])
+        extra = "".join(f", {r[k]} {k}" for k in ("not_ecg", "completed", "duplicates") if r[k])
         click.echo(f"digitize: {r['converted']} converted ({r['quality']['ok']} ok, "
                    f"{r['quality']['warn']} warn, {r['quality']['fail']} fail), "
                    f"{r['skipped']} already done{extra}, {r['failed']} failed; "
                    f"{r['pages_per_s']} pages/s on {s['provider']}; the folder holds "
                    f"{f['records']} records ({f['ok']} ok, {f['warn']} warn, {f['fail']} fail)"
                    + (f"; review: {out / 'report.html'}" if report else ""))
-    return 1 if totals.failed else 0
+    return 1 if totals.failed or (strict and totals.not_ecg) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -86,7 +86,14 @@ OUTLINE_MIN_STEP = 0.2
 
 
 class PageError(Exception):
-    """The page cannot be analysed (no ECG found, unsupported layout...): a one-line reason."""
+    """The page cannot be analysed (no ECG found, unsupported layout...): a one-line reason.
+    ``pulses``, ``rows``: calibration pulses and trace rows seen before it failed (ECG
+    evidence), where rows were found."""
+
+    def __init__(self, message: str, pulses: int | None = None, rows: int | None = None):
+        super().__init__(message)
+        self.pulses = pulses
+        self.rows = rows
 
 
 @dataclass
@@ -1106,7 +1113,7 @@ def _consensus(rows: list[Row], k: float) -> None:
         # a pulse in few of many rows must at least stand at a standard gain's height (a
         # 4.2-mm box in one row of a page without pulses had set its gain to 5 mm/mV)
         for r in pulsed:
-            if abs(np.log(r.pulse_mm / snap_gain(r.pulse_mm))) > 0.1 or r.pulse_mm < 3.0:
+            if not r.pulse_mm >= 3.0 or abs(np.log(r.pulse_mm / snap_gain(r.pulse_mm))) > 0.1:
                 r.drop_pulse()
                 r.x_start = r.x_left
     if all(r.pulse == "none" for r in rows) and len(rows) > 1:

@@ -20,6 +20,8 @@ from digitize.leads import CHEST_LEADS, LEADS
 from digitize.geometry import grid_coordinate, refine_pitch
 from digitize.page import (GRID_RATIO, GRID_RATIO_NEAR_ROWS, PageError, PageGeometry, analyse, baseline,
                            outline_inset, page_homography, snap_gain)
+from digitize.evidence import (NotEcg, beats_cue, consensus_beats, describe, evidence,
+                               failure_evidence, flag_heart_rates, page_heart_rate)
 from digitize.labels import glyph_mask, read_labels
 from digitize.layouts import LAYOUTS, ROW_WIDTH_MM, row_leads
 from digitize.printed import printed_gain
@@ -421,6 +423,24 @@ def _better(geom: PageGeometry | None, again, fits) -> PageGeometry | None:
 
 
 def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
+    """One page → its 12-lead record and quality; ``NotEcg`` where the page shows no ECG
+    evidence (``digitize.evidence``), ``PageError`` where an ECG page cannot be read."""
+    try:
+        res = _convert_page(bgr, engine, opts)
+    except PageError as exc:
+        ev = failure_evidence(bgr, exc.pulses, exc.rows)
+        if not ev["ecg"]:
+            raise NotEcg(describe(ev) + f" ({exc})", ev) from None
+        raise
+    ev = res.quality["evidence"]
+    if not ev["ecg"] and ev["relations"] is None:  # a strip's steady beats
+        ev.update(beats_cue(res.signal, res.quality, opts.fs))
+    if not ev["ecg"]:
+        raise NotEcg(describe(ev), ev)
+    return res
+
+
+def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
     flat = page_homography(bgr)  # a photo: the page on a background, in perspective
     want = _BY_ROWS if opts.layout == "auto" else \
@@ -505,7 +525,8 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     if opts.layout == "auto":
         candidates = _BY_ROWS.get(n_rows)
         if candidates is None:
-            raise PageError(f"no supported layout has {n_rows} trace rows")
+            raise PageError(f"no supported layout has {n_rows} trace rows",
+                            pulses=sum(r.pulse != "none" for r in geom.rows), rows=n_rows)
     else:
         if opts.layout not in LAYOUTS:
             raise PageError(f"unsupported layout {opts.layout!r}")
@@ -660,6 +681,10 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     page_doubts(quality, doubts)
     if chest is None:  # low chest amplitudes are expected at a measured half chest gain
         chest_gain_doubt(quality)
+    hr = page_heart_rate(quality)
+    quality["heart_rate_bpm"] = hr
+    flag_heart_rates(quality, hr)
+    quality["evidence"] = evidence(geom, quality, consensus_beats(sig, opts.fs)[1], bgr)
     return PageResult(sig, layout, gain, geom, results, quality, warnings, chest)
 
 

@@ -182,7 +182,8 @@ const KEY = "digitize-review:" + D.reportId;
 const verdicts = JSON.parse(localStorage.getItem(KEY) || "{}");
 const rows = D.rows.map(r => Object.assign({kind: "page"}, r)).concat(
   D.failed.map(f => ({kind: "error", name: f.input + (f.page ? " page " + f.page : ""),
-                      status: "error", reasons: f.reason, layout: null, leads: {}, thumb: false})));
+                      status: f.status || "error", reasons: f.reason, layout: null, leads: {},
+                      thumb: false})));
 let state = {sort: "name", dir: 1, page: 0, filtered: rows, current: -1};
 const $ = id => document.getElementById(id);
 const esc = s => String(s == null ? "" : s).replace(/[&<>"']/g,

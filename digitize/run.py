@@ -42,6 +42,7 @@ import numpy as np
 
 from digitize import __version__
 from digitize.engine import file_sha256
+from digitize.evidence import NotEcg
 from digitize.files import (MARKER, TMP, atomic_write, is_disk_full, remove_own, remove_stale,
                             tmp_path)
 from digitize.io import DigitizeError, InputItem, load_pages
@@ -68,6 +69,7 @@ class RunConfig:
     shard: tuple[int, int] = (0, 1)
     workers: int = 1  # pages converted at once (threads sharing the one model session)
     report: bool = True  # report.html and its report/ assets
+    strict: bool = False  # a page that is no ECG counts as a failed input
 
 
 @dataclass
@@ -80,6 +82,7 @@ class Totals:
     completed: int = 0  # done records given what this run's options add (overlay, scores)
     duplicates: int = 0  # --anonymize: byte-identical to an input already converted
     failed: int = 0
+    not_ecg: int = 0  # pages that show no ECG (cover sheets, letters...): no record
     status: dict = field(default_factory=lambda: {"ok": 0, "warn": 0, "fail": 0})
 
 
@@ -339,6 +342,8 @@ class Runner:
         if stale:
             self.events("note", text=f"removed {stale} temporary file(s) of runs that died")
         conflicts = conflicts or {}
+        self._not_ecg = {r["input"]: r for r in self._latest().values()
+                         if r.get("status") == "not_ecg"}
         self.totals.inputs = len(items)
         t_start = time.perf_counter()
         q: queue.Queue = queue.Queue(maxsize=2)
@@ -394,6 +399,8 @@ class Runner:
         def work(fn, *args) -> dict:
             try:
                 return dict(line=fn(*args))
+            except NotEcg as exc:
+                return dict(not_ecg=str(exc), evidence=exc.evidence)
             except (PageError, DigitizeError) as exc:
                 return dict(reason=str(exc))
             except OSError as exc:
@@ -429,6 +436,11 @@ class Runner:
                 self._emit(results, dict(input=self._src(it), status="skipped",
                                          record=meta, reason="already done"))
                 return False
+            if kind == "skip_not_ecg":
+                self.totals.skipped += 1
+                self._emit(results, dict(input=self._src(it), page=payload.get("page"),
+                                         status="skipped", reason="not an ECG (found before)"))
+                return False
             if kind == "duplicate":
                 self.totals.duplicates += 1
                 self._emit(results, dict(input=self._src(it), status="duplicate", record=meta,
@@ -451,6 +463,15 @@ class Runner:
                 return False
             page = meta[0]
             self.totals.pages += 1
+            if "not_ecg" in done:
+                self.totals.not_ecg += 1
+                self.events("not_ecg", where=f"{it.path}" + (f" page {page}" if it.is_pdf else ""),
+                            reason=done["not_ecg"])
+                self._emit(results, dict(input=self._src(it), page=page, status="not_ecg",
+                                         reason=done["not_ecg"], evidence=done["evidence"],
+                                         model_sha256=self.engine.sha256,
+                                         options=self.opts_key))
+                return self.cfg.strict
             if "reason" in done:
                 self._fail(results, it, done["reason"], page)
                 return True
@@ -529,6 +550,10 @@ class Runner:
         """None: convert; else the message for a done input (skip, or complete it)."""
         if self.cfg.overwrite or it.is_pdf or not it.path.is_file():
             return None  # PDFs: page count unknown until opened; always redone
+        seen = self._not_ecg.get(self._src(it))
+        if seen and seen.get("model_sha256") == self.engine.sha256 and \
+                seen.get("options") == self.opts_key:
+            return ("skip_not_ecg", it, name, seen)  # found to be no ECG by the same reading
         if not is_done(self.out, name, self.engine.sha256, self.opts_key):
             return None
         want = self._missing(name)
@@ -586,8 +611,9 @@ class Runner:
                                          amplitude_mv=round(lq["amplitude_mv"], 4),
                                          stray_fraction=_r(lq.get("stray_fraction"), 4),
                                          reasons="; ".join(lq["reasons"])))
-        failed = self._failed_inputs()
-        folder["failed_inputs"] = len(failed)
+        unconverted = self._unconverted()
+        folder["not_ecg"] = sum(r["status"] == "not_ecg" for r in unconverted)
+        folder["failed_inputs"] = sum(r["status"] == "error" for r in unconverted)
         self._csv(self.out / "quality.csv", quality_rows,
                   ["record", "lead", "status", "confidence", "low_confidence_fraction",
                    "heart_rate_bpm", "flat_fraction", "clipped_fraction", "amplitude_mv",
@@ -597,7 +623,8 @@ class Runner:
         t = self.totals
         this_run = dict(inputs=t.inputs, pages=t.pages, converted=t.converted,
                         skipped=t.skipped, completed=t.completed, duplicates=t.duplicates,
-                        failed=t.failed, quality=t.status, seconds=round(self.elapsed, 2),
+                        failed=t.failed, not_ecg=t.not_ecg, quality=t.status,
+                        seconds=round(self.elapsed, 2),
                         pages_per_s=round(t.pages / self.elapsed, 3) if self.elapsed else None)
         summary = dict(version=__version__, folder=folder, run=this_run,
                        provider=self.engine.provider, workers=max(1, self.cfg.workers),
@@ -607,11 +634,11 @@ class Runner:
         self.summary = summary
         if self.cfg.report:
             atomic_write(self.out / "report.html",
-                         write_report(self.out, _finite(report_rows), _finite(failed),
+                         write_report(self.out, _finite(report_rows), _finite(unconverted),
                                       _finite(summary), self.cfg.anonymize), self.tmp)
 
-    def _failed_inputs(self) -> list[dict]:
-        """Inputs (pages) whose latest result line, over every run, is a failure."""
+    def _latest(self) -> dict[tuple, dict]:
+        """Per input (and page), its latest result line over every run and shard."""
         last: dict[tuple, dict] = {}
         for path in sorted(self.out.glob("results*.jsonl")):
             with open(path, encoding="utf-8") as fh:
@@ -620,11 +647,18 @@ class Runner:
                         r = json.loads(line)
                     except json.JSONDecodeError:
                         continue  # a line cut by a killed run
+                    if r.get("status") in ("skipped", "duplicate", "completed"):
+                        continue  # says nothing new about the input
                     last[(r.get("input"), r.get("page"))] = r
                     if r.get("status") != "error":
                         last.pop((r.get("input"), None), None)  # a page of it now worked
-        return [dict(input=r.get("input"), page=r.get("page"), reason=r.get("reason"))
-                for r in last.values() if r.get("status") == "error"]
+        return last
+
+    def _unconverted(self) -> list[dict]:
+        """Inputs (pages) whose latest result, over every run, is a failure or no ECG."""
+        return [dict(input=r.get("input"), page=r.get("page"), reason=r.get("reason"),
+                     status=r.get("status")) for r in self._latest().values()
+                if r.get("status") in ("error", "not_ecg")]
 
     def _csv(self, path: Path, rows: list[dict], cols: list[str]) -> None:
         self.tmp.mkdir(parents=True, exist_ok=True)

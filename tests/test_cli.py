@@ -75,11 +75,13 @@ def test_converts_pages_and_reports_bad_inputs(converted):
     assert code == 1  # some inputs failed
     results = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     by_input = {Path(r["input"]).name: r for r in results}
-    for bad in ("empty.png", "text.jpg", "tiny.png", "broken.pdf", "blank.png"):
+    for bad in ("empty.png", "text.jpg", "tiny.png", "broken.pdf"):
         assert by_input[bad]["status"] == "error" and by_input[bad]["reason"]
         assert bad in output  # one line naming the file
         assert "Traceback" not in output
-    assert "no ECG" in by_input["blank.png"]["reason"]
+    # a blank page is no ECG: no record, not an error
+    assert by_input["blank.png"]["status"] == "not_ecg"
+    assert by_input["blank.png"]["reason"].startswith("not an ECG")
     for good in (CLEAN.name, STRIP.name, "clean.png"):
         assert by_input[good]["status"] in ("ok", "warn")
     # nothing partial: only converted records have files; the temp folder is empty
@@ -109,8 +111,9 @@ def test_record_contents(converted):
     assert q["reference"]["snr_db"] > 10  # scored against examples/pages ground truth
     assert (out / f"{name}.overlay.png").is_file()
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["run"]["converted"] == 3 and summary["run"]["failed"] == 5
-    assert summary["folder"]["records"] == 3 and summary["folder"]["failed_inputs"] == 5
+    assert summary["run"]["converted"] == 3 and summary["run"]["failed"] == 4
+    assert summary["run"]["not_ecg"] == 1 and summary["folder"]["not_ecg"] == 1
+    assert summary["folder"]["records"] == 3 and summary["folder"]["failed_inputs"] == 4
     assert summary["provider"] == "CPUExecutionProvider" and summary["workers"] >= 1
     manifest = (out / "manifest.csv").read_text().splitlines()
     assert manifest[0].startswith("record,source") and len(manifest) == 4

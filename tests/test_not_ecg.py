@@ -1,0 +1,79 @@
+"""Pages that are not ECGs (issue #16): a corpus of generated documents, tables, forms, noise,
+photograph-like scenes, near-blank pages and charts — made in the tests, nothing from an ECG
+renderer — gets no record: `not_ecg` with its evidence, counted apart, exit 0 (1 with
+--strict). A few show a periodic pattern that could be ECG paper (a table's rules, text at
+300 dpi): those are errors to look at, never records. The example ECG pages keep theirs.
+"""
+import json
+import shutil
+
+import cv2
+import pytest
+from click.testing import CliRunner
+
+import non_ecg
+from conftest import REPO
+from digitize.cli import main
+
+PAGES = REPO / "examples" / "pages"
+N = 42  # six of each kind
+
+
+def cli(args):
+    res = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+    return res.exit_code, res.stdout, res.stderr
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    src = tmp_path_factory.mktemp("not_ecg")
+    kinds = {}
+    for i in range(N):
+        kind, img = non_ecg.make(i)
+        name = f"{i:02d}_{kind}.png"
+        cv2.imwrite(str(src / name), img)
+        kinds[name] = kind
+    return src, kinds
+
+
+def test_non_ecg_images_get_no_record(corpus, tmp_path):
+    src, kinds = corpus
+    assert len(set(kinds.values())) == len(non_ecg.KINDS) and len(kinds) >= 40
+    out = tmp_path / "out"
+    code, stdout, err = cli([src, "--out", out, "--no-report"])
+    lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    records = [(r["input"], r["status"]) for r in lines if r["status"] in ("ok", "warn", "fail")]
+    assert not records, records  # never an ECG record
+    assert not list(out.glob("*.hea"))
+    not_ecg = [r for r in lines if r["status"] == "not_ecg"]
+    errors = [r for r in lines if r["status"] == "error"]
+    assert len(not_ecg) + len(errors) == N and len(not_ecg) >= 0.85 * N, errors
+    assert code == (1 if errors else 0), err
+    for r in not_ecg:
+        assert r["reason"].startswith("not an ECG") and r["evidence"]["ecg"] is False
+    n = len(not_ecg)
+    s = json.loads((out / "summary.json").read_text())
+    assert s["run"]["not_ecg"] == n and s["folder"]["not_ecg"] == n
+    assert s["run"]["failed"] == len(errors) and s["folder"]["records"] == 0
+    assert f"{n} not_ecg" in stdout
+    # a rerun does not read them again; --strict makes them failures
+    code, stdout, _ = cli([src, "--out", out, "--no-report"])
+    assert f"{n} already done" in stdout
+    code, _, err = cli([src, "--out", tmp_path / "strict", "--no-report", "--strict", "-q"])
+    assert code == 1 and err.count("error:") == N
+
+
+def test_ecg_pages_are_not_taken_for_not_ecg(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    for p in sorted(PAGES.glob("*.png")) + sorted(PAGES.glob("*.jpg")):
+        shutil.copy(p, src / p.name)
+    out = tmp_path / "out"
+    code, _, err = cli([src, "--out", out, "--no-report", "-q"])
+    assert code == 0, err
+    lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
+    assert len(lines) == 5 and all(r["status"] in ("ok", "warn", "fail") for r in lines)
+    for q in out.glob("*.quality.json"):
+        d = json.loads(q.read_text())["quality"]
+        assert d["evidence"]["ecg"] is True
+        assert d["heart_rate_bpm"] > 30  # one heart rate for the page
