@@ -23,6 +23,9 @@ from digitize.page import (GRID_RATIO, GRID_RATIO_NEAR_ROWS, PageError, PageGeom
 from digitize.evidence import (NotEcg, beats_cue, consensus_beats, describe, evidence,
                                failure_evidence, flag_heart_rates, page_heart_rate)
 from digitize.labels import glyph_mask, read_labels
+from digitize.orientation import (SIDEWAYS_MARGIN, better_turned, rotated, sideways_suspect,
+                                  turn_credible, upside_down_suspect)
+from digitize.orientation import score as orientation_score
 from digitize.layouts import LAYOUTS, ROW_WIDTH_MM, row_leads
 from digitize.printed import printed_gain
 from digitize.quality import chest_gain_doubt, lead_quality, page_doubts, relation_power
@@ -66,6 +69,8 @@ class PageResult:
     quality: dict
     warnings: list[str] = field(default_factory=list)
     chest_gain: float | None = None  # split gain: the chest leads' (stepped pulses), else None
+    rotated: int = 0  # degrees clockwise the page was turned to be read upright
+    image: np.ndarray | None = None  # the page as read, where it was turned
 
 
 def windows_for(geom: PageGeometry, layout: str, opts: Options,
@@ -424,19 +429,41 @@ def _better(geom: PageGeometry | None, again, fits) -> PageGeometry | None:
 
 def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     """One page → its 12-lead record and quality; ``NotEcg`` where the page shows no ECG
-    evidence (``digitize.evidence``), ``PageError`` where an ECG page cannot be read."""
-    try:
-        res = _convert_page(bgr, engine, opts)
-    except PageError as exc:
-        ev = failure_evidence(bgr, exc.pulses, exc.rows)
+    evidence (``digitize.evidence``), ``PageError`` where an ECG page cannot be read. A page
+    that reads wrong as it lies is also read turned (``digitize.orientation``)."""
+    def attempt(img):
+        try:
+            return _convert_page(img, engine, opts)
+        except PageError as exc:
+            return exc
+
+    best, deg = attempt(bgr), 0
+    if sideways_suspect(best):
+        first = best
+        for d in (90, 180, 270):
+            alt = attempt(rotated(bgr, d))
+            if turn_credible(alt) and orientation_score(alt) > max(
+                    orientation_score(best), orientation_score(first) + SIDEWAYS_MARGIN):
+                best, deg = alt, d
+    elif upside_down_suspect(best):
+        d = (deg + 180) % 360
+        alt = attempt(rotated(bgr, d))
+        if better_turned(alt, best):
+            best, deg = alt, d
+    if isinstance(best, PageError):  # in no orientation: an ECG that failed, or no ECG
+        ev = failure_evidence(bgr, best.pulses, best.rows)
         if not ev["ecg"]:
-            raise NotEcg(describe(ev) + f" ({exc})", ev) from None
-        raise
+            raise NotEcg(describe(ev) + f" ({best})", ev)
+        raise best
+    res = best
     ev = res.quality["evidence"]
     if not ev["ecg"] and ev["relations"] is None:  # a strip's steady beats
         ev.update(beats_cue(res.signal, res.quality, opts.fs))
     if not ev["ecg"]:
         raise NotEcg(describe(ev), ev)
+    if deg:
+        res.rotated, res.image = deg, rotated(bgr, deg)
+        res.warnings.append(f"page turned {deg} degrees clockwise to read it upright")
     return res
 
 

@@ -47,6 +47,7 @@ from digitize.files import (MARKER, TMP, atomic_write, is_disk_full, remove_own,
                             tmp_path)
 from digitize.io import DigitizeError, InputItem, load_pages
 from digitize.leads import LEADS
+from digitize.orientation import rotated
 from digitize.overlay import blur_outside, draw_overlay, window_records
 from digitize.report import (REPORT_DIR, has_report_files, page_row, report_files,
                              write_report)
@@ -209,6 +210,7 @@ class Runner:
                     skew_deg=round(g.skew_deg, 3), layout=res.layout, gain_mm_mv=res.gain,
                     **({} if res.chest_gain is None else {"chest_gain_mm_mv": res.chest_gain}),
                     rows=len(g.rows), rectified=g.rectified, warnings=res.warnings,
+                    **({"rotated_deg": res.rotated} if res.rotated else {}),
                     **({} if scale == 1.0 else {"input_scale": round(scale, 5)}))
         windows = window_records(res.windows, opts.fs, opts.speed)
         quality = dict(record=name, source=source, page=page, **info,
@@ -217,13 +219,16 @@ class Runner:
             quality["reference"] = self._score(name, res.signal)
         files: list[tuple[str, bytes]] = [(f"{name}.quality.json",
                                            dumps(quality, indent=1).encode())]
-        files += self._pictures(name, bgr, res.signal, opts.fs, windows,
+        page_img = res.image if res.image is not None else bgr  # as read: upright
+        files += self._pictures(name, page_img, res.signal, opts.fs, windows,
                                 overlay=self.cfg.overlay, report=self.cfg.report)
         comments = [f"source: {source}", f"page: {page}", f"layout: {res.layout}",
                     f"px_per_mm: {g.px_per_mm:.4f}", f"skew_deg: {g.skew_deg:.3f}",
                     f"gain_mm_mv: {res.gain:g}"
                     + ("" if res.chest_gain is None else f" (chest {res.chest_gain:g})"),
                     f"speed_mm_s: {opts.speed:g}",
+                    *([f"orientation: page turned {res.rotated} degrees clockwise to read it"]
+                      if res.rotated else []),
                     f"quality: {res.quality['status']}", f"digitize: {__version__}",
                     f"model_sha256: {self.engine.sha256}", f"options: {self.opts_key}"]
         dat, hea, clipped = encode_record(name, res.signal, opts.fs, LEADS, comments=comments)
@@ -323,6 +328,7 @@ class Runner:
                 raise DigitizeError(f"record {name} was written by an older digitize without "
                                     "its lead windows: add --overwrite to draw its overlay")
             page, bgr, _ = next(iter(load_pages(item)))
+            bgr = rotated(bgr, quality.get("rotated_deg", 0))
             files += self._pictures(name, bgr, signal, rec.fs, quality["windows"],
                                     overlay="overlay" in want, report="report" in want)
         files.insert(0, (f"{name}.quality.json", dumps(quality, indent=1).encode()))

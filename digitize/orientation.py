@@ -1,0 +1,106 @@
+"""Pages scanned sideways or upside down (no EXIF to say so): read them upright.
+
+Nothing is rotated on a hunch. A page is first read as it lies; only a read that looks wrong
+is tried again turned:
+
+- **any turn**: the page could not be read, or was read without calibration pulses and
+  without limb leads that check out (a sideways page can still yield rows that fit a layout).
+  The three turns are read; the best replaces the first read only where its score (``score``: pulses, limb-lead relations, upward swing, a multi-column layout,
+  confidence) is higher by ``SIDEWAYS_MARGIN``. A page that cannot be read and shows no ECG
+  evidence as it lies is also tried turned (a photographed page's grid may not be measured).
+- **upside down** (180 degrees), for a read whose limb leads do check out: it has fewer than
+  two calibration pulses (a pulse is
+  only recognised rising from its baseline at a row's start, so a page turned over shows
+  none) and its traces swing further down than up (``asymmetry`` < 0: R waves point up in most
+  leads). The turned read replaces it where it shows pulses, or where its traces swing up by
+  ``FLIP_GAIN`` more without its limb leads checking out worse by more than ``FLIP_REL_SLACK``.
+
+Mirrored scans are not detected (a mirrored page reads as a time-reversed ECG that obeys every
+relation the checks use).
+
+Thresholds were chosen on the ecg-image-kit val pages, the real scans and our own val renders,
+read as they lie and turned (benchmarks/orientation.py).
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+ROTATIONS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180,
+             270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+WEAK_LAYOUTS = ("strip", "6x1", "12x1")
+SIDEWAYS_MARGIN = 1.0
+FLIP_GAIN = 0.4
+FLIP_REL_SLACK = 0.1
+
+
+def rotated(bgr: np.ndarray, deg: int) -> np.ndarray:
+    """The page turned clockwise by ``deg`` (0, 90, 180, 270)."""
+    return bgr if deg % 360 == 0 else cv2.rotate(bgr, ROTATIONS[deg % 360])
+
+
+def asymmetry(sig: np.ndarray) -> float:
+    """Median over the leads of how much further the trace swings up than down (-1..1)."""
+    out = []
+    for j in range(sig.shape[1]):
+        x = sig[:, j]
+        x = x[np.isfinite(x)]
+        if len(x) < 200:
+            continue
+        m = float(np.median(x))
+        up, down = np.percentile(x, 99.5) - m, m - np.percentile(x, 0.5)
+        out.append((up - down) / (up + down + 1e-9))
+    return float(np.median(out)) if out else 0.0
+
+
+def _cues(res) -> tuple[int, float | None, float]:
+    pulses = int(sum(r.pulse != "none" for r in res.geometry.rows))
+    e = [v for v in (res.quality.get("einthoven") or {}).values()
+         if v is not None and np.isfinite(v)]
+    return pulses, (min(e) if e else None), asymmetry(res.signal)
+
+
+def score(res) -> float:
+    """How much a read looks like an ECG read the right way up (a failed read: -inf)."""
+    if isinstance(res, Exception):
+        return float("-inf")
+    pulses, rel, asym = _cues(res)
+    conf = np.mean([q["confidence"] for q in res.quality["leads"].values()]) \
+        if res.quality["leads"] else 0.0
+    return (3.0 * (pulses >= 2) + (2.0 * (1 - min(rel, 1.0)) if rel is not None else 0.0)
+            + asym + (res.layout not in WEAK_LAYOUTS) + float(conf))
+
+
+def turn_credible(res) -> bool:
+    """A turned read is taken only where it shows strong ECG cues of its own — two or more
+    pulses, or limb leads that check out: a text page turned a quarter can yield a 'strip'
+    with a pulse-like mark. (So a strip turned on its side, without pulses, is not righted.)"""
+    if isinstance(res, Exception):
+        return False
+    pulses, rel, _ = _cues(res)
+    return pulses >= 2 or (rel is not None and rel <= 0.5)
+
+
+def sideways_suspect(res) -> bool:
+    if isinstance(res, Exception):
+        return True
+    pulses, rel, _ = _cues(res)
+    return pulses < 2 and (rel is None or rel > 0.5)
+
+
+def upside_down_suspect(res) -> bool:
+    if isinstance(res, Exception):
+        return False
+    pulses, _, asym = _cues(res)
+    return pulses < 2 and asym < 0
+
+
+def better_turned(turned, first) -> bool:
+    if isinstance(turned, Exception):
+        return False
+    p1, r1, a1 = _cues(first)
+    p2, r2, a2 = _cues(turned)
+    if p2 >= 2 > p1:
+        return True
+    rel_ok = r1 is None or r2 is None or r2 <= r1 + FLIP_REL_SLACK
+    return a2 - a1 >= FLIP_GAIN and rel_ok
