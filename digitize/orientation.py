@@ -32,6 +32,10 @@ WEAK_LAYOUTS = ("strip", "6x1", "12x1")
 SIDEWAYS_MARGIN = 1.0
 FLIP_GAIN = 0.4
 FLIP_REL_SLACK = 0.1
+#: What a turned read must show of its own (val: righted eik pages >= 4 pulses or limb leads
+#: <= 0.15; generated non-ECG images turned: <= 2 pulse-like marks, limbs >= 0.45).
+CREDIBLE_PULSES = 3
+CREDIBLE_REL = 0.35
 
 
 def rotated(bgr: np.ndarray, deg: int) -> np.ndarray:
@@ -72,13 +76,15 @@ def score(res) -> float:
 
 
 def turn_credible(res) -> bool:
-    """A turned read is taken only where it shows strong ECG cues of its own — two or more
-    pulses, or limb leads that check out: a text page turned a quarter can yield a 'strip'
-    with a pulse-like mark. (So a strip turned on its side, without pulses, is not righted.)"""
+    """A turned read is taken only where it shows strong ECG cues of its own —
+    ``CREDIBLE_PULSES`` pulses or more, or limb leads within ``CREDIBLE_REL``: a text page
+    turned a quarter can yield a 'strip' with a pulse-like mark, a table a 12x1 whose limb
+    leads agree to 0.45 by chance, a chart two pulse-like marks. (So a strip turned on its
+    side, without pulses, is not righted.)"""
     if isinstance(res, Exception):
         return False
     pulses, rel, _ = _cues(res)
-    return pulses >= 2 or (rel is not None and rel <= 0.5)
+    return pulses >= CREDIBLE_PULSES or (rel is not None and rel <= CREDIBLE_REL)
 
 
 def sideways_suspect(res) -> bool:

@@ -448,7 +448,7 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     elif upside_down_suspect(best):
         d = (deg + 180) % 360
         alt = attempt(rotated(bgr, d))
-        if better_turned(alt, best):
+        if turn_credible(alt) and better_turned(alt, best):
             best, deg = alt, d
     if isinstance(best, PageError):  # in no orientation: an ECG that failed, or no ECG
         ev = failure_evidence(bgr, best.pulses, best.rows)
