@@ -76,7 +76,6 @@ def draw_overlay(bgr: np.ndarray, signal: np.ndarray, fs: float, windows: list[d
     layer = img.copy()
     thick = max(1, int(round(k * TRACE_MM)))
     n = len(signal)
-    centres = [w["centre_mm"] for w in windows]
     for w in windows:
         j = list(leads).index(w["lead"]) if w["lead"] in leads else None
         if j is None or w["t_kept"] is None:
@@ -101,7 +100,12 @@ def draw_overlay(bgr: np.ndarray, signal: np.ndarray, fs: float, windows: list[d
     img = cv2.addWeighted(layer, ALPHA, img, 1 - ALPHA, 0)
     font_scale = max(0.4, k * 0.09)
     for w in windows:
-        others = [abs(c - w["centre_mm"]) for c in centres if abs(c - w["centre_mm"]) > 3]
+        # the rows above and below (windows sharing some of its width; a panel beside it in
+        # the same row sits a few mm higher or lower, which says nothing of the row pitch)
+        x0, x1 = w["x0_mm"], w["x0_mm"] + w["width_mm"]
+        others = [abs(o["centre_mm"] - w["centre_mm"]) for o in windows
+                  if o["x0_mm"] < x1 - 1 and o["x0_mm"] + o["width_mm"] > x0 + 1
+                  and abs(o["centre_mm"] - w["centre_mm"]) > 3]
         half = min(BOX_HALF_MM, 0.48 * min(others)) if others else BOX_HALF_MM
         x = [w["x0_mm"], w["x0_mm"] + w["width_mm"], w["x0_mm"] + w["width_mm"], w["x0_mm"]]
         y = [w["centre_mm"] - half] * 2 + [w["centre_mm"] + half] * 2
