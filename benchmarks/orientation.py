@@ -1,9 +1,11 @@
-"""Pages turned 90, 180 and 270 degrees (no EXIF): are they read upright, and as well?
+"""Pages turned 90, 180 and 270 degrees (no EXIF), or mirrored: are they read upright, and as
+well?
 
-The ecg-image-kit val pages (clean, bw) and the bundled examples, each as it is and turned
-clockwise by 90, 180 and 270 degrees, converted in one run as a user would (subprocess,
+The ecg-image-kit val pages (clean, bw) and the bundled examples, each as it is, turned
+clockwise by 90, 180 and 270 degrees, and mirrored left to right (as it is, and turned 180:
+a sheet scanned from its back either way up), converted in one run as a user would (subprocess,
 shipped model, --reference). Reports per turn: pages read upright (the turn digitize undid
-equals the turn applied), pages turned that were upright (false turns), and the pooled SNR
+equals the turn applied, and a mirror is undone exactly where one was applied), and the pooled SNR
 against the upright copies' (targets: >= 98 % upright, SNR within 0.5 dB).
 
     ECG_DATA_DIR=../shared/data python benchmarks/eik.py --split val   # makes the references
@@ -24,6 +26,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 TURNS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180, 270: cv2.ROTATE_90_COUNTERCLOCKWISE}
+CASES = [(0, False), (90, False), (180, False), (270, False), (0, True), (180, True)]
 
 
 def copy_reference(hea: Path, dst: Path, name: str) -> None:
@@ -60,10 +63,10 @@ def main() -> int:
             sources.append((img, img.with_suffix(".hea"), f"ex_{img.stem}"))
     for img, hea, name in sources:
         im = cv2.imread(str(img))
-        for deg in (0, 90, 180, 270):
-            n = f"{name}_r{deg}"
-            cv2.imwrite(str(pages / f"{n}{img.suffix}"),
-                        im if deg == 0 else cv2.rotate(im, TURNS[deg]))
+        for deg, mirror in CASES:
+            n = f"{name}_{'m' if mirror else 'r'}{deg}"
+            turned = im if deg == 0 else cv2.rotate(im, TURNS[deg])
+            cv2.imwrite(str(pages / f"{n}{img.suffix}"), cv2.flip(turned, 1) if mirror else turned)
             copy_reference(hea, ref, n)
     rec = out / "records"
     subprocess.run([sys.executable, "-m", "digitize", str(pages), "--out", str(rec),
@@ -72,24 +75,34 @@ def main() -> int:
     for line in (rec / "results.jsonl").read_text().splitlines():
         r = json.loads(line)
         got[Path(r["input"]).stem] = r
-    print(f"{len(sources)} pages (ecg-image-kit val clean+bw, examples), each turned 0/90/180/270")
-    print(f"{'turn':>5s} {'pages':>5s} {'upright':>8s} {'SNR':>7s} {'SNR upright copy':>16s}")
+    print(f"{len(sources)} pages (ecg-image-kit val clean+bw, examples), each turned 0/90/180/270"
+          " and mirrored (m0: as it lies, m180: turned over)")
+    print(f"{'case':>5s} {'pages':>5s} {'upright':>8s} {'SNR':>7s} {'SNR upright copy':>16s}")
     base = {}
-    for deg in (0, 90, 180, 270):
+    missed = []
+    for deg, mirror in CASES:
         ok = n = 0
         snr, snr0 = [], []
+        case = f"{'m' if mirror else 'r'}{deg}"
         for _, _, name in sources:
-            r = got.get(f"{name}_r{deg}", {})
+            r = got.get(f"{name}_{case}", {})
             n += 1
-            undone = r.get("rotated_deg", 0) if "layout" in r else None
-            ok += undone == (360 - deg) % 360
+            # a mirrored page turned 180 is the same sheet mirrored top to bottom: undone
+            # by a half turn and a left-right mirror
+            undone = (r.get("rotated_deg", 0), bool(r.get("mirrored"))) \
+                if "layout" in r else None
+            right = undone == ((360 - deg) % 360, mirror)
+            ok += right
+            if not right:
+                missed.append(f"{name} {case} ({'error' if undone is None else undone})")
             s = ((r.get("reference") or {}).get("snr_db"))
             s = 0.0 if s is None else s  # a failed page counts as 0 dB
-            if deg == 0:
+            if case == "r0":
                 base[name] = s
             snr.append(s)
             snr0.append(base[name])
-        print(f"{deg:5d} {n:5d} {100 * ok / n:7.1f}% {np.mean(snr):7.2f} {np.mean(snr0):16.2f}")
+        print(f"{case:>5s} {n:5d} {100 * ok / n:7.1f}% {np.mean(snr):7.2f} {np.mean(snr0):16.2f}")
+    print("missed:", "; ".join(missed) if missed else "none")
     return 0
 
 

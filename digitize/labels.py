@@ -30,6 +30,9 @@ GLYPH_MM = (0.8, 6.0, 6.0)
 SPACING_MM, LINE_MM = 1.2, 1.5
 #: A label to erase lies at least this far (mm) from any other ink.
 CLEAR_MM = 0.5
+#: Glyphs of a word of a label (aVR, V1, II) are at least this tall (mm): a lower-case 'a' of
+#: 2.5-mm capitals.
+WORD_MM = 1.2
 #: Text height given to Tesseract (px).
 TEXT_PX = 32
 
@@ -144,7 +147,11 @@ def read_labels(mask: np.ndarray, starts: list[tuple[float, float]], k: float
         if near_start is None:
             continue
         xa, ya, sub, groups = near_start
-        g = _nearest(groups, x0 - xa, y0 - ya)  # the label nearest the panel's start
+        # the label nearest the panel's start; a word of glyphs of alike height (aVR, V1)
+        # before lone shapes (scan noise, a broken-off piece of trace read as a bar)
+        words = [g for g in groups if 2 <= len(g) <= 3 and min(b[3] for b in g) >= WORD_MM * k
+                 and max(b[3] for b in g) <= 2 * min(b[3] for b in g)]
+        g = _nearest(words or groups, x0 - xa, y0 - ya)
         roman = _roman(g, k)
         if roman is not None:
             found[i] = roman
@@ -184,4 +191,98 @@ def _ocr(glyphs: list[np.ndarray]) -> list[str]:
             j = int((top + height / 2 - TEXT_PX // 2) // pitch)
             if 0 <= j < len(out):
                 out[j] += text.strip()
+    return out
+
+
+#: Separator bars between panels (ecg-image-kit draws one at each panel's start, thicker
+#: than the pen, ~10 mm tall, centred on the trace): looked for within SEP_REACH_MM of a
+#: panel's start, at least SEP_MIN_MM tall, 1.6 pens (and 2 px more than one) wide, reaching
+#: SEP_BOTH_MM above and below the trace's line.
+SEP_REACH_MM, SEP_HALF_MM, SEP_MIN_MM, SEP_PENS, SEP_BOTH_MM = 1.5, 12.0, 4.0, 1.6, 2.0
+
+
+def separator_mask(mask: np.ndarray, starts: list[tuple[float, float]], k: float,
+                   pen_px: float) -> np.ndarray:
+    """uint8 mask (like ``mask``) of straight vertical bars thicker than the pen at panel
+    starts: a separator, which the trace model read as a spike at the panel's first samples.
+    A QRS stroke is as thin as the pen (and slanted), so it is not taken."""
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    tall_k = np.ones((max(3, int(round(SEP_MIN_MM * k))), 1), np.uint8)
+    thick_k = np.ones((1, int(round(max(pen_px + 2, SEP_PENS * pen_px)))), np.uint8)
+    reach = int(round(SEP_BOTH_MM * k))
+    for x0, y0 in starts:
+        xa, xb = int(max(0, x0 - SEP_REACH_MM * k)), int(min(w, x0 + SEP_REACH_MM * k + 1))
+        ya, yb = int(max(0, y0 - SEP_HALF_MM * k)), int(min(h, y0 + SEP_HALF_MM * k + 1))
+        sub = np.ascontiguousarray(mask[ya:yb, xa:xb])
+        if sub.size == 0:
+            continue
+        tall = cv2.morphologyEx(sub, cv2.MORPH_OPEN, tall_k)
+        # thick over a bar's height, not just where strokes meet (an R wave's tip), and
+        # reaching SEP_BOTH_MM above and below the trace's line (a pulse's edge, an R or a
+        # QS wave reach one way)
+        bars = cv2.morphologyEx(cv2.morphologyEx(tall, cv2.MORPH_OPEN, thick_k),
+                                cv2.MORPH_OPEN, tall_k)
+        yc = int(round(y0)) - ya
+        if not bars.any() or yc - reach < 0 or yc + reach >= bars.shape[0]:
+            continue
+        n, lab, st, _ = cv2.connectedComponentsWithStats(bars, connectivity=8)
+        for j in range(1, n):
+            top, height = st[j, cv2.CC_STAT_TOP], st[j, cv2.CC_STAT_HEIGHT]
+            if top <= yc - reach and top + height >= yc + reach:
+                # the bar's own columns: where the ink through its middle runs no further
+                # than the bar (a QRS stroke merged with its side reaches past it, or stops
+                # short of its ends), to 0.3 mm
+                x, bw = st[j, cv2.CC_STAT_LEFT], st[j, cv2.CC_STAT_WIDTH]
+                mid, tol = top + height // 2, max(2, int(round(0.3 * k)))
+                for c in range(max(0, x - 1), min(sub.shape[1], x + bw + 1)):
+                    col = sub[:, c]
+                    if not col[mid]:
+                        continue
+                    a = mid - int(np.argmin(col[mid::-1] > 0)) + 1 if not col[:mid + 1].all() \
+                        else 0
+                    b = mid + int(np.argmin(col[mid:] > 0)) - 1 if not col[mid:].all() \
+                        else len(col) - 1
+                    if abs(a - top) <= tol and abs(b - (top + height - 1)) <= tol:
+                        out[ya + a:ya + b + 1, xa + c] = 1
+    return out
+
+
+def separator_bridges(mask: np.ndarray, seps: np.ndarray, starts: list[tuple[float, float]],
+                      k: float, pen_px: float) -> np.ndarray:
+    """uint8 mask of pen strokes joining the trace across each separator bar taken out
+    (``separator_mask``): the trace runs through the bar, and a blank gap there left the
+    trace model to follow a label beside the panel's start. From the trace's ink nearest the
+    panel's baseline on the bar's left to that on its right (the trace's level on either
+    side), a step at the panel's first sample."""
+    out = np.zeros_like(mask)
+    n, lab, st, _ = cv2.connectedComponentsWithStats(seps, connectivity=8)
+    h, w = mask.shape
+    d = max(2, int(round(0.3 * k)))
+    for j in range(1, n):
+        x, y, bw, bh = (int(v) for v in st[j, :4])
+        # the baseline of the panel starting at this bar
+        yc = min(starts, key=lambda p: abs(p[0] - (x + bw / 2)) + abs(p[1] - (y + bh / 2)))[1]
+
+        def level(col: int) -> float | None:
+            if not 0 <= col < w:
+                return None
+            ys = np.flatnonzero(mask[y:y + bh, col] & ~seps[y:y + bh, col]) + y
+            return float(ys[np.argmin(np.abs(ys - yc))]) if len(ys) else None
+
+        def side(cols) -> float | None:
+            ys = [v for v in (level(c) for c in cols) if v is not None]
+            return float(np.median(ys)) if ys else None
+
+        left = side(range(x - d - 2, x - d + 1))
+        right = side(range(x + bw - 1 + d, x + bw + d + 2))
+        if left is None and right is None:
+            continue
+        left = right if left is None else left
+        right = left if right is None else right
+        # a step at the bar's middle (the panel's first sample): each side keeps its level
+        mid, t = x + bw // 2 - int(round(pen_px)), max(1, int(round(pen_px)))
+        cv2.line(out, (x - d, int(round(left))), (mid, int(round(left))), 1, t)
+        cv2.line(out, (mid, int(round(left))), (mid, int(round(right))), 1, t)
+        cv2.line(out, (mid, int(round(right))), (x + bw - 1 + d, int(round(right))), 1, t)
     return out

@@ -15,8 +15,13 @@ is tried again turned:
   leads). The turned read replaces it where it shows pulses, or where its traces swing up by
   ``FLIP_GAIN`` more without its limb leads checking out worse by more than ``FLIP_REL_SLACK``.
 
-Mirrored scans are not detected (a mirrored page reads as a time-reversed ECG that obeys every
-relation the checks use).
+- **mirrored** (a scan of the sheet's back, a transparency turned over): a mirrored page reads
+  as a time-reversed ECG that obeys every relation the other checks use. Beats say which way
+  time runs: in each lead's average beat the T wave after the QRS outweighs the P wave before
+  it (``time_direction`` > 0). A read without left-hand pulses (a mirrored page's pulses stand
+  at the rows' right ends) whose beats run backwards (``time_direction`` < -MIRROR_DIR) is
+  read again mirrored, and the mirrored read is kept where its beats run forwards by as much
+  and it scores no worse than ``MIRROR_SLACK`` below the first.
 
 Thresholds were chosen on the ecg-image-kit val pages, the real scans and our own val renders,
 read as they lie and turned (benchmarks/orientation.py).
@@ -36,6 +41,58 @@ FLIP_REL_SLACK = 0.1
 #: <= 0.15; generated non-ECG images turned: <= 2 pulse-like marks, limbs >= 0.45).
 CREDIBLE_PULSES = 3
 CREDIBLE_REL = 0.35
+
+
+#: |time_direction| that counts (val: upright reads of own renders, ecg-image-kit pages and
+#: real scans at most 0.23 below 0 — a 12x1 page with left pulses —, time-reversed reads at
+#: most 0.23 above; 80 % of time-reversed reads under -0.1).
+MIRROR_DIR = 0.1
+MIRROR_SLACK = 0.5
+
+
+def time_direction(sig: np.ndarray, fs: float) -> float:
+    """Median over the leads of (after - before) / (after + before), where after and before
+    are the average beat's absolute deviation 0.1-0.4 s after and before its R peak: > 0
+    where time runs left to right (the T wave follows the QRS), < 0 where it runs backwards."""
+    from digitize.metrics import r_peaks
+    out = []
+    a, b = int(0.1 * fs), int(0.4 * fs)
+    for j in range(sig.shape[1]):
+        idx = np.flatnonzero(np.isfinite(sig[:, j]))
+        if len(idx) < 2 * fs:
+            continue
+        x = sig[idx[0]:idx[-1] + 1, j]
+        if not np.isfinite(x).all():
+            continue
+        x = x - np.median(x)
+        p = r_peaks(x, fs)
+        p = p[(p - b >= 0) & (p + b < len(x))]
+        if len(p) < 2:
+            continue
+        t = np.mean([x[q - b:q + b + 1] for q in p], axis=0)
+        t = np.abs(t - np.median(t))
+        before, after = t[:b - a + 1].sum(), t[b + a:].sum()
+        out.append((after - before) / (after + before + 1e-9))
+    return float(np.median(out)) if out else 0.0
+
+
+def mirror_suspect(res, fs: float) -> bool:
+    if isinstance(res, Exception) or any(r.pulse == "left" for r in res.geometry.rows):
+        return False
+    return time_direction(res.signal, fs) < -MIRROR_DIR
+
+
+def better_mirrored(alt, first, fs: float) -> bool:
+    if isinstance(alt, Exception):
+        return False
+    return time_direction(alt.signal, fs) > MIRROR_DIR and \
+        score(alt) >= score(first) - MIRROR_SLACK
+
+
+def oriented(bgr: np.ndarray, deg: int, mirrored: bool = False) -> np.ndarray:
+    """The page turned clockwise by ``deg``, then mirrored left to right where ``mirrored``."""
+    out = rotated(bgr, deg)
+    return cv2.flip(out, 1) if mirrored else out
 
 
 def rotated(bgr: np.ndarray, deg: int) -> np.ndarray:

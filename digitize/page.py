@@ -61,6 +61,9 @@ PEN_UNDER_DARK_GRID = 0.4
 #: A Fourier peak of the page this far (log magnitude) above its 9x9 neighbourhood is the
 #: grid's (``degridded``).
 DEGRID_PEAK = 1.5
+DEGRID_BLUR_MM = 0.1
+DEGRID_WEAK = 3.0
+DEGRID_STRONG = 4.5
 DEGRIDDED = "noisy scan: grid filtered out to find the rows"
 #: A gap between pulse and trace is blank this far (mm) above and below the baseline.
 GAP_CLEAR_MM = 6.0
@@ -694,12 +697,24 @@ def degridded(bgr: np.ndarray, px_per_mm: float) -> np.ndarray:
     fy, fx = np.fft.fftfreq(H)[:, None], np.fft.rfftfreq(W)[None, :]
     peak &= np.hypot(fx, fy) > 1.0 / (6.0 * px_per_mm)  # periods under 6 mm: the grid's
     f[cv2.dilate(peak.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0] = 0
-    flat = np.clip(np.fft.irfft2(f, s=(H, W))[:h, :w], 0, 255).astype(np.uint8)
+    flat = np.clip(np.fft.irfft2(f, s=(H, W))[:h, :w], 0, 255).astype(np.float32)
+    # the pixel noise averaged down over about a pen width (a 1-px pen at 150 dpi drowns in
+    # noise pixel by pixel, not along its stroke)
+    flat = cv2.GaussianBlur(flat, (0, 0), DEGRID_BLUR_MM * px_per_mm).astype(np.uint8)
     r = max(2, int(round(0.8 * px_per_mm))) | 1
     bh = cv2.morphologyEx(flat, cv2.MORPH_BLACKHAT,
                           cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (r, r))).astype(np.float32)
     noise = float(np.median(np.abs(bh - np.median(bh)))) * 1.4826 + 1.0
-    ink = np.clip((bh - 3 * noise) / max(3 * noise, 12.0), 0.0, 1.0)
+    ink = np.clip((bh - DEGRID_STRONG * noise) / max(3 * noise, 12.0), 0.0, 1.0)
+    # hysteresis: fainter stretches of a stroke are kept where they join a clear one (the
+    # filter took part of the strokes lying along grid lines: a pulse's edges, a baseline)
+    weak = (bh > DEGRID_WEAK * noise).astype(np.uint8)
+    n, lab = cv2.connectedComponents(weak, connectivity=8)
+    strong = np.zeros(n, bool)
+    strong[np.unique(lab[ink > 0])] = True
+    strong[0] = False
+    keep = strong[lab]
+    ink = np.where(keep, np.maximum(ink, 0.5), 0.0).astype(np.float32)
     # off the sheet: a scanner's black beyond a tilted page, and the image's own border
     # (the filter rings there)
     off = cv2.morphologyEx((v < 40).astype(np.uint8), cv2.MORPH_OPEN, np.ones((r, r), np.uint8))
@@ -713,7 +728,8 @@ def degridded(bgr: np.ndarray, px_per_mm: float) -> np.ndarray:
 
 def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: bool = False,
             border: float = 0.0, dark_grid: bool = False, wide_lines: bool = False,
-            thin_grid: bool = False, degrid: bool = False) -> PageGeometry:
+            thin_grid: bool = False, degrid: bool = False, close_gaps: bool = False
+            ) -> PageGeometry:
     """Scale, skew and trace rows of one page image (a faint pen is tried when no trace
     rows stand out at the normal ink threshold). ``flattened``: the image is a photographed
     sheet already cut out along its outline (no background left to find). ``dark_grid``:
@@ -722,15 +738,33 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
     pipeline when the rows found fit no layout); ``thin_grid``: a grid as dark as the trace
     but thinner than its pen is opened away (``pen_opening``; PageError where none is seen)."""
     kw = dict(flattened=flattened, border=border, dark_grid=dark_grid,
-              wide_lines=wide_lines or dark_grid, thin_grid=thin_grid)
+              wide_lines=wide_lines or dark_grid, thin_grid=thin_grid, close_gaps=close_gaps)
     if degrid:  # the grid's pitch from the page as it is, the rows from it made clean
         grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
         k = px_per_mm_hint or grid_pitch(grey).px_per_mm
         if not np.isfinite(k) or k < MIN_PX_PER_MM:
             raise PageError("no grid to filter out")
-        g = analyse(degridded(bgr, k), k, flattened=flattened, border=border)
+        clean = degridded(bgr, k)
+        g = analyse(clean, k, flattened=flattened, border=border, close_gaps=True)
         if not px_per_mm_hint:
             g.scale_source = "grid"
+            ext = float(np.median([r.x_right - r.x_left for r in g.rows])) if g.rows else k * 250
+            k_rows = ext / ROW_WIDTH_MM  # (a pulse adds a few mm)
+            if not 0.8 < k / k_rows < 1.25:
+                # the noisy grid's spectrum picked a harmonic (rows of 127 or 500 mm): the
+                # pitch is measured again near the rows' length (the profile of the page
+                # turned upright), else the rows give it
+                up = grey if abs(g.skew_deg) <= 0.02 else cv2.warpAffine(
+                    grey, g.deskew[:2], g.size, flags=cv2.INTER_LINEAR, borderValue=255)
+                k2, ratio = refine_pitch(255.0 - up.mean(axis=0), k_rows, span=0.06)
+                source = "grid" if ratio >= GRID_RATIO_NEAR_ROWS else "rows"
+                if source == "rows":
+                    k2 = k_rows
+                g = analyse(clean, k2, flattened=flattened, border=border, close_gaps=True)
+                g.scale_source = source
+                if source == "rows":
+                    g.warnings.append("grid not measurable: scale from the row length "
+                                      "(250 mm)")
         g.grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
         if abs(g.skew_deg) > 0.02:
             g.grey = cv2.warpAffine(g.grey, g.deskew[:2], g.size, flags=cv2.INTER_LINEAR,
@@ -747,7 +781,8 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
 
 def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
              flattened: bool = False, border: float = 0.0, dark_grid: bool = False,
-             wide_lines: bool = False, thin_grid: bool = False) -> PageGeometry:
+             wide_lines: bool = False, thin_grid: bool = False, close_gaps: bool = False
+             ) -> PageGeometry:
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
     h, w = grey.shape
     warnings: list[str] = []
@@ -814,8 +849,14 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
         rows = _on_paper(find_rows(mask, k), paper, k, mask.shape[0] if flattened else None)
         if not rows:
             raise PageError("no ECG trace rows found on the page")
+    # a filtered scan's strokes are broken where they lay along grid lines (a pulse's edges):
+    # pulses are looked for with gaps of up to 1 mm closed
+    n = max(3, int(round(1.0 * k)))
+    pulse_mask = cv2.morphologyEx(cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((n, 1), np.uint8)),
+                                  cv2.MORPH_CLOSE, np.ones((1, n), np.uint8)) if close_gaps else None
     for r in rows:
-        _ends(mask, r, k, ratio, scale_known=source != "rows", border=border)
+        _ends(mask, r, k, ratio, scale_known=source != "rows", border=border,
+              pulse_mask=pulse_mask)
     if _time_origin(rows, k, scale_known=source != "rows"):
         warnings.append("time origin not measured: the pulse's usual offset (foot and gap) "
                         "assumed")
@@ -886,7 +927,8 @@ def _crossing(col: np.ndarray, level: float, rising: bool) -> float | None:
 
 
 def _ends(mask: np.ndarray, r: Row, k: float, ratio: np.ndarray | None = None,
-          scale_known: bool = False, border: float = 0.0) -> None:
+          scale_known: bool = False, border: float = 0.0,
+          pulse_mask: np.ndarray | None = None) -> None:
     """Trace start/end of a row from its extent and calibration pulse, to a fraction of a
     pixel where the ink map allows: at 100 Hz a 0.1-mm error is a quarter sample.
 
@@ -897,6 +939,12 @@ def _ends(mask: np.ndarray, r: Row, k: float, ratio: np.ndarray | None = None,
     flattened photo is cut inside its outline), where ink running off the image starts/ends."""
     half = trace_width(mask, r, k) / 2
     w = mask.shape[1]
+    if pulse_mask is not None:
+        # a filtered scan: the specks left around the grid's remnants stretch the ink extent
+        # (a tilted page's edges); the row is the extent of its solid ink
+        solid = _solid_extent(mask, r, k)
+        if solid is not None and solid[1] - solid[0] > 0.5 * ROW_WIDTH_MM * k:
+            r.x_left, r.x_right = solid
     yb = int(round(r.y))
     band = (yb - int(8 * k), yb + int(8 * k) + 1)
     # ink cut by the image border (a strip cropped at its first sample): the border is the start
@@ -904,8 +952,25 @@ def _ends(mask: np.ndarray, r: Row, k: float, ratio: np.ndarray | None = None,
     r.x_end = r.x_right + border if r.x_right > w - 1 else r.x_right - half + 0.5
     r.drop_pulse()
     r.x_stroke = r.x_resume = r.cap_end = r.cap_start = float("nan")
-    left = find_pulse(mask, r, k, "left")
-    right = find_pulse(mask, r, k, "right") if left is None else None
+    pm = mask if pulse_mask is None else pulse_mask
+    left = find_pulse(pm, r, k, "left")
+    if left is None and pulse_mask is not None:
+        left = find_pulse(mask, r, k, "left")
+    right = find_pulse(pm, r, k, "right") if left is None else None
+    if left is None and right is None:
+        # scan noise or grid remnants (a tilted page's edge) beyond the pulse stretch the
+        # row's ink extent so far that its pulse lies too deep inside to count: the ends of
+        # the row's solid ink (blobs of 2 mm or more) are tried instead
+        solid = _solid_extent(mask, r, k)
+        if solid is not None:
+            alt = Row(y=r.y, x_left=solid[0], x_right=solid[1])
+            left = find_pulse(pm, alt, k, "left") if solid[0] > r.x_left + k else None
+            right = find_pulse(pm, alt, k, "right") \
+                if left is None and solid[1] < r.x_right - k else None
+            if left is not None:
+                r.x_left, r.x_start = alt.x_left, alt.x_left + half - 0.5
+            elif right is not None:
+                r.x_right, r.x_end = alt.x_right, alt.x_right - half + 0.5
     if ratio is not None and left is None and r.x_left >= 3:
         # round pen cap: the column ink reaches half the trace's (flat) width at 0.87 radius
         x0 = int(r.x_left) - 3
@@ -976,6 +1041,21 @@ def _ends(mask: np.ndarray, r: Row, k: float, ratio: np.ndarray | None = None,
         # ink before a full row's first sample that is not a recognised pulse (a pulse of
         # some other shape, a label): the row's end times it
         r.x_start = cap_end - (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k
+
+
+def _solid_extent(mask: np.ndarray, r: Row, k: float) -> tuple[float, float] | None:
+    """First and last column of a row's band (±8 mm) holding ink of blobs 2 mm or more
+    across, within the row's ink extent; None where there are none."""
+    h, w = mask.shape
+    y0, y1 = int(max(0, r.y - 8 * k)), int(min(h, r.y + 8 * k + 1))
+    x0, x1 = int(max(0, r.x_left)), int(min(w, r.x_right + 1))
+    if y1 <= y0 or x1 <= x0:
+        return None
+    cols = np.flatnonzero(_drop_specks(mask[y0:y1, x0:x1], max(3, int(round(2.0 * k))))
+                          .any(axis=0))
+    if not len(cols):
+        return None
+    return float(x0 + cols[0]), float(x0 + cols[-1] + 1)
 
 
 def _gap_edge(mask: np.ndarray, r: Row, x_edge: float, half: float, k: float, side: str,

@@ -19,16 +19,18 @@ import numpy as np
 from digitize.leads import CHEST_LEADS, LEADS
 from digitize.geometry import grid_coordinate, refine_pitch
 from digitize.page import (GRID_RATIO, GRID_RATIO_NEAR_ROWS, PageError, PageGeometry, analyse, baseline,
-                           outline_inset, page_homography, snap_gain)
+                           outline_inset, page_homography, snap_gain, trace_width)
 from digitize.evidence import (NotEcg, beats_cue, consensus_beats, describe, evidence,
                                failure_evidence, flag_heart_rates, page_heart_rate)
-from digitize.labels import glyph_mask, read_labels
-from digitize.orientation import (SIDEWAYS_MARGIN, better_turned, rotated, sideways_suspect,
+from digitize.labels import glyph_mask, read_labels, separator_bridges, separator_mask
+from digitize.orientation import (SIDEWAYS_MARGIN, better_mirrored, better_turned,
+                                  mirror_suspect, oriented, rotated, sideways_suspect,
                                   turn_credible, upside_down_suspect)
 from digitize.orientation import score as orientation_score
 from digitize.layouts import LAYOUTS, ROW_WIDTH_MM, row_leads
 from digitize.printed import printed_gain
-from digitize.quality import chest_gain_doubt, lead_quality, page_doubts, relation_power
+from digitize.quality import (calibrate, chest_gain_doubt, lead_quality, page_doubts,
+                               relation_power)
 from digitize.reconstruct import LeadWindow, assemble, reconstruct, relabel
 from digitize.strips import StripGeometry
 
@@ -70,6 +72,7 @@ class PageResult:
     warnings: list[str] = field(default_factory=list)
     chest_gain: float | None = None  # split gain: the chest leads' (stepped pulses), else None
     rotated: int = 0  # degrees clockwise the page was turned to be read upright
+    mirrored: bool = False  # then mirrored left to right
     image: np.ndarray | None = None  # the page as read, where it was turned
 
 
@@ -206,6 +209,9 @@ LIMB_RELATIONS = EINTHOVEN + [{"aVR": 1.0, "I": 0.5, "II": 0.5},
 SIX_BY_TWO_MARGIN = 0.05
 #: Up to this many unread labels are filled by elimination (every order tried).
 LABELS_MAY_MISS = 3
+#: 6x2 panel orders (row by row, left then right) of printers other than the standard one:
+#: ecg-image-kit's V1|V4, I|aVR, V2|V5, II|aVL, V3|V6, III|aVF.
+KNOWN_6X2_ORDERS = (("V1", "V4", "I", "aVR", "V2", "V5", "II", "aVL", "V3", "V6", "III", "aVF"),)
 LABELS_NOT_READ = "6x2 lead labels not read: standard order assumed (I-aVF left, V1-V6 right)"
 
 
@@ -395,6 +401,15 @@ def six_by_two_readings(geom: PageGeometry, results, fs: float, n: int):
                 names[i] = lead
             if names != orders[0][1]:
                 orders.append(("labels", names))
+    elif len(panels) == 12:
+        # too few labels read to fill in the rest (a noisy scan): an order printers use,
+        # where the labels read agree with it better than with the standard one
+        def agreement(names):
+            return sum(0 if r is None else 1 if r == x else -1 for r, x in zip(read, names))
+        base = agreement(orders[0][1])
+        for order in KNOWN_6X2_ORDERS:
+            if list(order) != orders[0][1] and agreement(order) >= max(base + 2, 2):
+                orders.append(("labels, a known printer's order", list(order)))
     out = []
     for name, leads in orders:
         named = relabel(panels, leads) + rest
@@ -450,6 +465,11 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         alt = attempt(rotated(bgr, d))
         if turn_credible(alt) and better_turned(alt, best):
             best, deg = alt, d
+    mirrored = False
+    if mirror_suspect(best, opts.fs):
+        alt = attempt(oriented(bgr, deg, mirrored=True))
+        if turn_credible(alt) and better_mirrored(alt, best, opts.fs):
+            best, mirrored = alt, True
     if isinstance(best, PageError):  # in no orientation: an ECG that failed, or no ECG
         ev = failure_evidence(bgr, best.pulses, best.rows)
         if not ev["ecg"]:
@@ -464,6 +484,9 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     if deg:
         res.rotated, res.image = deg, rotated(bgr, deg)
         res.warnings.append(f"page turned {deg} degrees clockwise to read it upright")
+    if mirrored:
+        res.mirrored, res.image = True, oriented(bgr, deg, mirrored=True)
+        res.warnings.append("page mirrored left to right to read it (its beats ran backwards)")
     return res
 
 
@@ -539,9 +562,10 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
             if dark is not geom:
                 geom = dark
                 geom.warnings.append(DARK_GRID)
-        if not fits(geom) or (noisy and not anchored(geom)):
+        if not fits(geom) or (noisy and (not anchored(geom) or len(geom.rows) == 1)):
             # ink everywhere (noise, shadows, a grid in them) and rows that fit no layout or
-            # show no pulses: the page with its grid filtered out is read where its rows fit
+            # show no pulses, or one row (a band of noise across the page): the page with its
+            # grid filtered out is read where its rows fit
             geom = _better(geom, lambda: analyse(bgr, opts.px_per_mm, degrid=True), fits)
     warnings = list(geom.warnings)
     n_rows = len(geom.rows)
@@ -596,14 +620,26 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         panel's first millimetres was read as trace)."""
         if geom.mask is None:
             return grey
-        gm = glyph_mask(geom.mask, [window_start(w) for w in wins], geom.px_per_mm)
+        starts = [window_start(w) for w in wins]
+        # the separator bars at the panels' starts, then the labels (one may touch a bar)
+        pen = float(np.median([trace_width(geom.mask, r, geom.px_per_mm) for r in geom.rows]))
+        seps = separator_mask(geom.mask, starts, geom.px_per_mm, pen)
+        gm = seps | glyph_mask(geom.mask & ~seps if seps.any() else geom.mask, starts,
+                               geom.px_per_mm)
         if not gm.any():
             return grey
-        m = cv2.warpPerspective(gm, geom.to_image, (grey.shape[1], grey.shape[0]),
-                                flags=cv2.INTER_NEAREST)
+        size = (grey.shape[1], grey.shape[0])
+        m = cv2.warpPerspective(gm, geom.to_image, size, flags=cv2.INTER_NEAREST)
         m = cv2.dilate(m, np.ones((3, 3), np.uint8))
         out = grey.copy()
+        ink = int(np.percentile(grey[cv2.warpPerspective(geom.mask, geom.to_image, size,
+                                                         flags=cv2.INTER_NEAREST) > 0], 10)) \
+            if seps.any() else 0
         out[m > 0] = int(np.percentile(grey[::4, ::4], 90))  # the paper
+        if seps.any():  # the trace drawn on through the separators taken out
+            b = cv2.warpPerspective(separator_bridges(geom.mask, seps, starts, geom.px_per_mm, pen),
+                                    geom.to_image, size, flags=cv2.INTER_NEAREST)
+            out[b > 0] = ink
         return out
 
     def hypotheses(layout: str):
@@ -690,8 +726,10 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     quality = lead_quality(sig, results, opts.fs, engine.spec)
     # page-level doubts make every lead at least 'warn': a lead cannot be trusted more than the
     # page geometry it was read with
-    doubts = [w for w in warnings if w in (GAIN_ASSUMED, DARK_GRID)
-              or w.startswith(("--gain", GAIN_PRINTED))]
+    # (hard: a gain the user forced, or read from the text rather than a pulse; a grid as dark
+    # as the trace. The others are weighed by the status model, ``calibrate``)
+    hard = [w for w in warnings if w == DARK_GRID or w.startswith(("--gain", GAIN_PRINTED))]
+    doubts = [w for w in warnings if w == GAIN_ASSUMED]
     if geom.scale_source == "rows":
         doubts.append("scale from the row length (grid not measured)")
     if geom.rectified:
@@ -705,6 +743,7 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         doubts.append(f"timing uncertain: ±{timing_ms:.1f} ms (start from the "
                       f"{'calibration pulse' if timed == 'pulse' else 'trace ends'} at "
                       f"{geom.px_per_mm:.2f} px/mm)")
+    page_doubts(quality, hard, hard=True)
     page_doubts(quality, doubts)
     if chest is None:  # low chest amplitudes are expected at a measured half chest gain
         chest_gain_doubt(quality)
@@ -712,6 +751,8 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     quality["heart_rate_bpm"] = hr
     flag_heart_rates(quality, hr)
     quality["evidence"] = evidence(geom, quality, consensus_beats(sig, opts.fs)[1], bgr)
+    calibrate(quality, warnings, geom.px_per_mm, geom.scale_source, len(geom.rows),
+              quality["evidence"]["pulses"])
     return PageResult(sig, layout, gain, geom, results, quality, warnings, chest)
 
 

@@ -109,7 +109,7 @@ def lead_quality(sig: np.ndarray, results, fs: float, spec) -> dict:
                  amplitude_mv=float(np.percentile(xs, 99.5) - np.percentile(xs, 0.5)),
                  stray_fraction=(float(stray[lead][0] / max(1, stray[lead][1]))
                                  if lead in stray else 0.0))
-        reasons, status = [], "ok"
+        reasons, status, rule = [], "ok", "ok"
         if q["confidence"] < FAIL_CONF:
             reasons.append(f"mean confidence {q['confidence']:.2f} < {FAIL_CONF}")
             status = "fail"
@@ -126,18 +126,24 @@ def lead_quality(sig: np.ndarray, results, fs: float, spec) -> dict:
                 reasons.append(f"{100 * q['flat_fraction']:.0f}% flat")
             if not AMP_RANGE_MV[0] <= q["amplitude_mv"] <= AMP_RANGE_MV[1]:
                 reasons.append(f"amplitude {q['amplitude_mv']:.2f} mV implausible")
+                rule = "warn"
             elif q["amplitude_mv"] < AMP_LOW_MV:
                 reasons.append(f"low amplitude ({q['amplitude_mv']:.2f} mV): small errors "
                                "weigh heavily")
             hr = q["heart_rate_bpm"]
             if np.isfinite(hr) and not HR_RANGE[0] <= hr <= HR_RANGE[1]:
                 reasons.append(f"heart rate {hr:.0f} bpm implausible")
+                rule = "warn"
             limb_rel = e1 if lead in ("I", "II", "III") else e2 if lead.startswith("aV") else np.nan
             if np.isfinite(limb_rel) and limb_rel > WARN_EINTHOVEN:
                 reasons.append(f"Einthoven residual {limb_rel:.2f}")
             if reasons:
                 status = "warn"
+        # rule_status: what rules alone say whatever the status model's risk (a lead without
+        # a trace fails, an implausible reading is looked at); status: the rules' full verdict
+        # until ``calibrate`` weighs the softer ones
         q["status"], q["reasons"] = status, reasons
+        q["rule_status"] = "fail" if status == "fail" else rule
         per[lead] = q
     order = {"ok": 0, "warn": 1, "fail": 2}
     worst = max((q["status"] for q in per.values()), key=order.get, default="fail")
@@ -146,9 +152,11 @@ def lead_quality(sig: np.ndarray, results, fs: float, spec) -> dict:
                 einthoven=dict(ii_minus_i_minus_iii=e1, avr_plus_avl_plus_avf=e2), leads=per)
 
 
-def page_doubts(quality: dict, doubts: list[str]) -> None:
+def page_doubts(quality: dict, doubts: list[str], hard: bool = False) -> None:
     """Raise every 'ok' lead to 'warn' for page-level reasons (gain assumed, scale from the
-    row length, a photographed page, low resolution, inconsistent limb leads)."""
+    row length, a photographed page, low resolution, inconsistent limb leads). ``hard``: the
+    status model cannot lower them (a gain the user forced against the pulses, a grid as
+    dark as the trace)."""
     e = quality["einthoven"]
     worst_e = max([v for v in e.values() if v is not None and np.isfinite(v)], default=None)
     if worst_e is not None and worst_e > WARN_EINTHOVEN:
@@ -159,6 +167,8 @@ def page_doubts(quality: dict, doubts: list[str]) -> None:
     for q in quality["leads"].values():
         if q["status"] == "ok":
             q["status"] = "warn"
+        if hard and q.get("rule_status", "ok") == "ok":
+            q["rule_status"] = "warn"
         q["reasons"] = q["reasons"] + [d for d in doubts if d not in q["reasons"]]
     order = {"ok": 0, "warn": 1, "fail": 2}
     quality["status"] = max((q["status"] for q in quality["leads"].values()), key=order.get,
@@ -188,7 +198,94 @@ def chest_gain_doubt(quality: dict) -> None:
         if x in leads:
             if leads[x]["status"] == "ok":
                 leads[x]["status"] = "warn"
+            if leads[x].get("rule_status", "ok") == "ok":
+                leads[x]["rule_status"] = "warn"
             leads[x]["reasons"] = leads[x]["reasons"] + [reason]
     if quality["status"] == "ok":
         quality["status"] = "warn"
     quality["reasons"] = quality["reasons"] + [reason]
+
+
+# --- the calibrated status ------------------------------------------------------------------
+#: Inputs of the status model, per lead (see ``lead_features``). Its coefficients are fitted
+#: by ``benchmarks/quality_calibration.py --fit`` on validation pages only (own renders of
+#: fold 8 and the ecg-image-kit val pages) and pasted here; the thresholds too.
+FEATURES = ("bias", "unsure", "low_conf", "clipped", "flat", "log_amp", "stray", "hr_off",
+            "relation", "page_relation", "pulse_share", "gain_assumed", "degridded", "photo",
+            "scale_rows", "origin_assumed", "labels_not_read", "log_px_per_mm", "long")
+
+
+def lead_features(lead: str, lq: dict, quality: dict, warnings: list[str], px_per_mm: float,
+                  scale_source: str, rows: int, pulsed_rows: int) -> np.ndarray:
+    """The status model's inputs for one lead: its own readings (model confidence, columns
+    at the strip's edge, flatness, amplitude, heart rate against the page's, its limb-lead
+    relation) and its page's (pulses found, gain assumed, grid filtered out, photographed,
+    scale from the rows, time origin assumed, 6x2 labels unread, resolution)."""
+    def has(prefix: str) -> float:
+        return float(any(w.startswith(prefix) for w in warnings))
+
+    e = quality.get("einthoven") or {}
+    vals = [v for v in e.values() if v is not None and np.isfinite(v)]
+    page_rel = min(2.0, max(vals)) if vals else 0.5
+    own = e.get("ii_minus_i_minus_iii") if lead in ("I", "II", "III") else \
+        e.get("avr_plus_avl_plus_avf") if lead.startswith("aV") else None
+    own = min(2.0, own) if own is not None and np.isfinite(own) else page_rel
+    hr, page_hr = lq.get("heart_rate_bpm"), quality.get("heart_rate_bpm")
+    hr_off = min(1.0, abs(hr / page_hr - 1)) if hr is not None and page_hr and \
+        np.isfinite(hr) and np.isfinite(page_hr) else 0.5
+    reasons = quality.get("page_reasons") or []
+    return np.array([
+        1.0,
+        float(np.log10(max(1e-3, 1.0 - lq["confidence"]))) + 3.0,
+        float(np.sqrt(lq["low_confidence_fraction"])),
+        float(lq["clipped_fraction"] > 0),
+        float(lq["flat_fraction"]),
+        float(np.log(np.clip(lq["amplitude_mv"], 0.05, 10.0))),
+        float(np.sqrt(lq.get("stray_fraction", 0.0))),
+        hr_off,
+        own,
+        page_rel,
+        pulsed_rows / max(1, rows),
+        has("no calibration pulse found"),
+        has("noisy scan"),
+        float(any(r.startswith("photographed") for r in reasons)),
+        float(scale_source == "rows"),
+        has("time origin not measured"),
+        has("6x2 lead labels not read"),
+        float(np.log(px_per_mm)),
+        float(lq["drawn_s"] > 6.0),
+    ])
+
+
+def _sigmoid(z: float) -> float:
+    return float(1.0 / (1.0 + np.exp(-z)))
+
+
+def calibrate(quality: dict, warnings: list[str], px_per_mm: float, scale_source: str,
+              rows: int, pulsed_rows: int) -> None:
+    """Each lead's status from its risk, calibrated on validation pages: ``fail`` where
+    P(SNR < 0 dB) exceeds T_FAIL (do not use it), ``warn`` where P(SNR < 10 dB) exceeds
+    T_WARN (look at it), else ``ok`` (trust it) — never below what the rules alone say
+    (``rule_status``). The reasons stay as they are: what was seen, whatever the status."""
+    order = {"ok": 0, "warn": 1, "fail": 2}
+    for lead, q in quality["leads"].items():
+        x = lead_features(lead, q, quality, warnings, px_per_mm, scale_source, rows,
+                          pulsed_rows)
+        p10, p0 = _sigmoid(float(W10 @ x)), _sigmoid(float(W0 @ x))
+        q["risk"] = dict(p_under_10db=round(p10, 4), p_under_0db=round(p0, 4))
+        model = "fail" if p0 > T_FAIL else "warn" if p10 > T_WARN else "ok"
+        q["status"] = max(model, q.get("rule_status", "ok"), key=order.get)
+        if model == "fail":
+            q["reasons"] = q["reasons"] + [f"likely unusable (P(SNR < 0 dB) = {p0:.2f})"]
+        elif model == "warn" and not q["reasons"]:
+            q["reasons"] = [f"P(SNR < 10 dB) = {p10:.2f}"]
+    quality["status"] = max((q["status"] for q in quality["leads"].values()), key=order.get,
+                            default="fail")
+
+
+#: The status model, fitted by benchmarks/fit_status.py (see FEATURES for the order).
+W10 = np.array([-4.6, 1.116, 0.593, 1.381, 2.097, -0.761, 1.035, 1.302, 1.042, 1.614, -1.252,
+                -0.27, 1.185, 0.062, 1.21, -0.449, 0.699, 0.555, 0.942])
+W0 = np.array([-10.175, 1.029, 0.209, 1.115, -0.05, 0.821, 0.336, 0.017, 1.578, 2.464, -0.957,
+               1.103, 1.902, -0.192, 0.492, 1.359, 0.881, 0.691, 1.874])
+T_WARN, T_FAIL = 0.0574, 0.4340

@@ -47,7 +47,7 @@ from digitize.files import (MARKER, TMP, atomic_write, is_disk_full, remove_own,
                             tmp_path)
 from digitize.io import DigitizeError, InputItem, load_pages
 from digitize.leads import LEADS
-from digitize.orientation import rotated
+from digitize.orientation import oriented
 from digitize.overlay import blur_outside, draw_overlay, window_records
 from digitize.report import (REPORT_DIR, has_report_files, page_row, report_files,
                              write_report)
@@ -211,6 +211,7 @@ class Runner:
                     **({} if res.chest_gain is None else {"chest_gain_mm_mv": res.chest_gain}),
                     rows=len(g.rows), rectified=g.rectified, warnings=res.warnings,
                     **({"rotated_deg": res.rotated} if res.rotated else {}),
+                    **({"mirrored": True} if res.mirrored else {}),
                     **({} if scale == 1.0 else {"input_scale": round(scale, 5)}))
         windows = window_records(res.windows, opts.fs, opts.speed)
         quality = dict(record=name, source=source, page=page, **info,
@@ -229,6 +230,8 @@ class Runner:
                     f"speed_mm_s: {opts.speed:g}",
                     *([f"orientation: page turned {res.rotated} degrees clockwise to read it"]
                       if res.rotated else []),
+                    *(["orientation: page mirrored left to right to read it"]
+                      if res.mirrored else []),
                     f"quality: {res.quality['status']}", f"digitize: {__version__}",
                     f"model_sha256: {self.engine.sha256}", f"options: {self.opts_key}"]
         dat, hea, clipped = encode_record(name, res.signal, opts.fs, LEADS, comments=comments)
@@ -328,7 +331,7 @@ class Runner:
                 raise DigitizeError(f"record {name} was written by an older digitize without "
                                     "its lead windows: add --overwrite to draw its overlay")
             page, bgr, _ = next(iter(load_pages(item)))
-            bgr = rotated(bgr, quality.get("rotated_deg", 0))
+            bgr = oriented(bgr, quality.get("rotated_deg", 0), bool(quality.get("mirrored")))
             files += self._pictures(name, bgr, signal, rec.fs, quality["windows"],
                                     overlay="overlay" in want, report="report" in want)
         files.insert(0, (f"{name}.quality.json", dumps(quality, indent=1).encode()))

@@ -1,14 +1,17 @@
-"""Pages turned without EXIF (issue #16): read upright, as well as the upright page, and the
-record and quality.json say what was done. The oracle is the turn the test applied."""
+"""Pages turned without EXIF, or mirrored (issue #16): read upright, as well as the upright
+page, and the record and quality.json say what was done. The oracle is the turn (and mirror)
+the test applied."""
 import json
 import shutil
 
 import cv2
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from conftest import REPO
 from digitize.cli import main
+from digitize.orientation import time_direction
 
 PAGES = REPO / "examples" / "pages"
 CLEAN = PAGES / "00000_00008_3x4p1_clean.png"
@@ -22,9 +25,11 @@ def turned(tmp_path_factory):
     im = cv2.imread(str(CLEAN))
     lines = CLEAN.with_suffix(".hea").read_text().splitlines()
     shutil.copy(CLEAN.with_suffix(".dat"), ref / CLEAN.with_suffix(".dat").name)
-    for deg in (0, 90, 180, 270):
-        name = f"page_r{deg}"
-        cv2.imwrite(str(src / f"{name}.png"), im if deg == 0 else cv2.rotate(im, TURNS[deg]))
+    for deg, mirror in ((0, False), (90, False), (180, False), (270, False), (0, True),
+                        (180, True)):
+        name = f"page_{'m' if mirror else 'r'}{deg}"
+        page = im if deg == 0 else cv2.rotate(im, TURNS[deg])
+        cv2.imwrite(str(src / f"{name}.png"), cv2.flip(page, 1) if mirror else page)
         first = lines[0].split()
         first[0] = name
         (ref / f"{name}.hea").write_text("\n".join([" ".join(first)] + lines[1:]) + "\n")
@@ -47,3 +52,27 @@ def test_turned_pages_are_read_upright(turned, deg):
     # the overlay shows the page as it was read: upright, landscape
     h, w = cv2.imread(str(turned / f"page_r{deg}.overlay.png")).shape[:2]
     assert w > h
+
+
+@pytest.mark.parametrize("deg", [0, 180])
+def test_mirrored_pages_are_read_the_right_way_round(turned, deg):
+    """A sheet scanned from its back (mirrored, either way up): its beats ran backwards; it is
+    read mirrored back, as well as the upright page."""
+    q = json.loads((turned / f"page_m{deg}.quality.json").read_text())
+    assert q.get("mirrored") is True and q.get("rotated_deg", 0) == deg
+    base = json.loads((turned / "page_r0.quality.json").read_text())["reference"]["snr_db"]
+    assert q["reference"]["snr_db"] > base - 0.5
+    assert "mirrored left to right" in (turned / f"page_m{deg}.hea").read_text()
+    assert "mirrored" not in json.loads((turned / "page_r0.quality.json").read_text())
+
+
+def test_time_direction_tells_a_beat_from_its_mirror_image():
+    fs = 500.0
+    t = np.arange(int(10 * fs)) / fs
+    sig = np.zeros((len(t), 2))
+    for r in np.arange(0.5, 10, 0.85):  # P 0.16 s before R (small), T 0.3 s after (large)
+        sig[:, 0] += 0.1 * np.exp(-((t - r + 0.16) / 0.03) ** 2) \
+            + 1.2 * np.exp(-((t - r) / 0.012) ** 2) + 0.35 * np.exp(-((t - r - 0.3) / 0.06) ** 2)
+    sig[:, 1] = -0.5 * sig[:, 0]  # a lead of the other polarity
+    assert time_direction(sig, fs) > 0.3
+    assert time_direction(sig[::-1], fs) < -0.3

@@ -1,0 +1,98 @@
+"""Fit the status model of ``digitize.quality`` on validation pages (issue #16).
+
+Reads digitize output folders made with ``--reference`` (each lead's SNR is the label, never
+an input), builds each lead's ``lead_features`` from its quality.json, fits two L2-regularised
+logistic models — P(SNR < 10 dB) and P(SNR < 0 dB) — and chooses the thresholds:
+
+* ``warn`` where P(< 10 dB) exceeds the largest threshold that keeps leads marked ok under
+  10 dB at or below 1.5 % (target 2 %) and flags 97 % (target 95 %) of leads under 5 dB;
+* ``fail`` where P(< 0 dB) exceeds the threshold that fails 85 % (target 80 %) of the
+  leads under 0 dB.
+
+Prints the coefficients and thresholds to paste into digitize/quality.py. Only validation
+folders may be given (own renders of fold 8, ecg-image-kit val):
+
+    python benchmarks/fit_status.py runs/own_ev runs/eik/val/{clean,bw,scan}/records
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from digitize.quality import FEATURES, lead_features  # noqa: E402
+
+L2 = 1.0
+OK_UNDER_10 = 0.015
+FLAG_UNDER_5 = 0.97
+FAIL_UNDER_0 = 0.85
+
+
+def dataset(folders: list[str]):
+    xs, snr, group = [], [], []
+    for folder in folders:
+        for qp in sorted(Path(folder).glob("*.quality.json")):
+            q = json.loads(qp.read_text())
+            ref = (q.get("reference") or {}).get("leads") or {}
+            ev = q["quality"].get("evidence") or {}
+            for lead, lq in q["quality"]["leads"].items():
+                s = ref.get(lead)
+                if not s or s.get("snr_db") is None:
+                    continue
+                xs.append(lead_features(lead, lq, q["quality"], q["warnings"], q["px_per_mm"],
+                                        q["scale_source"], q["rows"], ev.get("pulses", 0)))
+                snr.append(s["snr_db"])
+                group.append(folder)
+    return np.array(xs), np.array(snr), np.array(group)
+
+
+def fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    def loss(w):
+        z = x @ w
+        p = 1 / (1 + np.exp(-z))
+        reg = L2 * np.sum(w[1:] ** 2) / 2
+        return -np.sum(y * z - np.logaddexp(0, z)) + reg, x.T @ (p - y) + L2 * np.r_[0, w[1:]]
+
+    return minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B").x
+
+
+def main() -> int:
+    folders = sys.argv[1:]
+    if not folders:
+        print(__doc__)
+        return 2
+    x, snr, group = dataset(folders)
+    print(f"{len(snr)} leads from {len(folders)} folders; under 10 dB: {np.mean(snr < 10):.1%}, "
+          f"under 0 dB: {np.mean(snr < 0):.1%}")
+    w10, w0 = fit(x, (snr < 10).astype(float)), fit(x, (snr < 0).astype(float))
+    p10, p0 = 1 / (1 + np.exp(-x @ w10)), 1 / (1 + np.exp(-x @ w0))
+    # warn threshold: the largest that meets both flag targets
+    t_warn = None
+    for t in np.sort(np.unique(np.round(p10, 4)))[::-1]:
+        ok = p10 <= t
+        if np.mean(snr[ok] < 10) <= OK_UNDER_10 and np.mean(~ok[snr < 5]) >= FLAG_UNDER_5:
+            t_warn = float(t)
+            break
+    bad0 = snr < 0
+    t_fail = float(np.quantile(p0[bad0], 1 - FAIL_UNDER_0)) if bad0.any() else 0.5
+    print("W10 =", dict(zip(FEATURES, np.round(w10, 3).tolist())))
+    print("W0 =", dict(zip(FEATURES, np.round(w0, 3).tolist())))
+    print(f"T_WARN = {t_warn}  T_FAIL = {t_fail:.4f}")
+    if t_warn is not None:
+        ok = p10 <= t_warn
+        fail = p0 > t_fail
+        for g in folders:
+            m = group == g
+            print(f"  {g}: {m.sum()} leads, ok {np.mean(ok[m] & ~fail[m]):.0%}, "
+                  f"fail {np.mean(fail[m]):.0%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
