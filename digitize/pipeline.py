@@ -751,6 +751,7 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     quality["heart_rate_bpm"] = hr
     flag_heart_rates(quality, hr)
     quality["evidence"] = evidence(geom, quality, consensus_beats(sig, opts.fs)[1], bgr)
+    quality["rhythm_agreement"] = rhythm_agreement(results, opts.fs, n)
     calibrate(quality, warnings, geom.px_per_mm, geom.scale_source, len(geom.rows),
               quality["evidence"]["pulses"])
     return PageResult(sig, layout, gain, geom, results, quality, warnings, chest)
@@ -779,6 +780,29 @@ def _at_gain(r, g: float):
 
 def _rhythm_signals(results, fs: float, n: int) -> list[np.ndarray]:
     return [r.samples(fs, n) for r in results if (r.window.t1 - r.window.t0) > 0.6 * n / fs]
+
+
+def rhythm_agreement(results, fs: float, n: int) -> float | None:
+    """How far a lead read twice — in its panel and in a rhythm strip, the same samples —
+    disagrees with itself: the RMS of the difference (offsets removed) over the strip's RMS
+    where both are drawn, the median over such leads; None where no lead is drawn twice. The
+    two readings are independent: their difference shows the page's reading error."""
+    panels = _panels_only(results, fs, n)
+    out = []
+    for r in results:
+        w = r.window
+        if (w.t1 - w.t0) <= 0.6 * n / fs:
+            continue
+        strip = r.samples(fs, n)
+        panel = panels[:, LEADS.index(w.lead)]
+        ok = np.isfinite(strip) & np.isfinite(panel)
+        if ok.sum() < fs:
+            continue
+        a = strip[ok] - np.median(strip[ok])
+        d = panel[ok] - strip[ok]
+        d = d - np.median(d)
+        out.append(float(np.sqrt(np.mean(d ** 2) / max(np.mean(a ** 2), 1e-6))))
+    return round(float(np.median(out)), 4) if out else None
 
 
 def _panels_only(results, fs: float, n: int) -> np.ndarray:
