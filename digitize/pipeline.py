@@ -215,6 +215,12 @@ KNOWN_6X2_ORDERS = (("V1", "V4", "I", "aVR", "V2", "V5", "II", "aVL", "V3", "V6"
 LABELS_NOT_READ = "6x2 lead labels not read: standard order assumed (I-aVF left, V1-V6 right)"
 
 
+#: Another layout whose rows' reading explains the limb leads within this much of the chosen
+#: one's residual makes the layout a doubt (val: see benchmarks/quality_calibration.txt).
+LAYOUT_MARGIN = 0.05
+LAYOUT_CLEAR = 0.1
+UNCHECKED_FIT = 0.6  # the 'residual' of a reading whose limb leads cannot be checked
+LAYOUT_AMBIGUOUS = "layout ambiguous"
 GAIN_ASSUMED = "no calibration pulse found: gain 10 mm/mV assumed"
 #: No pulse, but the page's printed text states the gain (read by OCR where available).
 GAIN_PRINTED = "no calibration pulse found: gain read from the printed text"
@@ -664,10 +670,11 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
             notes6.append(f"6x2 read as: {best6[2]}")
             if "labels" not in best6[2] and any(lead is None for lead in read):
                 notes6.append(LABELS_NOT_READ)
-        yield sig, results
+        k = sum((r.window.t1 - r.window.t0) > 0.6 * n / opts.fs for r in results)
+        yield sig, results, ["layout's usual lead"] * k
         if layout == "6x1":
             as_chest = relabel(results, list(LEADS[6:]))
-            yield assemble(as_chest, n), as_chest
+            yield assemble(as_chest, n), as_chest, []
         elif "+" in layout:
             rows_sig = _rhythm_signals(results, opts.fs, n)
             groups = None
@@ -691,22 +698,38 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
             # relations (a strip named for a lead it is not overwrites that lead)
             for rhythm in dict.fromkeys((matched, printed_as)):
                 named = relabel(results, [r.window.lead for r in results[:-k]] + list(rhythm))
-                yield assemble(named, n), named
+                how = [" and ".join(x for x, ok in (
+                    ("printed label", printed_names is not None and printed_names[i] == lead),
+                    ("best-matching panel", matched[i] == lead)) if ok) or "layout's usual lead"
+                    for i, lead in enumerate(rhythm)]
+                yield assemble(named, n), named, how
 
     best = None
     notes6: list[str] = []
+    per_layout: dict[str, float] = {}  # each layout's best fit (limb-lead residual)
     for layout in candidates:
         found = list(hypotheses(layout))
         if "+" in layout:
             found = found[1:]  # the identified rhythm leads replace the default guess
-        for sig, results in found:
+        for sig, results, how in found:
             res, checked = _rel_residual(sig, EINTHOVEN)
             # a hypothesis that cannot be checked (6x1 chest) wins only when all others are poor
-            score = res if np.isfinite(res) else 0.6
+            score = res if np.isfinite(res) else UNCHECKED_FIT
+            per_layout[layout] = min(per_layout.get(layout, np.inf), score)
             if best is None or score < best[0] - 1e-9 or (abs(score - best[0]) < 0.02
                                                          and checked > best[4]):
-                best = (score, layout, sig, results, checked)
-    _, layout, sig, results, _ = best
+                best = (score, layout, sig, results, checked, how)
+    fit, layout, sig, results, _, rhythm_how = best
+    rivals = {k: v for k, v in per_layout.items() if k != layout}
+    layout_fit = dict(layout=layout, residual=round(float(fit), 4),
+                      others={k: round(float(v), 4) for k, v in rivals.items()})
+    close = [k for k, v in rivals.items() if v < fit + LAYOUT_MARGIN]
+    if close and fit > LAYOUT_CLEAR:
+        # rows that fit more than one layout about as well, none clearly: a doubt, not a
+        # silent pick (where readings explain the limb leads all but exactly — a 6x1 limb page
+        # read as 6x2 names the same ink — the fit cannot tell and is no doubt)
+        warnings.append(f"{LAYOUT_AMBIGUOUS}: {', '.join(close)} fits about as well as {layout} "
+                        f"(limb-lead residual {min(rivals[k] for k in close):.2f} vs {fit:.2f})")
     if layout.startswith("6x2"):
         warnings += notes6
     printed = None
@@ -728,7 +751,8 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     # page geometry it was read with
     # (hard: a gain the user forced, or read from the text rather than a pulse; a grid as dark
     # as the trace. The others are weighed by the status model, ``calibrate``)
-    hard = [w for w in warnings if w == DARK_GRID or w.startswith(("--gain", GAIN_PRINTED))]
+    hard = [w for w in warnings if w == DARK_GRID
+            or w.startswith(("--gain", GAIN_PRINTED, LAYOUT_AMBIGUOUS))]
     doubts = [w for w in warnings if w == GAIN_ASSUMED]
     if geom.scale_source == "rows":
         doubts.append("scale from the row length (grid not measured)")
@@ -752,6 +776,11 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     flag_heart_rates(quality, hr)
     quality["evidence"] = evidence(geom, quality, consensus_beats(sig, opts.fs)[1], bgr)
     quality["rhythm_agreement"] = rhythm_agreement(results, opts.fs, n)
+    quality["layout_fit"] = layout_fit
+    strips = [r.window.lead for r in results if (r.window.t1 - r.window.t0) > 0.6 * n / opts.fs]
+    if strips and "+" in layout:  # which lead each rhythm strip holds, and why
+        quality["rhythm_strips"] = [dict(lead=lead, source=src)
+                                    for lead, src in zip(strips, rhythm_how)]
     calibrate(quality, warnings, geom.px_per_mm, geom.scale_source, len(geom.rows),
               quality["evidence"]["pulses"])
     return PageResult(sig, layout, gain, geom, results, quality, warnings, chest)

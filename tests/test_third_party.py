@@ -62,6 +62,11 @@ def test_a_third_party_3x4_page_is_read_on_time(engine):
     lags_ms = [abs(s.lag_s) * 1000 for s in leads.values()]
     assert np.median(lags_ms) <= 10 and max(lags_ms) <= 40, lags_ms  # was 84 ms, every lead
     assert snr > 15.0, snr  # measured 18.8 dB (3.3 before issue #15)
+    # the layout's fit and the rhythm strip's lead, with where it came from (issue #16)
+    fit = res.quality["layout_fit"]
+    assert fit["layout"] == "3x4+1" and fit["residual"] < 0.1
+    strip = res.quality["rhythm_strips"]
+    assert [s["lead"] for s in strip] == ["II"] and "best-matching panel" in strip[0]["source"]
 
 
 def test_a_6x2_page_with_its_own_lead_order_and_simultaneous_columns(engine):
