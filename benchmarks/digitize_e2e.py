@@ -70,7 +70,7 @@ def summarise(metas: list[dict], out: Path) -> dict:
             snrs, correct, failed = [], 0, 0
             for m in sel:
                 r = res.get(m["name"])
-                if r is None or r["status"] == "error":
+                if r is None or r["status"] in ("error", "not_ecg"):  # (an ECG page taken for not_ecg failed)
                     failed += 1
                     continue
                 correct += r["layout"] == m["layout"]
