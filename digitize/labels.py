@@ -254,7 +254,7 @@ def separator_bridges(mask: np.ndarray, seps: np.ndarray, starts: list[tuple[flo
     (``separator_mask``): the trace runs through the bar, and a blank gap there left the
     trace model to follow a label beside the panel's start. From the trace's ink nearest the
     panel's baseline on the bar's left to that on its right (the trace's level on either
-    side), a step at the panel's first sample."""
+    side), stepping just before the panel's first sample."""
     out = np.zeros_like(mask)
     n, lab, st, _ = cv2.connectedComponentsWithStats(seps, connectivity=8)
     h, w = mask.shape
@@ -280,7 +280,8 @@ def separator_bridges(mask: np.ndarray, seps: np.ndarray, starts: list[tuple[flo
             continue
         left = right if left is None else left
         right = left if right is None else right
-        # a step at the bar's middle (the panel's first sample): each side keeps its level
+        # a step a pen's width before the bar's middle (the panel's first sample, where the
+        # model's first column must see the new level): each side keeps its own level
         mid, t = x + bw // 2 - int(round(pen_px)), max(1, int(round(pen_px)))
         cv2.line(out, (x - d, int(round(left))), (mid, int(round(left))), 1, t)
         cv2.line(out, (mid, int(round(left))), (mid, int(round(right))), 1, t)
