@@ -177,3 +177,43 @@ def test_random_pages_are_sane(seed, signal):
     for p in page.meta["pulses"]:
         pts = np.asarray(p["polyline"])
         assert pts[:, 0].min() > 0 and pts[:, 0].max() < w
+
+
+def test_foreign_conventions_draw_nothing_unless_asked(signal):
+    """``foreign=0`` (the default) makes no extra draw: every earlier seed's page is unchanged;
+    ``foreign=1`` draws other printers' separator bars, start labels and pulse gaps."""
+    for seed in range(6):
+        a = sample_spec(np.random.default_rng(seed), "3x4+1", "clean")
+        b = sample_spec(np.random.default_rng(seed), "3x4+1", "clean", foreign=0.0)
+        assert a == b
+    drawn = [sample_spec(np.random.default_rng(seed), "3x4+1", "clean", foreign=1.0)
+             for seed in range(12)]
+    assert any(s.separators == "bar" for s in drawn)
+    assert any(s.label_place == "start" for s in drawn)
+    assert any(s.pulse == "left" and s.pulse_gap_mm < 1.0 for s in drawn)
+    assert all(s.separators != "bar" for s in (sample_spec(np.random.default_rng(i), "strip",
+                                                           "clean", foreign=1.0)
+                                               for i in range(6)))
+
+
+def test_separator_bars_and_start_labels_leave_the_truth_alone(signal):
+    """A bar at each later panel's start, over the trace, and labels beside the trace: the
+    image changes there, the ground truth does not."""
+    base = sample_spec(np.random.default_rng(3), "3x4", "clean", dpi=200.0, grid="none")
+    plain = dataclasses.replace(base, separators="none", labels=False)
+    foreign = dataclasses.replace(base, separators="bar", bar_width_mm=0.8, bar_half_mm=5.0,
+                                  bar_on_top=True, labels=True, label_place="start",
+                                  pulse="left", pulse_tail_mm=0.0, pulse_gap_mm=0.0)
+    p0, p1 = render_page(signal, FS, plain), render_page(signal, FS, foreign)
+    np.testing.assert_array_equal(p0.truth, p1.truth)
+    k = base.px_per_mm
+    for m in p1.meta["leads"]:
+        if m["col"] == 0:
+            continue
+        x = int(round(m["x0_mm"] * k - 0.5))
+        y0, y1 = (int(round((m["baseline_mm"] + d) * k)) for d in (-4.0, 4.0))
+        bar = p1.image[y0:y1, x - 1:x + 2].max(axis=2)  # the bar covers its whole height
+        assert (bar < 100).all(), m["lead"]
+    # the pulse's falling edge ends where the row's trace starts
+    for pulse, row0 in zip(p1.meta["pulses"], [m for m in p1.meta["leads"] if m["col"] == 0]):
+        assert abs(pulse["polyline"][-1][0] - row0["polyline"][0][0]) < 1.0

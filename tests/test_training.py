@@ -156,3 +156,25 @@ def test_fine_tune_from_packed_signals_validates_its_start(tmp_path):
     assert first["step"] == 0 and "val_snr_mean" in first and "loss" not in first
     assert res["step"] == 2 and res["best"] >= first["val_snr_mean"]
     assert [h["step"] for h in ck["history"][1:]] == [1, 2]
+
+
+def test_the_shipped_model_reads_back_as_a_checkpoint(tmp_path):
+    """``from-onnx``: the exported model's folded batch norms and transposed weights become a
+    checkpoint that reproduces it (parity checked) and fine-tunes with the batch norms frozen."""
+    from trainer.from_onnx import checkpoint_from_onnx
+    from trainer.train import train_mode
+    r = checkpoint_from_onnx(REPO / "exported" / "model.onnx", tmp_path / "init.pt")
+    assert r["parity_max_abs_diff"] <= 1e-4
+    model, spec, cfg, ck = load_checkpoint(tmp_path / "init.pt")
+    assert cfg.freeze_bn and ck["step"] > 0
+    sess = Engine(REPO / "exported" / "model.onnx", device="cpu")
+    x = np.zeros((1, 1, spec.height_px, 120), np.float32)
+    x[0, 0, spec.height_px // 2 - 6, :] = 3.0  # a flat trace 3 mm above the centre
+    (value, _), = sess.run([x[0, 0]])
+    with torch.inference_mode():
+        ref = model(torch.from_numpy(x))[0][0].numpy()
+    assert np.max(np.abs(ref - value)) < 1e-3
+    assert abs(float(np.median(ref)) - 3.0) < 0.5
+    train_mode(model, freeze_bn=True)
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert bns and not any(m.training for m in bns) and model.training

@@ -131,6 +131,14 @@ def _add_data_option(p: argparse.ArgumentParser) -> None:
                    help="PTB-XL folder (default: $ECG_DATA_DIR/ptbxl, else the bundled sample)")
 
 
+def cmd_from_onnx(args) -> int:
+    from trainer.from_onnx import checkpoint_from_onnx
+    r = checkpoint_from_onnx(args.model, args.out)
+    print(f"wrote {r['out']} (step {r['step']}; parity with the ONNX model "
+          f"{r['parity_max_abs_diff']:.1e})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="python -m trainer", description=__doc__.splitlines()[0])
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -179,6 +187,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "starting weights of a fine-tune, written into the model card")
     e.add_argument("--out", type=Path, default=Path("exported/model.onnx"))
     e.set_defaults(func=cmd_export)
+
+    o = sub.add_parser("from-onnx", help="a checkpoint from an exported ONNX model (fine-tune "
+                       "the shipped model; train it with --freeze_bn=true)")
+    o.add_argument("--model", type=Path, default=Path("exported/model.onnx"))
+    o.add_argument("--out", type=Path, required=True)
+    o.set_defaults(func=cmd_from_onnx)
 
     v = sub.add_parser("evaluate", help="score an exported ONNX model on the test split")
     v.add_argument("--model", type=Path, default=Path("exported/model.onnx"))

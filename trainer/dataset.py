@@ -85,9 +85,11 @@ def _signal(ptbxl_dir: str, split: str, i: int, prefer_hr: bool = True):
 def make_batch(b: int, *, seed: int, ptbxl_dir: str, split: str, spec: StripSpec,
                batch_size: int, crop_cols: int, strips_per_page: int,
                strip_layout_share: float, styles: tuple[str, ...], strip_only: bool = False,
-               page_layouts: tuple[str, ...] = PAGE_LAYOUTS) -> tuple[np.ndarray, np.ndarray]:
+               page_layouts: tuple[str, ...] = PAGE_LAYOUTS, foreign: float = 0.0
+               ) -> tuple[np.ndarray, np.ndarray]:
     """Batch b: (x [B, 1, H, W] float32, target_mm [B, W] float32). Page layouts are drawn
-    uniformly from ``page_layouts`` (name one twice to draw it twice as often)."""
+    uniformly from ``page_layouts`` (name one twice to draw it twice as often); ``foreign``:
+    the share of pages in other printers' conventions (``render.sample_spec``)."""
     rng = np.random.default_rng([seed, b])
     n_rec = _n_records(ptbxl_dir, split)
     xs, ys = [], []
@@ -98,7 +100,7 @@ def make_batch(b: int, *, seed: int, ptbxl_dir: str, split: str, spec: StripSpec
             layout = "strip"
         else:
             layout = page_layouts[int(rng.integers(len(page_layouts)))]
-        pspec = sample_spec(rng, layout, style)
+        pspec = sample_spec(rng, layout, style, foreign=foreign)
         page = render_page(sig, fs, pspec, header_seed=int(rng.integers(2**31)))
         n_leads = len(page.meta["leads"])
         pick = rng.permutation(n_leads)[:min(strips_per_page, batch_size - len(xs))]
@@ -115,15 +117,16 @@ def make_batch(b: int, *, seed: int, ptbxl_dir: str, split: str, spec: StripSpec
 
 
 def strip_set(n_pages: int, *, seed: int, ptbxl_dir: str, split: str, spec: StripSpec,
-              layouts: tuple[str, ...], styles: tuple[str, ...], prefer_hr: bool = True
-              ) -> list[Strip]:
+              layouts: tuple[str, ...], styles: tuple[str, ...], prefer_hr: bool = True,
+              foreign: float = 0.0) -> list[Strip]:
     """A fixed set of whole (uncropped) strips, e.g. for validation."""
     n_rec = _n_records(ptbxl_dir, split)
     out = []
     for i in range(n_pages):
         rng = np.random.default_rng([seed, 10**6 + i])
         sig, fs, _ = _signal(ptbxl_dir, split, i % n_rec, prefer_hr)
-        pspec = sample_spec(rng, layouts[i % len(layouts)], styles[(i // len(layouts)) % len(styles)])
+        pspec = sample_spec(rng, layouts[i % len(layouts)], styles[(i // len(layouts)) % len(styles)],
+                            foreign=foreign)
         page = render_page(sig, fs, pspec, header_seed=i)
         out += page_strips(page, sig, fs, spec)
     return out

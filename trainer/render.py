@@ -72,9 +72,19 @@ class PageSpec:
     label_height_mm: float = 3.0
     labels: bool = False
     header: bool = False
-    separators: str = "none"  # 'none', 'tick', 'full'
+    separators: str = "none"  # 'none', 'tick', 'full', 'bar'
     pulse: str = "none"  # 'none', 'left', 'right'
     pulse_width_s: float = 0.2
+    # other printers' conventions (``sample_spec(foreign=...)``): a thick separator bar at each
+    # later panel's start (width, half height; drawn over the trace or under it), the label
+    # just after a panel's start below the trace ('start') instead of above it ('above'), and
+    # the pulse's foot and the gap after it (mm) down to nothing, so the first QRS touches it
+    bar_width_mm: float = 0.5
+    bar_half_mm: float = 5.0
+    bar_on_top: bool = True
+    label_place: str = "above"
+    pulse_tail_mm: float = 1.0
+    pulse_gap_mm: float = 1.0
     distortions: Distortions = field(default_factory=Distortions)
 
     @property
@@ -113,8 +123,11 @@ def _choice(rng, options, p=None):
 
 
 def sample_spec(rng: np.random.Generator, layout: str = "random", style: str = "random",
-                **overrides) -> PageSpec:
-    """Draw a random page specification. ``overrides`` pin any PageSpec field (e.g. dpi=200)."""
+                foreign: float = 0.0, **overrides) -> PageSpec:
+    """Draw a random page specification. ``overrides`` pin any PageSpec field (e.g. dpi=200).
+    ``foreign``: the share of pages drawn with other printers' conventions (separator bars,
+    labels at a panel's start below the trace, the trace starting at the pulse's edge); at 0
+    no draw is made for them, so every earlier seed gives the same page as before."""
     if layout == "random":
         layout = _choice(rng, LAYOUTS, p=[0.15, 0.1, 0.25, 0.05, 0.1, 0.12, 0.08, 0.1, 0.05])
     if layout not in LAYOUTS:
@@ -180,7 +193,24 @@ def sample_spec(rng: np.random.Generator, layout: str = "random", style: str = "
     s.font = int(_choice(rng, FONTS))
     s.label_height_mm = float(rng.uniform(2.2, 4.0))
     s.distortions = sample_distortions(rng, style)
+    if foreign > 0 and layout != "strip" and rng.random() < foreign:
+        _foreign(rng, s)
     return s.spec
+
+
+def _foreign(rng: np.random.Generator, s) -> None:
+    """Other printers' conventions (ecg-image-kit's among them), each drawn on its own."""
+    if rng.random() < 0.7:
+        s.separators = "bar"
+        s.bar_width_mm = float(max(0.3, s.trace_width_mm * rng.uniform(1.5, 3.5)))
+        s.bar_half_mm = float(rng.uniform(3.0, 6.0))
+        s.bar_on_top = bool(rng.random() < 0.7)
+    if rng.random() < 0.7:
+        s.labels = True
+        s.label_place = "start"
+    if s.pulse == "left" and rng.random() < 0.7:
+        s.pulse_tail_mm = float(rng.uniform(0.0, 1.0))
+        s.pulse_gap_mm = float(rng.choice([0.0, rng.uniform(0.0, 1.0)]))
 
 
 class _Pinned:
@@ -281,6 +311,12 @@ def _poly(img: np.ndarray, pts_px: np.ndarray, colour, thickness: int, aa: bool)
                   cv2.LINE_AA if aa else cv2.LINE_8, shift=4)
 
 
+def _fill(img: np.ndarray, pts_px: np.ndarray, colour) -> None:
+    """A filled polygon at sub-pixel precision (4 fractional bits), anti-aliased."""
+    cv2.fillPoly(img, [np.round(np.asarray(pts_px) * 16).astype(np.int32)], colour,
+                 cv2.LINE_AA, shift=4)
+
+
 def _text(img, text, org_px, spec: PageSpec, height_mm: float) -> None:
     k = spec.px_per_mm
     (_, th), _ = cv2.getTextSize("Hg", spec.font, 1.0, 1)
@@ -356,15 +392,29 @@ def render_page(signal: np.ndarray, fs: float, spec: PageSpec, header_seed: int 
 
     # annotations first, traces on top (as a pen crosses printed labels)
     thick = max(1, int(round(spec.trace_width_mm * k)))
+    lrng = np.random.default_rng(header_seed + 1)  # label offsets: the page's own draws
+    bars = []
     for p in panels:
-        if spec.labels:
+        if spec.labels and spec.label_place == "start":
+            _text(img, p.lead, ((p.x0_mm + lrng.uniform(0.2, 1.0)) * k,
+                                (p.baseline_mm + lrng.uniform(1.5, 5.0)) * k),
+                  spec, spec.label_height_mm)
+        elif spec.labels:
             _text(img, p.lead, ((p.x0_mm + 1.0) * k, (p.baseline_mm - 0.3 *
                   (p.band_bottom_mm - p.band_top_mm)) * k), spec, spec.label_height_mm)
-        if p.col > 0 and spec.separators != "none":
+        if p.col > 0 and spec.separators == "bar":
+            bars.append(_to_px(np.array([
+                [p.x0_mm - spec.bar_width_mm / 2, p.baseline_mm - spec.bar_half_mm],
+                [p.x0_mm + spec.bar_width_mm / 2, p.baseline_mm - spec.bar_half_mm],
+                [p.x0_mm + spec.bar_width_mm / 2, p.baseline_mm + spec.bar_half_mm],
+                [p.x0_mm - spec.bar_width_mm / 2, p.baseline_mm + spec.bar_half_mm]]), k))
+        elif p.col > 0 and spec.separators != "none":
             half = 3.0 if spec.separators == "tick" else 0.4 * (p.band_bottom_mm - p.band_top_mm)
             sep = _to_px(np.array([[p.x0_mm, p.baseline_mm - half],
                                    [p.x0_mm, p.baseline_mm + half]]), k)
             _poly(img, sep, spec.text_colour, max(1, thick - 1), True)
+    for b in bars if not spec.bar_on_top else []:
+        _fill(img, b, spec.text_colour)
     if spec.header:
         hrng = np.random.default_rng(header_seed)
         for i, line in enumerate(_header_lines(hrng)):
@@ -383,12 +433,14 @@ def render_page(signal: np.ndarray, fs: float, spec: PageSpec, header_seed: int 
             # a row holding limb and chest leads at different gains gets the stepped pulse
             # electrocardiographs print for split gain: limb height, then chest height
             g2 = next((spec.gain(lead) for lead in r.leads if spec.gain(lead) != g), g)
-            xs = r.x_start_mm - pw - 3.0 if spec.pulse == "left" else \
-                r.x_start_mm + ROW_WIDTH_MM + 0.5
+            # left: rise 1 mm after xs, fall pw later, then the foot and the gap to the trace
+            xs = r.x_start_mm - spec.pulse_gap_mm - spec.pulse_tail_mm - pw - 1.0 \
+                if spec.pulse == "left" else r.x_start_mm + ROW_WIDTH_MM + 0.5
+            tail = spec.pulse_tail_mm if spec.pulse == "left" else 1.0
             b = r.baseline_mm
             xm = xs + 1 + pw / 2
             shape = np.array([[xs, b], [xs + 1, b], [xs + 1, b - g], [xm, b - g], [xm, b - g2],
-                              [xs + 1 + pw, b - g2], [xs + 1 + pw, b], [xs + 2 + pw, b]])
+                              [xs + 1 + pw, b - g2], [xs + 1 + pw, b], [xs + 1 + pw + tail, b]])
             if g2 == g:
                 shape = np.delete(shape, [3, 4], axis=0)
             pts = _to_px(shape, k)
@@ -416,6 +468,9 @@ def render_page(signal: np.ndarray, fs: float, spec: PageSpec, header_seed: int 
                               width_mm=x1_mm - p.x0_mm, baseline_mm=p.baseline_mm,
                               baseline_y=float(p.baseline_mm * k - 0.5), quad=cell,
                               polyline=pts))
+
+    for b in bars if spec.bar_on_top else []:  # over the trace, as some printers draw them
+        _fill(img, b, spec.text_colour)
 
     d = spec.distortions
     H = distort.homography(d, w, h) if d.geometric else np.eye(3)

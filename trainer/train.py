@@ -68,6 +68,13 @@ class TrainConfig:
     # --- run
     out: str = "runs/column"
     init: str = ""  # start from this checkpoint's weights (fresh optimiser/schedule): fine-tuning
+    # batch norm layers kept in inference mode (their statistics fixed): needed when the weights
+    # come from an exported model, whose batch norms are folded into the convolutions
+    # (``python -m trainer from-onnx``)
+    freeze_bn: bool = False
+    # share of pages drawn in other printers' conventions: separator bars, labels at a panel's
+    # start touching the trace, a trace starting at the pulse's edge (``render.sample_spec``)
+    foreign: float = 0.0
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 2
@@ -143,7 +150,7 @@ class Batches(IterableDataset):
                 batch_size=c.batch_size, crop_cols=c.crop_cols,
                 strips_per_page=c.strips_per_page, strip_layout_share=c.strip_layout_share,
                 styles=tuple(c.styles.split(",")), strip_only=c.arch == "seed",
-                page_layouts=self.layouts)
+                page_layouts=self.layouts, foreign=c.foreign)
             yield torch.from_numpy(x), torch.from_numpy(y)
             b += nw
 
@@ -198,8 +205,17 @@ def column_snr(pred_mm: np.ndarray, target_mm: np.ndarray) -> float:
     return float(10 * np.log10(max(float(np.sum(t * t)), 1e-12) / max(noise, 1e-12)))
 
 
+def train_mode(model, freeze_bn: bool = False) -> None:
+    """``model.train()``, with the batch norms left in inference mode where ``freeze_bn``."""
+    model.train()
+    if freeze_bn:
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.eval()
+
+
 @torch.no_grad()
-def validate(model, strips: list, device) -> dict:
+def validate(model, strips: list, device, freeze_bn: bool = False) -> dict:
     model.eval()
     snrs = []
     by_width: dict[int, list] = {}
@@ -211,7 +227,7 @@ def validate(model, strips: list, device) -> dict:
             x = torch.from_numpy(np.stack([s.x for s in chunk])[:, None]).to(device)
             pred = predict_mm(model, x).float().cpu().numpy()
             snrs += [column_snr(p, s.target_mm) for p, s in zip(pred, chunk)]
-    model.train()
+    train_mode(model, freeze_bn)
     return dict(val_snr_mean=float(np.mean(snrs)), val_snr_median=float(np.median(snrs)),
                 val_n=len(snrs))
 
@@ -274,10 +290,10 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> dict:
     styles = tuple(cfg.styles.split(","))
     val_layouts = ("strip",) if cfg.arch == "seed" else ("strip", "3x4+1", "6x2", "12x1")
     val = dataset.strip_set(cfg.val_pages, seed=cfg.seed, ptbxl_dir=cfg.data, split="val",
-                            spec=spec, layouts=val_layouts, styles=styles)
+                            spec=spec, layouts=val_layouts, styles=styles, foreign=cfg.foreign)
     # spawn, not fork: a forked child inherits OpenCV's/OpenMP's thread pools mid-state and hangs
     if step == 0 and cfg.init:  # the starting point, on the same validation strips
-        v0 = validate(model, val, device)
+        v0 = validate(model, val, device, cfg.freeze_bn)
         log.info("initial weights: val SNR mean %.2f dB median %.2f dB", v0["val_snr_mean"],
                  v0["val_snr_median"])
         history.append(dict(step=0, **v0))
@@ -291,7 +307,7 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> dict:
     use_amp = device.type == "cuda"
     t_start, t_log = time.time(), time.time()
     stop_reason = "max_steps"
-    model.train()
+    train_mode(model, cfg.freeze_bn)
     for x, y in loader:
         if step >= cfg.max_steps:
             break
@@ -319,7 +335,7 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> dict:
                      25 * cfg.batch_size / max(dt, 1e-9))
         done = (time.time() - t_start) / 60 >= cfg.max_minutes or step == stop_at_step
         if step % cfg.eval_every == 0 or done or step >= cfg.max_steps:
-            v = validate(model, val, device)
+            v = validate(model, val, device, cfg.freeze_bn)
             history[-1].update(v)
             improved = v["val_snr_mean"] > best
             if improved:
