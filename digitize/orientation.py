@@ -144,18 +144,39 @@ def turn_credible(res) -> bool:
     return pulses >= CREDIBLE_PULSES or (rel is not None and rel <= CREDIBLE_REL)
 
 
-def sideways_suspect(res) -> bool:
+def _pulsed(res, pulses: int) -> bool:
+    """Calibration pulses at the start of two rows, or of a one-row page's only row: a pulse
+    is only recognised rising from its baseline at a row's left end, so the page lies as
+    printed."""
+    return pulses >= min(2, len(res.geometry.rows))
+
+
+def _steady_strip(res, fs: float) -> bool:
+    """A one-row read whose lead beats at a steady rate, read with confidence
+    (``digitize.evidence.beats_cue``): a rhythm strip lying as printed. Turned a quarter, a
+    page's ink does not read as one confident row of regular beats."""
+    if len(res.geometry.rows) != 1:
+        return False
+    from digitize.evidence import beats_cue
+    return bool(beats_cue(res.signal, res.quality, fs)["ecg"])
+
+
+def sideways_suspect(res, fs: float = 500.0) -> bool:
+    """Worth reading turned a quarter (or a half): unreadable, or neither pulses nor limb
+    leads that check out nor (a strip) steady confident beats. A pulse-less strip was read
+    four times over for nothing."""
     if isinstance(res, Exception):
         return True
     pulses, rel, _ = _cues(res)
-    return pulses < 2 and (rel is None or rel > 0.5)
+    return not _pulsed(res, pulses) and (rel is None or rel > 0.5) \
+        and not _steady_strip(res, fs)
 
 
 def upside_down_suspect(res) -> bool:
     if isinstance(res, Exception):
         return False
     pulses, _, asym = _cues(res)
-    return pulses < 2 and asym < 0
+    return not _pulsed(res, pulses) and asym < 0
 
 
 def better_turned(turned, first) -> bool:

@@ -459,7 +459,7 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
             return exc
 
     best, deg = attempt(bgr), 0
-    if sideways_suspect(best):
+    if sideways_suspect(best, opts.fs):
         first = best
         for d in (90, 180, 270):
             alt = attempt(rotated(bgr, d))

@@ -76,3 +76,32 @@ def test_time_direction_tells_a_beat_from_its_mirror_image():
     sig[:, 1] = -0.5 * sig[:, 0]  # a lead of the other polarity
     assert time_direction(sig, fs) > 0.3
     assert time_direction(sig[::-1], fs) < -0.3
+
+
+def test_a_steady_strip_without_pulse_is_read_once(monkeypatch):
+    """A rhythm strip without a calibration pulse whose beats come steadily, read with
+    confidence, lies as printed: it is not read three more times turned (it was, and the
+    turned reads were refused). The strip is drawn here: a beat every 0.8 s."""
+    from digitize import pipeline
+    from digitize.engine import Engine, default_model_path
+    from trainer.render import render_page, strip_spec
+    t = np.arange(5000) / 500.0
+    beat = np.zeros_like(t)
+    for tb in np.arange(0.3, 10.0, 0.8):
+        beat += 1.2 * np.exp(-0.5 * ((t - tb) / 0.012) ** 2) \
+            + 0.3 * np.exp(-0.5 * ((t - tb - 0.25) / 0.05) ** 2)
+    page = render_page(np.repeat(beat[:, None], 12, axis=1).astype(np.float32), 500.0,
+                       strip_spec(200.0))
+    calls = []
+    real = pipeline._convert_page
+
+    def counted(img, engine, opts):
+        calls.append(img.shape)
+        return real(img, engine, opts)
+
+    monkeypatch.setattr(pipeline, "_convert_page", counted)
+    res = pipeline.convert_page(page.image, Engine(default_model_path(), device="cpu"),
+                                pipeline.Options())
+    assert res.layout == "strip" and res.rotated == 0
+    assert not any(r.pulse != "none" for r in res.geometry.rows)  # the premise: no pulse
+    assert calls == [page.image.shape]
