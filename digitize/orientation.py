@@ -8,12 +8,19 @@ is tried again turned:
   The three turns are read; the best replaces the first read only where its score (``score``: pulses, limb-lead relations, upward swing, a multi-column layout,
   confidence) is higher by ``SIDEWAYS_MARGIN``. A page that cannot be read and shows no ECG
   evidence as it lies is also tried turned (a photographed page's grid may not be measured).
+- **a strip on its side**: an image over ``TALL`` times taller than it is wide is no printed
+  ECG page (portrait pages are at most ~1.5 times taller): it is tried turned, and a turned
+  read of one row is credible (the final ECG-evidence check still applies to it).
 - **upside down** (180 degrees), for a read whose limb leads do check out: it has fewer than
   two calibration pulses (a pulse is
   only recognised rising from its baseline at a row's start, so a page turned over shows
   none) and its traces swing further down than up (``asymmetry`` < 0: R waves point up in most
   leads). The turned read replaces it where it shows pulses, or where its traces swing up by
   ``FLIP_GAIN`` more without its limb leads checking out worse by more than ``FLIP_REL_SLACK``.
+  A one-row read (a strip: no limb leads to check, no pulse to show) is turned over only
+  where its beats' time direction also gains ``MIRROR_DIR`` or more: turned over, time runs
+  backwards and the trace swings the other way, so both cues must agree (a V1 strip's deep
+  S waves swing down, but its beats still run forwards).
 
 - **mirrored** (a scan of the sheet's back, a transparency turned over): a mirrored page reads
   as a time-reversed ECG that obeys every relation the other checks use. Beats say which way
@@ -22,6 +29,12 @@ is tried again turned:
   at the rows' right ends) whose beats run backwards (``time_direction`` < -MIRROR_DIR) is
   read again mirrored, and the mirrored read is kept where its beats run forwards by as much
   and it scores no worse than ``MIRROR_SLACK`` below the first.
+  On a page of several columns a mirror also swaps the columns: the first column read holds
+  the chest leads the printer put last, so the limb leads stop checking out. A multi-column
+  read without left-hand pulses whose limb leads miss by more than ``MIRROR_REL`` is read
+  mirrored too, and the mirrored read is kept where ``mirror_gain`` — half the gain in beat
+  direction plus the gain in limb-lead residual — exceeds ``MIRROR_GAIN`` (a page printed
+  with its pulses on the right loses as much by mirroring as a mirrored page gains).
 
 Thresholds were chosen on the ecg-image-kit val pages, the real scans and our own val renders,
 read as they lie and turned (benchmarks/orientation.py).
@@ -41,6 +54,8 @@ FLIP_REL_SLACK = 0.1
 #: <= 0.15; generated non-ECG images turned: <= 2 pulse-like marks, limbs >= 0.45).
 CREDIBLE_PULSES = 3
 CREDIBLE_REL = 0.35
+#: Height over width past which an image is a strip lying on its side.
+TALL = 2.5
 
 
 #: |time_direction| that counts. Val: upright reads of own renders, ecg-image-kit pages and
@@ -48,6 +63,12 @@ CREDIBLE_REL = 0.35
 #: threshold of 0.1); 75 % of the same reads time-reversed lie under -0.25.
 MIRROR_DIR = 0.25
 MIRROR_SLACK = 0.5
+#: Multi-column reads. Val (ecg-image-kit clean+bw, own fold-8 renders, read as printed and
+#: mirrored): mirrored multi-column pages' limb leads miss by 0.34 or more (upright pages
+#: printed with right-hand pulses: 0.18 at most); their mirror_gain is 0.20 or more, that of
+#: pages read the right way round -0.03 or less.
+MIRROR_REL = 0.25
+MIRROR_GAIN = 0.1
 
 
 def time_direction(sig: np.ndarray, fs: float) -> float:
@@ -76,17 +97,32 @@ def time_direction(sig: np.ndarray, fs: float) -> float:
     return float(np.median(out)) if out else 0.0
 
 
+def _columns(res) -> bool:
+    """A read of several columns whose limb leads can be checked."""
+    return res.layout not in WEAK_LAYOUTS and _cues(res)[1] is not None
+
+
 def mirror_suspect(res, fs: float) -> bool:
     if isinstance(res, Exception) or any(r.pulse == "left" for r in res.geometry.rows):
         return False
+    if _columns(res) and _cues(res)[1] > MIRROR_REL:
+        return True
     return time_direction(res.signal, fs) < -MIRROR_DIR
 
 
+def mirror_gain(alt, first, fs: float) -> float:
+    """How much more the mirrored read ``alt`` looks read the right way round than ``first``:
+    half the gain in beat direction plus the drop in limb-lead residual."""
+    gain = (time_direction(alt.signal, fs) - time_direction(first.signal, fs)) / 2
+    return gain + _cues(first)[1] - _cues(alt)[1]
+
+
 def better_mirrored(alt, first, fs: float) -> bool:
-    if isinstance(alt, Exception):
+    if isinstance(alt, Exception) or score(alt) < score(first) - MIRROR_SLACK:
         return False
-    return time_direction(alt.signal, fs) > MIRROR_DIR and \
-        score(alt) >= score(first) - MIRROR_SLACK
+    if _columns(alt) and _columns(first):
+        return mirror_gain(alt, first, fs) > MIRROR_GAIN
+    return time_direction(alt.signal, fs) > MIRROR_DIR
 
 
 def oriented(bgr: np.ndarray, deg: int, mirrored: bool = False) -> np.ndarray:
@@ -188,3 +224,22 @@ def better_turned(turned, first) -> bool:
         return True
     rel_ok = r1 is None or r2 is None or r2 <= r1 + FLIP_REL_SLACK
     return a2 - a1 >= FLIP_GAIN and rel_ok
+
+
+def strip_turned_over(turned, first, fs: float) -> bool:
+    """A one-row read turned over (180) that swings up by ``FLIP_GAIN`` more and whose beats
+    run forwards by ``MIRROR_DIR`` more: both cues that a strip was upside down."""
+    if isinstance(turned, Exception) or len(first.geometry.rows) != 1 \
+            or len(turned.geometry.rows) != 1:
+        return False
+    gain = time_direction(turned.signal, fs) - time_direction(first.signal, fs)
+    return asymmetry(turned.signal) - asymmetry(first.signal) >= FLIP_GAIN and gain >= MIRROR_DIR
+
+
+def tall(bgr: np.ndarray) -> bool:
+    """An image over ``TALL`` times taller than wide: a strip lying on its side."""
+    return bgr.shape[0] > TALL * bgr.shape[1]
+
+
+def one_row(res) -> bool:
+    return not isinstance(res, Exception) and len(res.geometry.rows) == 1

@@ -23,7 +23,8 @@ from digitize.page import (GRID_RATIO, GRID_RATIO_NEAR_ROWS, PageError, PageGeom
 from digitize.evidence import (NotEcg, beats_cue, consensus_beats, describe, evidence,
                                failure_evidence, flag_heart_rates, page_heart_rate)
 from digitize.labels import glyph_mask, read_labels, separator_bridges, separator_mask
-from digitize.orientation import (SIDEWAYS_MARGIN, better_mirrored, better_turned,
+from digitize.orientation import (SIDEWAYS_MARGIN, better_mirrored, better_turned, one_row,
+                                  strip_turned_over, tall,
                                   mirror_suspect, oriented, rotated, sideways_suspect,
                                   turn_credible, upside_down_suspect)
 from digitize.orientation import score as orientation_score
@@ -459,17 +460,21 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
             return exc
 
     best, deg = attempt(bgr), 0
-    if sideways_suspect(best, opts.fs):
+    on_side = tall(bgr)  # a strip lying on its side: a turned one-row read is credible
+    if on_side or sideways_suspect(best, opts.fs):
         first = best
         for d in (90, 180, 270):
             alt = attempt(rotated(bgr, d))
-            if turn_credible(alt) and orientation_score(alt) > max(
-                    orientation_score(best), orientation_score(first) + SIDEWAYS_MARGIN):
+            over = d == 180 and one_row(first) and strip_turned_over(alt, first, opts.fs)
+            if (over or turn_credible(alt) or (on_side and d != 180 and one_row(alt))) and \
+                    orientation_score(alt) > max(orientation_score(best), orientation_score(
+                        first) + (0.0 if over else SIDEWAYS_MARGIN)):
                 best, deg = alt, d
     elif upside_down_suspect(best):
         d = (deg + 180) % 360
         alt = attempt(rotated(bgr, d))
-        if turn_credible(alt) and better_turned(alt, best):
+        if (turn_credible(alt) and better_turned(alt, best)) or \
+                strip_turned_over(alt, best, opts.fs):
             best, deg = alt, d
     mirrored = False
     if mirror_suspect(best, opts.fs):
@@ -492,7 +497,8 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         res.warnings.append(f"page turned {deg} degrees clockwise to read it upright")
     if mirrored:
         res.mirrored, res.image = True, oriented(bgr, deg, mirrored=True)
-        res.warnings.append("page mirrored left to right to read it (its beats ran backwards)")
+        res.warnings.append("page mirrored left to right to read it (as it lay, its beats ran "
+                            "backwards or its limb leads did not check out)")
     return res
 
 

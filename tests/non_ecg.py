@@ -195,3 +195,14 @@ def make(i: int) -> tuple[str, np.ndarray]:
     kind = KINDS[i % len(KINDS)]
     dpi = float(rng.choice([100, 150, 200, 300]))
     return kind, _MAKERS[kind](rng, dpi)
+
+
+def receipt(rng, dpi):
+    """A till receipt or label: a text strip over ``orientation.TALL`` times taller than wide,
+    the shape of an ECG strip lying on its side (not in KINDS: the benchmark's corpus stays
+    as it was)."""
+    k = dpi / 25.4
+    w, h = rng.uniform(55, 80), rng.uniform(240, 320)
+    img = np.full((int(h * k), int(w * k), 3), int(rng.integers(225, 256)), np.uint8)
+    _text(img, rng, k, top=0.03, bottom=0.97, left=0.06, right=0.94)
+    return img

@@ -105,3 +105,77 @@ def test_a_steady_strip_without_pulse_is_read_once(monkeypatch):
     assert res.layout == "strip" and res.rotated == 0
     assert not any(r.pulse != "none" for r in res.geometry.rows)  # the premise: no pulse
     assert calls == [page.image.shape]
+
+
+def _timeless_page(pulse: str):
+    """A 3x4+1 page (our renderer, pulses at the rows' ``pulse`` ends) of beats that carry no
+    time direction — symmetric QRS and T-like humps — with limb leads that obey Einthoven's
+    relations and chest leads of other shapes: only the limb leads can tell a mirror."""
+    from trainer.render import PageSpec, render_page
+    fs = 500.0
+    t = np.arange(int(10 * fs)) / fs
+    beats = np.arange(0.4, 10.0, 0.9)
+
+    def hump(width, shift=0.0):
+        return sum(np.exp(-((t - b - shift) / width) ** 2) for b in beats)
+
+    qrs, wide = hump(0.012), hump(0.05, 0.25) + hump(0.05, -0.25)
+    lead_i, lead_ii = 0.6 * qrs + 0.1 * wide, 1.2 * qrs + 0.2 * wide
+    limb = [lead_i, lead_ii, lead_ii - lead_i, -(lead_i + lead_ii) / 2,
+            lead_i - lead_ii / 2, lead_ii - lead_i / 2]
+    chest = [a * qrs + b * wide - c * hump(0.02, 0.04) for a, b, c in
+             ((-1.0, -0.1, 0.3), (-0.6, 0.3, 0.8), (0.4, 0.4, 0.2), (1.5, 0.1, 0.0),
+              (0.9, -0.2, 0.5), (0.3, 0.15, 0.9))]
+    sig = np.stack(limb + chest, axis=1).astype(np.float32)
+    spec = PageSpec(layout="3x4+1", paper="letter", dpi=150, pulse=pulse, labels=True)
+    return render_page(sig, fs, spec).image, sig
+
+
+@pytest.mark.parametrize("pulse", ["left", "right"])
+def test_a_mirror_is_told_by_the_limb_leads_where_beats_cannot(pulse):
+    """Beats with no time direction: a mirrored page is told by its columns (mirrored, the
+    chest leads the printer put last stand first and miss Einthoven's relation); a page
+    printed with its pulses on the right is not mirrored."""
+    from digitize.engine import Engine, default_model_path
+    from digitize.pipeline import Options, convert_page
+    page, sig = _timeless_page(pulse)
+    assert abs(time_direction(sig, 500.0)) < 0.1  # the premise: beats cannot tell
+    engine = Engine(default_model_path(), device="cpu")
+    as_printed = convert_page(page, engine, Options())
+    assert not as_printed.mirrored and as_printed.layout == "3x4+1"
+    if pulse == "left":  # a left-pulsed page mirrored has its pulses on the right
+        back = convert_page(cv2.flip(page, 1), engine, Options())
+        assert back.mirrored and back.rotated == 0
+        err = np.nanmean(np.abs(back.signal - as_printed.signal))
+        assert err < 0.05 * np.nanmax(np.abs(as_printed.signal))
+
+
+STRIP = PAGES / "00000_00008_strip_clean.png"
+
+
+@pytest.mark.parametrize("deg", [90, 180, 270])
+def test_a_strip_without_pulse_or_steady_beats_is_read_upright(deg):
+    """The seed-format strip (no pulse, one lead, beats not steady enough to vouch for it):
+    on its side its image is far taller than any printed page, so a one-row turned read is
+    taken; upside down, both its swing and its beats' direction say so."""
+    from digitize.engine import Engine, default_model_path
+    from digitize.pipeline import Options, convert_page
+    page = cv2.rotate(cv2.imread(str(STRIP)), TURNS[deg])
+    res = convert_page(page, Engine(default_model_path(), device="cpu"), Options())
+    assert res.layout == "strip" and res.rotated == (360 - deg) % 360 and not res.mirrored
+
+
+def test_a_tall_text_strip_becomes_no_record():
+    """A receipt has a strip's shape on its side: turned, it still yields no record. (Its
+    evenly spaced lines of text can pass for a grid's pattern, so it may be reported as an ECG
+    that could not be read rather than as no ECG: a known gap of the not-ECG evidence.)"""
+    from non_ecg import receipt
+    from digitize.engine import Engine, default_model_path
+    from digitize.evidence import NotEcg
+    from digitize.page import PageError
+    from digitize.pipeline import Options, convert_page
+    engine = Engine(default_model_path(), device="cpu")
+    for seed in range(3):
+        img = receipt(np.random.default_rng(seed), 200.0)
+        with pytest.raises((NotEcg, PageError)):
+            convert_page(img, engine, Options())
