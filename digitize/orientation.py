@@ -11,7 +11,8 @@ is tried again turned:
 - **a strip on its side**: an image over ``TALL`` times taller than it is wide is no printed
   ECG page (portrait pages are at most ~1.5 times taller): it is tried turned, and a turned
   read of one row is credible (the final ECG-evidence check still applies to it).
-- **upside down** (180 degrees), for a read whose limb leads do check out: it has fewer than
+- **upside down** (180 degrees), for a read whose limb leads do check out (but not so well,
+  on a page of several columns, that it cannot be upside down: ``UPRIGHT_REL``): it has fewer than
   two calibration pulses (a pulse is
   only recognised rising from its baseline at a row's start, so a page turned over shows
   none) and its traces swing further down than up (``asymmetry`` < 0: R waves point up in most
@@ -69,6 +70,11 @@ MIRROR_SLACK = 0.5
 #: pages read the right way round -0.03 or less.
 MIRROR_REL = 0.25
 MIRROR_GAIN = 0.1
+#: Limb-lead residual under which a multi-column read is not suspected upside down. Val
+#: (ecg-image-kit clean+bw and own fold-8 multi-column renders, read turned over): 0.30 or
+#: more; 100 own 3x4 test-split renders (benchmarks/digitize_speed.py): 2 pulse-less pages
+#: with limb leads at 0.05-0.12 were read a second time turned over for nothing.
+UPRIGHT_REL = 0.2
 
 
 def time_direction(sig: np.ndarray, fs: float) -> float:
@@ -209,9 +215,14 @@ def sideways_suspect(res, fs: float = 500.0) -> bool:
 
 
 def upside_down_suspect(res) -> bool:
+    """No pulses and traces that swing further down than up — unless the read has several
+    columns whose limb leads check out to ``UPRIGHT_REL``: turned over, a page's columns
+    swap, so its limb leads would not."""
     if isinstance(res, Exception):
         return False
-    pulses, _, asym = _cues(res)
+    pulses, rel, asym = _cues(res)
+    if _columns(res) and rel <= UPRIGHT_REL:
+        return False
     return not _pulsed(res, pulses) and asym < 0
 
 

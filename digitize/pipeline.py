@@ -560,8 +560,10 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
             if geom is None:
                 raise exc
         noisy = geom.mask is not None and float(geom.mask.mean()) > NOISY_INK
-        if fits(geom) and DARK_GRID not in geom.warnings and geom.thin_grid:
-            # ... or add rows of its own (a 6x1 page read as 12 rows)
+        if fits(geom) and DARK_GRID not in geom.warnings and \
+                not all(r.pulse != "none" for r in geom.rows) and geom.thin_grid:
+            # ... or add rows of its own (a 6x1 page read as 12 rows; rows that each show a
+            # calibration pulse are the page's own)
             other = _better(geom, opened, gridded)
             if len(other.rows) != len(geom.rows):
                 geom = other

@@ -107,7 +107,7 @@ def test_a_steady_strip_without_pulse_is_read_once(monkeypatch):
     assert calls == [page.image.shape]
 
 
-def _timeless_page(pulse: str):
+def _timeless_page(pulse: str, sign: float = 1.0):
     """A 3x4+1 page (our renderer, pulses at the rows' ``pulse`` ends) of beats that carry no
     time direction — symmetric QRS and T-like humps — with limb leads that obey Einthoven's
     relations and chest leads of other shapes: only the limb leads can tell a mirror."""
@@ -126,7 +126,7 @@ def _timeless_page(pulse: str):
     chest = [a * qrs + b * wide - c * hump(0.02, 0.04) for a, b, c in
              ((-1.0, -0.1, 0.3), (-0.6, 0.3, 0.8), (0.4, 0.4, 0.2), (1.5, 0.1, 0.0),
               (0.9, -0.2, 0.5), (0.3, 0.15, 0.9))]
-    sig = np.stack(limb + chest, axis=1).astype(np.float32)
+    sig = sign * np.stack(limb + chest, axis=1).astype(np.float32)
     spec = PageSpec(layout="3x4+1", paper="letter", dpi=150, pulse=pulse, labels=True)
     return render_page(sig, fs, spec).image, sig
 
@@ -179,3 +179,25 @@ def test_a_tall_text_strip_becomes_no_record():
         img = receipt(np.random.default_rng(seed), 200.0)
         with pytest.raises((NotEcg, PageError)):
             convert_page(img, engine, Options())
+
+
+def test_a_pulseless_page_whose_columns_check_out_is_not_read_turned_over(monkeypatch):
+    """No pulse and traces that swing down (all leads negative: Einthoven's relations still
+    hold) once sent every such page to a second read turned over. Its limb leads, read from
+    the first column, check out: turned over, the columns would swap and they would not."""
+    from digitize import pipeline
+    from digitize.engine import Engine, default_model_path
+    from digitize.orientation import asymmetry
+    page, sig = _timeless_page("none", sign=-1.0)
+    calls = []
+    real = pipeline._convert_page
+
+    def counted(img, engine, opts):
+        calls.append(img.shape)
+        return real(img, engine, opts)
+
+    monkeypatch.setattr(pipeline, "_convert_page", counted)
+    res = pipeline.convert_page(page, Engine(default_model_path(), device="cpu"),
+                                pipeline.Options())
+    assert asymmetry(res.signal) < 0 and res.layout == "3x4+1"  # the premise
+    assert res.rotated == 0 and not res.mirrored and len(calls) == 1
