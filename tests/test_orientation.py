@@ -78,7 +78,22 @@ def test_time_direction_tells_a_beat_from_its_mirror_image():
     assert time_direction(sig[::-1], fs) < -0.3
 
 
-def test_a_steady_strip_without_pulse_is_read_once(monkeypatch):
+@pytest.fixture
+def page_reads(monkeypatch):
+    """The shapes of the images ``convert_page`` reads (each try: as it lies, turned, ...)."""
+    from digitize import pipeline
+    calls = []
+    real = pipeline._convert_page
+
+    def counted(img, engine, opts):
+        calls.append(img.shape)
+        return real(img, engine, opts)
+
+    monkeypatch.setattr(pipeline, "_convert_page", counted)
+    return calls
+
+
+def test_a_steady_strip_without_pulse_is_read_once(page_reads):
     """A rhythm strip without a calibration pulse whose beats come steadily, read with
     confidence, lies as printed: it is not read three more times turned (it was, and the
     turned reads were refused). The strip is drawn here: a beat every 0.8 s."""
@@ -92,19 +107,11 @@ def test_a_steady_strip_without_pulse_is_read_once(monkeypatch):
             + 0.3 * np.exp(-0.5 * ((t - tb - 0.25) / 0.05) ** 2)
     page = render_page(np.repeat(beat[:, None], 12, axis=1).astype(np.float32), 500.0,
                        strip_spec(200.0))
-    calls = []
-    real = pipeline._convert_page
-
-    def counted(img, engine, opts):
-        calls.append(img.shape)
-        return real(img, engine, opts)
-
-    monkeypatch.setattr(pipeline, "_convert_page", counted)
     res = pipeline.convert_page(page.image, Engine(default_model_path(), device="cpu"),
                                 pipeline.Options())
     assert res.layout == "strip" and res.rotated == 0
     assert not any(r.pulse != "none" for r in res.geometry.rows)  # the premise: no pulse
-    assert calls == [page.image.shape]
+    assert page_reads == [page.image.shape]
 
 
 def _timeless_page(pulse: str, sign: float = 1.0):
@@ -181,7 +188,7 @@ def test_a_tall_text_strip_becomes_no_record():
             convert_page(img, engine, Options())
 
 
-def test_a_pulseless_page_whose_columns_check_out_is_not_read_turned_over(monkeypatch):
+def test_a_pulseless_page_whose_columns_check_out_is_not_read_turned_over(page_reads):
     """No pulse and traces that swing down (all leads negative: Einthoven's relations still
     hold) once sent every such page to a second read turned over. Its limb leads, read from
     the first column, check out: turned over, the columns would swap and they would not."""
@@ -189,15 +196,7 @@ def test_a_pulseless_page_whose_columns_check_out_is_not_read_turned_over(monkey
     from digitize.engine import Engine, default_model_path
     from digitize.orientation import asymmetry
     page, sig = _timeless_page("none", sign=-1.0)
-    calls = []
-    real = pipeline._convert_page
-
-    def counted(img, engine, opts):
-        calls.append(img.shape)
-        return real(img, engine, opts)
-
-    monkeypatch.setattr(pipeline, "_convert_page", counted)
     res = pipeline.convert_page(page, Engine(default_model_path(), device="cpu"),
                                 pipeline.Options())
     assert asymmetry(res.signal) < 0 and res.layout == "3x4+1"  # the premise
-    assert res.rotated == 0 and not res.mirrored and len(calls) == 1
+    assert res.rotated == 0 and not res.mirrored and len(page_reads) == 1
