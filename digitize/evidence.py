@@ -38,6 +38,11 @@ from digitize.io import DigitizeError
 #: The grid comb's peak-to-background ratio that counts as ECG paper (ECG val pages: >= 5.0
 #: where a pitch is found; generated non-ECG images: <= 2.6).
 GRID_STRENGTH = 4.0
+#: ... and the same period must repeat along both axes (``geometry.crossed_comb``, the weaker
+#: axis's comb): ECG paper's grid is square. ECG val pages (eik val, real scans, examples):
+#: >= 3.36; generated text, forms and noise: <= 1.6 (tables with evenly spaced columns and
+#: rows reach 2-11: their rows and columns can share a period's harmonics).
+GRID_CROSSED = 2.5
 #: Largest Einthoven / Goldberger residual (relative RMS) that counts as limb leads.
 RELATIONS_OK = 0.5
 #: Leads that must agree on the R peaks (the median beat), and beats, for a rhythm to count
@@ -80,11 +85,14 @@ class NotEcg(DigitizeError):
 
 def page_grid(bgr: np.ndarray) -> dict:
     """The page's grid as the 2-D spectrum sees it (~50 ms on a 200-dpi page)."""
-    from digitize.geometry import grid_pitch
+    from digitize.geometry import crossed_comb, grid_pitch
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
     p = grid_pitch(grey)
-    found = bool(np.isfinite(p.px_per_mm) and p.strength >= GRID_STRENGTH)
+    crossed = crossed_comb(grey) if p.strength >= GRID_STRENGTH else 1.0
+    found = bool(np.isfinite(p.px_per_mm) and p.strength >= GRID_STRENGTH
+                 and crossed >= GRID_CROSSED)
     return dict(grid=found, grid_strength=round(float(p.strength), 2),
+                grid_crossed=round(crossed, 2),
                 grid_px_per_mm=None if not np.isfinite(p.px_per_mm) else round(p.px_per_mm, 3))
 
 
@@ -189,13 +197,14 @@ def _enough_pulses(pulses: int | None, rows: int | None) -> bool:
 def failure_evidence(bgr: np.ndarray, pulses: int | None, rows: int | None = None) -> dict:
     """The ECG evidence of a page that could not be read (rows not found, no layout fits).
     Taken for no ECG only where nothing periodic is seen at all (a comb under
-    ``GRID_STRENGTH``, pitch or not) or where it has more rows than any ECG: a photographed
+    ``GRID_STRENGTH``, pitch or not), where the pattern repeats one way only (lines of text:
+    ``GRID_CROSSED``) or where it has more rows than any ECG: a photographed
     ECG whose grid pitch is not measured stays an error."""
     ev = dict(pulses=pulses, rows=rows)
     ev.update(page_grid(bgr))
     ev["ink"] = round(ink_share(bgr), 5)
-    pattern = ev["grid_strength"] >= GRID_STRENGTH and not (rows and rows > MAX_ECG_ROWS) \
-        and ev["ink"] >= NEAR_BLANK
+    pattern = ev["grid_strength"] >= GRID_STRENGTH and ev["grid_crossed"] >= GRID_CROSSED \
+        and not (rows and rows > MAX_ECG_ROWS) and ev["ink"] >= NEAR_BLANK
     ev["ecg"] = bool(ev["grid"] or pattern or _enough_pulses(pulses, None))
     return ev
 
@@ -238,6 +247,9 @@ def describe(ev: dict) -> str:
         parts = ["no ECG grid"]
     elif ev["grid_strength"] < GRID_STRENGTH:
         parts = [f"no ECG grid (grid comb {ev['grid_strength']:g} < {GRID_STRENGTH:g})"]
+    elif ev.get("grid_crossed", GRID_CROSSED) < GRID_CROSSED:
+        parts = [f"no ECG grid (a pattern that repeats one way only, as lines of text do: "
+                 f"comb {ev['grid_strength']:g} down or across, {ev['grid_crossed']:g} both ways)"]
     else:
         parts = [f"no 1-mm grid (a periodic pattern, comb {ev['grid_strength']:g}, of no ECG "
                  "paper's pitch)"]

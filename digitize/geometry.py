@@ -29,8 +29,9 @@ class Pitch:
     strength: float  # peak-to-background ratio of the chosen comb (≈1: nothing periodic)
 
 
-def _axis_spectrum(grey: np.ndarray, tile: int) -> np.ndarray:
-    """Mean power along the two axis bands, per radial frequency bin (cycles/px × tile)."""
+def _axis_spectrum(grey: np.ndarray, tile: int, axes: str = "xy") -> np.ndarray:
+    """Mean power along the axis bands (``"xy"``: both; ``"x"``: lines periodic along x, i.e.
+    vertical lines; ``"y"``: horizontal lines), per radial frequency bin (cycles/px × tile)."""
     h, w = grey.shape
     dark = 255.0 - grey.astype(np.float32)
     win = np.outer(np.hanning(tile), np.hanning(tile)).astype(np.float32)
@@ -44,7 +45,9 @@ def _axis_spectrum(grey: np.ndarray, tile: int) -> np.ndarray:
     fy = np.fft.fftfreq(tile)[:, None] * tile  # in bins
     fx = np.fft.rfftfreq(tile)[None, :] * tile
     r = np.sqrt(fx ** 2 + fy ** 2)
-    band = (np.abs(fy) <= 0.14 * np.abs(fx) + 1) | (np.abs(fx) <= 0.14 * np.abs(fy) + 1)
+    along_x = np.abs(fy) <= 0.14 * np.abs(fx) + 1
+    along_y = np.abs(fx) <= 0.14 * np.abs(fy) + 1
+    band = {"xy": along_x | along_y, "x": along_x, "y": along_y}[axes]
     rb = np.round(r).astype(int)
     n = tile // 2 + 1
     keep = band & (rb < n)
@@ -53,13 +56,9 @@ def _axis_spectrum(grey: np.ndarray, tile: int) -> np.ndarray:
     return spec / np.maximum(count, 1)
 
 
-def grid_pitch(grey: np.ndarray) -> Pitch:
-    """px/mm of the page grid from a greyscale page."""
-    side = min(grey.shape)
-    tile = 512 if side >= 512 else (256 if side >= 256 else 128)
-    if side < 128:
-        return Pitch(float("nan"), 0.0)
-    s = _axis_spectrum(grey, tile)
+def _combs(s: np.ndarray, tile: int):
+    """Candidate periods (px), their comb scores (mean peak-to-background ratio at the first
+    4 harmonics inside the spectrum) and the ratio spectrum as a function of frequency bin."""
     bg = median_filter(s, size=9, mode="nearest") + 1e-9
     ratio = s / bg
     freqs = np.arange(len(s))  # bin k = k/tile cycles per px
@@ -67,15 +66,39 @@ def grid_pitch(grey: np.ndarray) -> Pitch:
     def at(f_bins: np.ndarray) -> np.ndarray:
         return np.interp(f_bins, freqs, ratio, right=0.0)
 
-    thr = 2.0  # a peak: twice the spectrum's local background
     cands = np.arange(MIN_PX_PER_MM, 5 * MAX_PX_PER_MM, 0.01)
-    fund = at(tile / cands)
-    # comb score: mean ratio at the first 4 harmonics that fall inside the spectrum
     harm = tile / cands[:, None] * np.arange(1, 5)[None, :]
     inside = (harm >= 2) & (harm < len(s) - 1)
     vals = at(harm.ravel()).reshape(harm.shape) * inside
     scores = np.where(inside.any(axis=1), vals.sum(axis=1) / np.maximum(inside.sum(axis=1), 1),
                       0.0)
+    return cands, scores, at
+
+
+def crossed_comb(grey: np.ndarray) -> float:
+    """How strongly one period repeats along *both* axes: the best, over periods, of the weaker
+    axis's comb score. ECG paper's grid is square (1 mm both ways); lines of text repeat only
+    down the page, and a table's columns and rows at two different periods."""
+    side = min(grey.shape)
+    tile = 512 if side >= 512 else (256 if side >= 256 else 128)
+    if side < 128:
+        return 0.0
+    _, sx, _ = _combs(_axis_spectrum(grey, tile, "x"), tile)
+    _, sy, _ = _combs(_axis_spectrum(grey, tile, "y"), tile)
+    return float(np.minimum(sx, sy).max())
+
+
+def grid_pitch(grey: np.ndarray, axes: str = "xy") -> Pitch:
+    """px/mm of the page grid from a greyscale page (from lines along both axes, or only
+    those periodic along ``axes`` = ``"x"`` or ``"y"``)."""
+    side = min(grey.shape)
+    tile = 512 if side >= 512 else (256 if side >= 256 else 128)
+    if side < 128:
+        return Pitch(float("nan"), 0.0)
+    s = _axis_spectrum(grey, tile, axes)
+    cands, scores, at = _combs(s, tile)
+    fund = at(tile / cands)
+    thr = 2.0  # a peak: twice the spectrum's local background
     best = float(scores.max())
     # the true period has its fundamental; its fractions (p/2, p/3: harmonics only) score as
     # well but are shorter — take the longest period with a fundamental and a good comb

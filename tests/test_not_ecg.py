@@ -77,3 +77,17 @@ def test_ecg_pages_are_not_taken_for_not_ecg(tmp_path):
         d = json.loads(q.read_text())["quality"]
         assert d["evidence"]["ecg"] is True
         assert d["heart_rate_bpm"] > 30  # one heart rate for the page
+
+
+def test_a_pattern_that_repeats_one_way_is_no_grid():
+    """Lines of text repeat down the page only; ECG paper's grid repeats both ways at one
+    period. Oracle: the generator's own kinds (text pages, the bundled ECG pages)."""
+    from digitize.evidence import GRID_CROSSED, failure_evidence
+    for seed in range(42):
+        kind, img = non_ecg.make(seed)
+        if kind == "text":
+            ev = failure_evidence(img, 0, 9)  # as if 9 rows had been found: no layout has 9
+            assert not ev["ecg"], (seed, ev)
+    for page in sorted(PAGES.glob("*.png")):
+        ev = failure_evidence(cv2.imread(str(page)), 0, 9)
+        assert ev["grid_crossed"] >= GRID_CROSSED and ev["ecg"], (page.name, ev)
