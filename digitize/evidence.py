@@ -40,8 +40,9 @@ from digitize.io import DigitizeError
 GRID_STRENGTH = 4.0
 #: ... and the same period must repeat along both axes (``geometry.crossed_comb``, the weaker
 #: axis's comb): ECG paper's grid is square. ECG val pages (eik val, real scans, examples):
-#: >= 3.36; generated text, forms and noise: <= 1.6 (tables with evenly spaced columns and
-#: rows reach 2-11: their rows and columns can share a period's harmonics).
+#: >= 3.36; generated text pages: <= 1.6; forms: <= 3.0 (two of 21 above 2.5); tables with
+#: evenly spaced columns and rows: up to 10.8 (rows and columns can share a period's
+#: harmonics). It separates lines of text, not every table or form.
 GRID_CROSSED = 2.5
 #: Largest Einthoven / Goldberger residual (relative RMS) that counts as limb leads.
 RELATIONS_OK = 0.5
