@@ -61,6 +61,12 @@ RHYTHM_SHARE = 0.6
 BEATS_MIN = 4
 BEATS_CV = 0.1
 BEATS_CONF = 0.95
+#: A page that failed shows a trace only where, once its straight lines (grid, table rules, form
+#: fields) are taken away, some stroke spans this share of its width (``trace_extent``): a
+#: trace row's ink is one long wiggly line, text and a table's entries are short words. ECG val
+#: pages (eik val, real scans, examples, own val renders): >= 0.40; generated tables and
+#: forms: <= 0.11, text <= 0.18 (line charts and noise reach 0.8-1.0, but show no grid pattern).
+TRACE_EXTENT = 0.25
 #: A page that failed with more rows than any ECG layout has (12x1 + a strip) and no pulses
 #: is lines of text or a table's rows, whatever its periodic pattern.
 MAX_ECG_ROWS = 14
@@ -199,26 +205,53 @@ def failure_evidence(bgr: np.ndarray, pulses: int | None, rows: int | None = Non
     """The ECG evidence of a page that could not be read (rows not found, no layout fits).
     Taken for no ECG only where nothing periodic is seen at all (a comb under
     ``GRID_STRENGTH``, pitch or not), where the pattern repeats one way only (lines of text:
-    ``GRID_CROSSED``) or where it has more rows than any ECG: a photographed
+    ``GRID_CROSSED``), where no stroke is as long as a trace (a table's rules and entries:
+    ``TRACE_EXTENT``) or where it has more rows than any ECG: a photographed
     ECG whose grid pitch is not measured stays an error."""
     ev = dict(pulses=pulses, rows=rows)
     ev.update(page_grid(bgr))
-    ev["ink"] = round(ink_share(bgr), 5)
+    ink = _ink_mask(bgr)
+    ev["ink"] = round(float(ink.mean()), 5)
+    ev["trace_extent"] = round(trace_extent(ink), 3)
     pattern = ev["grid_strength"] >= GRID_STRENGTH and ev["grid_crossed"] >= GRID_CROSSED \
+        and ev["trace_extent"] >= TRACE_EXTENT \
         and not (rows and rows > MAX_ECG_ROWS) and ev["ink"] >= NEAR_BLANK
     ev["ecg"] = bool(ev["grid"] or pattern or _enough_pulses(pulses, None))
     return ev
 
 
-def ink_share(bgr: np.ndarray) -> float:
-    """Share of the page (at ~1000 px) darker than its local paper by a quarter."""
+def _ink_mask(bgr: np.ndarray) -> np.ndarray:
+    """The page at ~1000 px: 1 where darker than its local paper by a quarter (brightest
+    colour channel: a coloured grid is paper)."""
     h, w = bgr.shape[:2]
     s = min(1.0, 1000 / max(h, w))
     small = cv2.resize(bgr, (max(1, int(w * s)), max(1, int(h * s))),
                        interpolation=cv2.INTER_AREA)
     v = (small.max(axis=2) if small.ndim == 3 else small).astype(np.float32)
     paper = cv2.blur(cv2.dilate(v, np.ones((15, 15), np.uint8)), (31, 31))
-    return float(np.mean(v < 0.75 * paper))
+    return (v < 0.75 * paper).astype(np.uint8)
+
+
+def ink_share(bgr: np.ndarray) -> float:
+    """Share of the page (at ~1000 px) darker than its local paper by a quarter."""
+    return float(_ink_mask(bgr).mean())
+
+
+def trace_extent(ink: np.ndarray) -> float:
+    """The widest stroke of an ink mask (``_ink_mask``) once its straight lines are taken
+    away, as a share of its width. Lines: runs of ink an eighth of the page's longer side
+    (grid lines, a table's rules; a trace's QRS or flat stretch is shorter); what is left is
+    joined across gaps of 4 px (a trace cut where such a line crossed it)."""
+    if ink.size == 0:
+        return 0.0
+    n = max(ink.shape) // 8
+    lines = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((1, n), np.uint8)) | \
+        cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((n, 1), np.uint8))
+    rest = cv2.dilate(ink & (1 - lines), np.ones((3, 5), np.uint8))
+    count, _, stats, _ = cv2.connectedComponentsWithStats(rest, connectivity=8)
+    if count <= 1:
+        return 0.0
+    return float(stats[1:, cv2.CC_STAT_WIDTH].max() / ink.shape[1])
 
 
 def beats_cue(sig: np.ndarray, quality: dict, fs: float) -> dict:
@@ -254,6 +287,9 @@ def describe(ev: dict) -> str:
     else:
         parts = [f"no 1-mm grid (a periodic pattern, comb {ev['grid_strength']:g}, of no ECG "
                  "paper's pitch)"]
+    if ev.get("trace_extent") is not None and ev["trace_extent"] < TRACE_EXTENT:
+        parts.append(f"no trace-long stroke (straight lines aside, the longest spans "
+                     f"{100 * ev['trace_extent']:.0f} % of the page's width)")
     if ev.get("ink") is not None and ev["ink"] < NEAR_BLANK:
         parts.insert(0, f"near-blank ({100 * ev['ink']:.2f} % ink)")
     if ev.get("rows") and ev["rows"] > MAX_ECG_ROWS:

@@ -91,3 +91,21 @@ def test_a_pattern_that_repeats_one_way_is_no_grid():
     for page in sorted(PAGES.glob("*.png")):
         ev = failure_evidence(cv2.imread(str(page)), 0, 9)
         assert ev["grid_crossed"] >= GRID_CROSSED and ev["ecg"], (page.name, ev)
+
+
+def test_a_table_with_even_cells_is_no_trace():
+    """A table whose rows and columns share a period's harmonics looks like a grid to the
+    spectrum; its entries are short words, where an ECG row is one long stroke. Oracle: the
+    generator's own kinds (its tables, forms and text pages; the bundled ECG pages)."""
+    from digitize.evidence import TRACE_EXTENT, failure_evidence
+    seen = 0
+    for seed in range(42):
+        kind, img = non_ecg.make(seed)
+        if kind in ("table", "form", "text"):
+            ev = failure_evidence(img, 0, 9)
+            assert ev["trace_extent"] < TRACE_EXTENT and not ev["ecg"], (seed, kind, ev)
+            seen += kind == "table" and ev["grid_crossed"] >= 2.5  # a grid-like table
+    assert seen, "no table with a crossed pattern among the seeds: the test shows nothing"
+    for page in sorted(PAGES.glob("*.png")):
+        ev = failure_evidence(cv2.imread(str(page)), 0, 9)
+        assert ev["trace_extent"] >= TRACE_EXTENT and ev["ecg"], (page.name, ev)
