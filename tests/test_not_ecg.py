@@ -109,3 +109,23 @@ def test_a_table_with_even_cells_is_no_trace():
     for page in sorted(PAGES.glob("*.png")):
         ev = failure_evidence(cv2.imread(str(page)), 0, 9)
         assert ev["trace_extent"] >= TRACE_EXTENT and ev["ecg"], (page.name, ev)
+
+
+def test_the_grid_cue_is_read_on_the_page_as_read():
+    """A read page's grid is measured where the reader deskewed and flattened it: a photo's
+    slanted grid lines fall outside the spectrum's axis bands. Oracle: the bundled strip's
+    grid, sheared by 12 degrees as photographed, and upright as read."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from digitize.evidence import evidence
+    page = cv2.imread(str(PAGES / "00000_00008_strip_clean.png"))
+    h, w = page.shape[:2]
+    shear = np.float32([[1, np.tan(np.radians(12)), 0], [np.tan(np.radians(12)), 1, 0]])
+    slanted = cv2.warpAffine(page, shear, (w + h // 4, h + w // 4),
+                             borderMode=cv2.BORDER_REPLICATE)
+    geom = SimpleNamespace(rows=[SimpleNamespace(pulse="none")],
+                           grey=cv2.cvtColor(page, cv2.COLOR_BGR2GRAY))
+    assert evidence(geom, {}, 0, slanted)["grid"]
+    assert not evidence(SimpleNamespace(rows=geom.rows, grey=None), {}, 0, slanted)["grid"]
