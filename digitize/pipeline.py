@@ -33,7 +33,7 @@ from digitize.printed import printed_gain
 from digitize.quality import (calibrate, chest_gain_doubt, lead_quality, page_doubts,
                                relation_power)
 from digitize.reconstruct import LeadWindow, assemble, reconstruct, relabel
-from digitize.strips import StripGeometry
+from digitize.strips import StripGeometry, even_light
 
 _BY_ROWS = {1: ("strip",), 3: ("3x4",), 4: ("3x4+1",), 5: ("3x4+2",),
             6: ("6x2", "3x4+3", "6x1"), 7: ("6x2+1",), 12: ("12x1",)}
@@ -628,6 +628,8 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         sig, results = reconstruct(unlabelled(wins), wins, engine, opts.fs, n,
                                    opts.batch_size, trim_conf=TRIM_CONF)
         return sig, results
+
+    grey = even_light(grey, geom.px_per_mm)  # what the model reads: creases and shadows out
 
     def unlabelled(wins) -> np.ndarray:
         """The page without the lead labels beside the windows' starts (a label under a

@@ -61,6 +61,27 @@ def cut_strip(grey: np.ndarray, geom: StripGeometry, spec: StripSpec) -> np.ndar
     return normalise(cv2.resize(hi, (w_out, h_out), interpolation=interp))
 
 
+#: Shading broader than this (mm) is lighting, not ink: a crease, a wrinkle, a shadow.
+EVEN_LIGHT_MM = 3.0
+
+
+def even_light(grey: np.ndarray, px_per_mm: float) -> np.ndarray:
+    """The page with its paper brought to one brightness: divided by the local paper level, a
+    grey closing over ``EVEN_LIGHT_MM`` (it takes out every stroke thinner than that — trace,
+    grid, text — and keeps broad shading). A dark crease across a trace then no longer reads as
+    ink; on an evenly lit page this is a uniform scaling, which ``normalise`` ignores."""
+    h, w = grey.shape[:2]
+    f = min(1.0, 2.0 / max(px_per_mm, 1e-3))  # the paper level at ~2 px/mm
+    small = cv2.resize(grey, (max(1, int(w * f)), max(1, int(h * f))),
+                       interpolation=cv2.INTER_AREA) if f < 1.0 else grey
+    r = max(3, int(round(EVEN_LIGHT_MM * px_per_mm * f)) | 1)
+    paper = cv2.morphologyEx(small, cv2.MORPH_CLOSE, np.ones((r, r), np.uint8))
+    paper = cv2.GaussianBlur(paper, (0, 0), r / 3)
+    if paper.shape != grey.shape:
+        paper = cv2.resize(paper, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.divide(grey, np.maximum(paper, 16), scale=255.0)  # saturates at 255
+
+
 def normalise(grey: np.ndarray) -> np.ndarray:
     """NORMALISATION_V1: ink level relative to the strip's background, robust to lighting."""
     ink = 1.0 - grey.astype(np.float32) * (1 / 255)

@@ -53,3 +53,22 @@ def test_columns_to_signal_round_trip():
     assert idx[0] == 1250 and idx[-1] == 2499
     err = np.abs(mv - np.sin(2 * np.pi * idx / 500.0))
     assert np.max(err) < 0.002  # cubic spline between column centres, one column extrapolated
+
+
+def test_even_light_takes_out_a_crease_and_keeps_the_trace():
+    """A broad dark band (a crease's shadow, 8 mm wide) across a thin trace: after even_light
+    the band is paper again and the trace as dark against it as elsewhere; an evenly lit page
+    is only scaled, which the model's normalisation ignores. Oracle: the drawing itself."""
+    from digitize.strips import even_light, normalise
+    k = 8.0  # px/mm
+    page = np.full((400, 800), 230, np.uint8)
+    cv2.line(page, (0, 200), (799, 200), 40, 2)  # the trace
+    shaded = page.astype(np.float32)
+    shaded[:, 300:364] *= 0.45  # the crease: 8 mm of shadow
+    shaded = shaded.astype(np.uint8)
+    out = even_light(shaded, k)
+    band, paper = out[50:150, 310:354], out[50:150, 100:200]
+    assert abs(float(band.mean()) - float(paper.mean())) < 12, (band.mean(), paper.mean())
+    assert out[200, 330] < 0.5 * float(band.mean())  # the trace in the crease stays ink
+    even = even_light(page, k)
+    assert np.allclose(normalise(even), normalise(page), atol=0.05)
