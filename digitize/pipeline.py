@@ -201,10 +201,17 @@ def _rel_residual(sig: np.ndarray, relations: list[dict]) -> tuple[float, int]:
 
 
 EINTHOVEN = [{"I": 1.0, "III": 1.0, "II": -1.0}, {"aVR": 1.0, "aVL": 1.0, "aVF": 1.0}]
-#: All limb leads are two signals: the augmented leads from I and II (Goldberger).
+#: All limb leads are two signals: the augmented leads from I and II (Goldberger), and I, II,
+#: III from two augmented leads — which a 6x2 page's right column (aVR, aVL, aVF) and a
+#: lead-II rhythm strip can check on their own: where the columns are read at the wrong
+#: times, nothing else in the right column's time is drawn to check them against (eik val
+#: scan 00207: its columns read 5 s apart fitted the rest better than read simultaneous).
 LIMB_RELATIONS = EINTHOVEN + [{"aVR": 1.0, "I": 0.5, "II": 0.5},
                               {"aVL": 1.0, "I": -1.0, "II": 0.5},
-                              {"aVF": 1.0, "II": -1.0, "I": 0.5}]
+                              {"aVF": 1.0, "II": -1.0, "I": 0.5},
+                              {"aVL": 1.0, "aVR": -1.0, "I": -1.5},
+                              {"aVF": 1.0, "aVR": -1.0, "II": -1.5},
+                              {"aVF": 1.0, "aVL": -1.0, "III": -1.5}]
 #: A 6x2 reading (lead order from the printed labels, columns simultaneous) replaces the
 #: standard one only where it explains the limb leads' relations clearly better.
 SIX_BY_TWO_MARGIN = 0.05

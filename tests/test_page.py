@@ -581,3 +581,57 @@ def test_a_few_unsure_or_edge_columns_make_a_lead_warn():
     assert status(edge, np.ones(len(cols))) == "warn"
     sig[:, 0] = x * 0.12  # a lead of ~0.13 mV peak to peak
     assert status(cols * 0.12, np.ones(len(cols))).startswith("warn; low amplitude")
+
+
+def test_a_misplaced_pulse_edge_takes_the_others_start():
+    """The rows of a printout share their start: a row whose pulse rises where the others'
+    do but whose falling edge was read 5 mm late (a crease beside it) starts where they do;
+    a row whose pulse itself stands elsewhere keeps its own start."""
+    from digitize.page import Row, _consensus
+    k = 8.0
+
+    def rows():
+        out = [Row(y=100.0 * i, x_left=89.0, x_right=2104.0, x_start=132.0 + 0.1 * i,
+                   x_end=2102.0, pulse="left", pulse_mm=10.0, x_stroke=131.5)
+               for i in range(6)]
+        out[4].x_start, out[4].x_stroke = 173.0, 172.5
+        return out
+
+    late = rows()
+    _consensus(late, k)
+    assert abs(late[4].x_start - 132.2) < 0.2, late[4]
+    assert [r.x_start for r in late[:4]] == [132.0, 132.1, 132.2, 132.3]
+    apart = rows()
+    apart[4].x_left = 130.0  # its pulse rises 5 mm later too: no misread edge
+    _consensus(apart, k)
+    assert apart[4].x_start == 173.0
+
+
+def test_limb_relations_tell_a_6x2_pages_column_timing():
+    """A 6x2 page whose right column (aVR, aVL, aVF) was drawn at the left column's time, and a
+    lead-II rhythm strip: read with the right column 5 s later, no lead of the left column
+    shares its time, but the rhythm strip does (II = (aVF - aVR) / 1.5). Oracle: leads derived
+    from I and II by Goldberger's definitions, an irregular signal."""
+    from digitize.leads import LEADS
+    from digitize.pipeline import LIMB_RELATIONS, SIX_BY_TWO_MARGIN, _rel_residual
+    rng = np.random.default_rng(3)
+    n, half = 5000, 2500
+    lead_i = np.cumsum(rng.normal(size=n)) * 0.01
+    lead_ii = np.cumsum(rng.normal(size=n)) * 0.01
+    true = {"I": lead_i, "II": lead_ii, "III": lead_ii - lead_i,
+            "aVR": -(lead_i + lead_ii) / 2, "aVL": lead_i - lead_ii / 2,
+            "aVF": lead_ii - lead_i / 2}
+
+    def reading(right_at: int) -> np.ndarray:
+        sig = np.full((n, 12), np.nan)
+        for lead in ("I", "III"):
+            sig[:half, LEADS.index(lead)] = true[lead][:half]
+        sig[:, LEADS.index("II")] = true["II"]  # the rhythm strip
+        for lead in ("aVR", "aVL", "aVF"):
+            sig[right_at:right_at + half, LEADS.index(lead)] = true[lead][:half]
+        return sig
+
+    simultaneous, _ = _rel_residual(reading(0), LIMB_RELATIONS)
+    shifted, _ = _rel_residual(reading(half), LIMB_RELATIONS)
+    assert simultaneous < 0.02  # (each lead's median offset is removed first)
+    assert shifted > simultaneous + SIX_BY_TWO_MARGIN, shifted
