@@ -858,8 +858,8 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
         _ends(mask, r, k, ratio, scale_known=source != "rows", border=border,
               pulse_mask=pulse_mask)
     if _time_origin(rows, k, scale_known=source != "rows"):
-        warnings.append("time origin not measured: the pulse's usual offset (foot and gap) "
-                        "assumed")
+        warnings.append("time origin not measured: no gap between pulse and trace seen, "
+                        "a printer's convention assumed")
     _consensus(rows, k)
     if k < MIN_PX_PER_MM:
         raise PageError(f"resolution too low ({k:.2f} px/mm < {MIN_PX_PER_MM})")
@@ -1138,8 +1138,10 @@ def _time_origin(rows: list[Row], k: float, scale_known: bool = True) -> bool:
 
     Right pulses likewise from the gap before the pulse; where the trace runs into the
     pulse's foot, the rows' own starting pen caps (on blank paper) time them. Where nothing
-    on the page shows the offset (a thick pen hides the gap and there is no grid), the last
-    convention of ``PULSE_TO_TRACE_MM`` is assumed and True returned (the page is flagged)."""
+    on the page shows the offset (no gap is seen and no row's end can be measured), a left
+    pulse's trace is taken to start at its stroke (flush: no gap seen), a right pulse's
+    convention is the last of ``PULSE_TO_TRACE_MM``, and True is returned (the page is
+    flagged)."""
     left = [r for r in rows if r.pulse == "left" and np.isfinite(r.x_stroke)]
     gaps = [r.x_resume - r.x_stroke for r in left if np.isfinite(r.x_resume)]
     offs = [r.cap_end - (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k - r.x_stroke for r in left
@@ -1153,8 +1155,14 @@ def _time_origin(rows: list[Row], k: float, scale_known: bool = True) -> bool:
         off = (by_gap + by_end) / 2  # two independent readings of one offset
     elif by_gap is not None or by_end is not None:
         off = by_gap if by_gap is not None else by_end
-    else:  # nothing seen (a thick pen hides the gap, no grid): the default convention
-        off, assumed = PULSE_TO_TRACE_MM["left"][-1] * k, bool(left)
+    else:  # no gap seen and no end to measure from (a noisy scan): once the scale is known,
+        # the trace is taken to run on from the stroke, as no gap is what the page shows (on
+        # val pages this was only ever reached on ecg-image-kit scans, whose trace is flush:
+        # the foot-and-gap convention put them 2 mm late, 80 ms). Before (rows measuring the
+        # scale) the foot-and-gap convention stays: there it only sets the rows' length,
+        # and changing it there swayed which rows a noisy val scan was read with (00137)
+        conv = PULSE_TO_TRACE_MM["left"][0 if scale_known else -1]
+        off, assumed = conv * k, bool(left)
     off = _snap(off, k, "left")
     for r in left:
         r.x_start = r.x_stroke + off

@@ -132,7 +132,13 @@ def test_time_origin_weighs_the_page_evidence():
     rows = _rows([100.0] * 2, [100 + 3.4 * k] * 2, [nan] * 2)
     _time_origin(rows, k)
     assert all(abs(r.x_start - (100 + 3.4 * k)) < 1e-9 for r in rows)
-    # nothing seen (no gap, no grid scale): the default convention, and the page is told
+    # nothing measured (no gap, no row's end): no gap seen, so the trace runs on from the
+    # stroke (flush), and the page is told
+    rows = _rows([100.0] * 2, [nan] * 2, [nan] * 2)
+    assert _time_origin(rows, k)
+    assert all(abs(r.x_start - (100 + PULSE_TO_TRACE_MM["left"][0] * k
+                                + PULSE_BIAS_PX["left"])) < 1e-9 for r in rows)
+    # ... while the rows still measure the scale (no grid): the foot-and-gap convention
     rows = _rows([100.0] * 2, [nan] * 2, [100.0 + full] * 2)
     assert _time_origin(rows, k, scale_known=False)
     assert all(abs(r.x_start - (100 + PULSE_TO_TRACE_MM["left"][-1] * k
