@@ -205,7 +205,9 @@ def separator_mask(mask: np.ndarray, starts: list[tuple[float, float]], k: float
                    pen_px: float) -> np.ndarray:
     """uint8 mask (like ``mask``) of straight vertical bars thicker than the pen at panel
     starts: a separator, which the trace model read as a spike at the panel's first samples.
-    A QRS stroke is as thin as the pen (and slanted), so it is not taken."""
+    A QRS stroke is as thin as the pen (and slanted), so it is not taken; where one is drawn
+    against the bar and runs past one of its ends, the bar is taken on the other side of the
+    trace's line only."""
     out = np.zeros_like(mask)
     h, w = mask.shape
     tall_k = np.ones((max(3, int(round(SEP_MIN_MM * k))), 1), np.uint8)
@@ -234,7 +236,9 @@ def separator_mask(mask: np.ndarray, starts: list[tuple[float, float]], k: float
                 # than the bar (a QRS stroke merged with its side reaches past it, or stops
                 # short of its ends), to 0.3 mm
                 x, bw = st[j, cv2.CC_STAT_LEFT], st[j, cv2.CC_STAT_WIDTH]
-                mid, tol = top + height // 2, max(2, int(round(0.3 * k)))
+                bottom, tol = top + height - 1, max(2, int(round(0.3 * k)))
+                runs = []  # (column, first and last row of its ink through the middle)
+                mid = top + height // 2
                 for c in range(max(0, x - 1), min(sub.shape[1], x + bw + 1)):
                     col = sub[:, c]
                     if not col[mid]:
@@ -243,8 +247,27 @@ def separator_mask(mask: np.ndarray, starts: list[tuple[float, float]], k: float
                         else 0
                     b = mid + int(np.argmin(col[mid:] > 0)) - 1 if not col[mid:].all() \
                         else len(col) - 1
-                    if abs(a - top) <= tol and abs(b - (top + height - 1)) <= tol:
+                    runs.append((c, a, b))
+                if top == 0 or bottom == sub.shape[0] - 1:
+                    # a wave drawn against the bar runs on out of the window and the bar's
+                    # shape with it: its ends from its own columns, those inside the window
+                    inside = [(a, b) for _, a, b in runs if a > 0 and b < sub.shape[0] - 1]
+                    if not inside:
+                        continue
+                    top = int(np.median([a for a, _ in inside]))
+                    bottom = int(np.median([b for _, b in inside]))
+                for c, a, b in runs:
+                    top_ok, bottom_ok = abs(a - top) <= tol, abs(b - bottom) <= tol
+                    if top_ok and bottom_ok:
                         out[ya + a:ya + b + 1, xa + c] = 1
+                    elif bottom_ok and a < yc - tol:
+                        # a wave drawn against the bar runs up through it (an R at the panel's
+                        # first beat): only the bar below the trace's line is taken — left
+                        # there, the model followed it down instead of the R (eik val clean
+                        # 00098, V4-V6)
+                        out[ya + yc + tol:ya + b + 1, xa + c] = 1
+                    elif top_ok and b > yc + tol:  # ... or down through it (an S wave)
+                        out[ya + a:ya + yc - tol + 1, xa + c] = 1
     return out
 
 
@@ -261,6 +284,12 @@ def separator_bridges(mask: np.ndarray, seps: np.ndarray, starts: list[tuple[flo
     d = max(2, int(round(0.3 * k)))
     for j in range(1, n):
         x, y, bw, bh = (int(v) for v in st[j, :4])
+        # a wave drawn against the bar (taken on one side of the line only) runs on past its
+        # ends and joins the trace through it: no bridge, which the model would follow
+        # instead of the wave
+        ends = [r for r in (y - 2, y + bh + 1) if 0 <= r < h]
+        if any((mask[r, x:x + bw] & (1 - seps[r, x:x + bw])).any() for r in ends):
+            continue
         # the baseline of the panel starting at this bar
         yc = min(starts, key=lambda p: abs(p[0] - (x + bw / 2)) + abs(p[1] - (y + bh / 2)))[1]
 

@@ -76,3 +76,34 @@ def test_a_separator_bar_is_masked_and_the_qrs_beside_it_is_not():
     assert not separator_mask(thin, [start], k, pen_px=3.0).any()
     # nor is anything far from a panel's start taken
     assert not separator_mask(m, [(start[0] + int(10 * k), start[1])], k, pen_px=3.0).any()
+
+
+def test_an_r_wave_drawn_against_a_separator_bar_is_kept_and_not_bridged():
+    """A panel's first R drawn against its separator bar runs up past the bar: the bar is
+    taken below the trace's line only (left, the model followed it down), the R's ink above
+    the bar stays, and no bridge is drawn across (the model followed the bridge instead of
+    the R). A bar alone is taken whole and bridged. Oracle: the drawing's own geometry."""
+    from digitize.labels import separator_bridges
+    k, pen = 8.0, 3
+    h, w = int(40 * k), int(40 * k)
+    y0, xs, bar = int(30 * k), int(20 * k), 7
+
+    def page(with_r: bool) -> np.ndarray:
+        m = np.zeros((h, w), np.uint8)
+        cv2.line(m, (0, y0), (w - 1, y0), 1, pen)
+        cv2.rectangle(m, (xs - bar // 2, y0 - int(5 * k)), (xs + bar // 2, y0 + int(4.5 * k)),
+                      1, -1)
+        if with_r:  # up from the line through the bar's right half, 25 mm tall
+            cv2.line(m, (xs + 1, y0), (xs + 3, y0 - int(25 * k)), 1, pen)
+            cv2.line(m, (xs + 3, y0 - int(25 * k)), (xs + 6, y0), 1, pen)
+        return m
+
+    m = page(with_r=True)
+    sep = separator_mask(m, [(xs, y0)], k, pen_px=float(pen))
+    assert sep[y0 + int(1 * k):y0 + int(4 * k), xs].all()  # the bar below the line
+    assert not sep[:y0 - int(5 * k) - 2].any()  # not the R above the bar
+    assert not separator_bridges(m, sep, [(xs, y0)], k, float(pen)).any()
+    alone = page(with_r=False)
+    sep = separator_mask(alone, [(xs, y0)], k, pen_px=float(pen))
+    assert sep[y0 - int(4 * k):y0 + int(4 * k), xs].all()
+    assert separator_bridges(alone, sep, [(xs, y0)], k, float(pen)).any()
