@@ -14,7 +14,7 @@ import numpy as np
 
 from digitize.leads import LEADS
 from digitize.model_spec import StripSpec
-from digitize.strips import StripGeometry, column_times, cut_strip
+from digitize.strips import StripGeometry, column_times, cut_strip, even_light
 from trainer.data import PackedSignals, is_packed, prepared_signal, records_for_split
 from trainer.render import RenderedPage, render_page, sample_spec
 
@@ -37,7 +37,8 @@ def page_strips(page: RenderedPage, sig: np.ndarray, fs: float, spec: StripSpec,
                 leads: list[int] | None = None) -> list[Strip]:
     """Cut the strips of a rendered page at its ground-truth geometry, with targets."""
     meta = page.meta
-    grey = cv2.cvtColor(page.image, cv2.COLOR_BGR2GRAY)
+    # what digitize feeds the model: the page with its paper brought to one brightness
+    grey = even_light(cv2.cvtColor(page.image, cv2.COLOR_BGR2GRAY), meta["px_per_mm"])
     H = np.asarray(meta["homography"], np.float64)
     t_src = np.arange(len(sig)) / fs
     out = []
