@@ -236,11 +236,6 @@ def _ink_mask(bgr: np.ndarray) -> np.ndarray:
     return (v < 0.75 * paper).astype(np.uint8)
 
 
-def ink_share(bgr: np.ndarray) -> float:
-    """Share of the page (at ~1000 px) darker than its local paper by a quarter."""
-    return float(_ink_mask(bgr).mean())
-
-
 def trace_extent(ink: np.ndarray) -> float:
     """The widest stroke of an ink mask (``_ink_mask``) once its straight lines are taken
     away, as a share of its width. Lines: runs of ink an eighth of the page's longer side
