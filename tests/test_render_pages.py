@@ -7,7 +7,7 @@ import pytest
 import wfdb
 
 from digitize.leads import CHEST_LEADS, LEADS, LIMB_LEADS
-from trainer.distort import Distortions
+from trainer.distort import Distortions, apply_capture
 from trainer.layouts import LAYOUTS
 from trainer.render import render_page, sample_spec, write_page
 
@@ -93,7 +93,7 @@ def test_layout_windows_match_ground_truth(layout, speed, signal, tmp_path):
     assert meta["layout"] == layout and meta["px_per_mm"] == pytest.approx(100 / 25.4)
 
 
-@pytest.mark.parametrize("style", ["clean", "scan", "photo"])
+@pytest.mark.parametrize("style", ["clean", "scan", "photo", "rough"])
 def test_deterministic_for_a_seed(style, signal):
     def one(seed):
         spec = sample_spec(np.random.default_rng(seed), "3x4+1", style, dpi=80.0)
@@ -104,7 +104,7 @@ def test_deterministic_for_a_seed(style, signal):
     assert not np.array_equal(a.image.shape, c.image.shape) or not np.array_equal(a.image, c.image)
 
 
-_EFFECTS = dict(tint=(0.85, 0.92, 1.0), wrinkles=0.06, creases=2, stains=2, handwriting=3,
+_EFFECTS = dict(tint=(0.85, 0.92, 1.0), wrinkles=0.06, blotches=0.3, creases=2, stains=2, handwriting=3,
                 rotation_deg=2.0, perspective=0.03, page_scale=0.9, lighting=0.4, shadow=0.4,
                 blur_sigma=1.0, binarize=True, noise_sigma=5.0, jpeg_quality=70)
 
@@ -124,6 +124,27 @@ def test_each_distortion_is_switchable_and_seeded(effect, signal):
     other = dataclasses.replace(base, distortions=Distortions(seed=12, **{effect: _EFFECTS[effect]}))
     if effect not in ("tint", "blur_sigma", "binarize", "jpeg_quality", "rotation_deg", "page_scale"):
         assert not np.array_equal(render_page(signal, FS, other).image, a.image)  # seed matters
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_sensor_noise_has_the_asked_sigma_in_every_channel(colour):
+    """Grey noise is the same in the three channels; colour noise is independent per channel;
+    either way each channel's spread is the asked sigma (measured on a flat mid-grey image)."""
+    img = np.full((200, 300, 3), 128.0, np.float32)
+    out = apply_capture(img.copy(), Distortions(seed=3, noise_sigma=20.0, noise_colour=colour),
+                        np.eye(3))
+    n = (out - 128.0).reshape(-1, 3)
+    assert np.allclose(n.std(axis=0), 20.0, rtol=0.05)
+    r = np.corrcoef(n.T)[0, 1]
+    assert (abs(r) < 0.05) if colour else (r > 0.999)
+
+
+def test_rough_pages_are_dark_noisy_and_only_on_request():
+    """The 'rough' style (a hard scan) is drawn only when named: a random style never gives it."""
+    rng = np.random.default_rng(0)
+    assert all(sample_spec(rng, "3x4").style != "rough" for _ in range(200))
+    d = sample_spec(np.random.default_rng(3), "3x4", "rough").distortions
+    assert d.noise_sigma >= 8 and d.jpeg_quality and max(d.tint) <= 0.95 and abs(d.rotation_deg) <= 5
 
 
 def test_switching_one_effect_off_keeps_the_others():
@@ -194,6 +215,10 @@ def test_foreign_conventions_draw_nothing_unless_asked(signal):
     assert all(s.separators != "bar" for s in (sample_spec(np.random.default_rng(i), "strip",
                                                            "clean", foreign=1.0)
                                                for i in range(6)))
+    no_bars = [sample_spec(np.random.default_rng(seed), "3x4+1", "clean", foreign=1.0,
+                           foreign_bars=0.0) for seed in range(12)]
+    assert all(s.separators != "bar" for s in no_bars)
+    assert any(s.label_place == "start" for s in no_bars)
 
 
 def test_separator_bars_and_start_labels_leave_the_truth_alone(signal):

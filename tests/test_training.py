@@ -148,9 +148,12 @@ def test_fine_tune_from_packed_signals_validates_its_start(tmp_path):
     pack_signals(SAMPLE_DIR, tmp_path / "s.npz")
     train(_cfg(tmp_path, "base", max_steps=2))
     cfg = _cfg(tmp_path, "ft", max_steps=2, init=str(tmp_path / "base" / "best.pt"),
-               page_layouts="12x1,6x1", schedule="minutes", max_minutes=5.0)
+               page_layouts="12x1,6x1", schedule="minutes", max_minutes=5.0, eval_every=1,
+               keep_evals=True)
     cfg.data = str(tmp_path / "s.npz")
     res = train(cfg)
+    kept = torch.load(tmp_path / "ft" / "step1.pt", weights_only=False)  # every evaluation's
+    assert kept["step"] == 1 and "optimizer" not in kept and (tmp_path / "ft" / "step2.pt").exists()
     ck = torch.load(tmp_path / "ft" / "last.pt", weights_only=False)
     first = ck["history"][0]
     assert first["step"] == 0 and "val_snr_mean" in first and "loss" not in first

@@ -86,7 +86,8 @@ def _signal(ptbxl_dir: str, split: str, i: int, prefer_hr: bool = True):
 def make_batch(b: int, *, seed: int, ptbxl_dir: str, split: str, spec: StripSpec,
                batch_size: int, crop_cols: int, strips_per_page: int,
                strip_layout_share: float, styles: tuple[str, ...], strip_only: bool = False,
-               page_layouts: tuple[str, ...] = PAGE_LAYOUTS, foreign: float = 0.0
+               page_layouts: tuple[str, ...] = PAGE_LAYOUTS, foreign: float = 0.0,
+               foreign_bars: float = 0.7
                ) -> tuple[np.ndarray, np.ndarray]:
     """Batch b: (x [B, 1, H, W] float32, target_mm [B, W] float32). Page layouts are drawn
     uniformly from ``page_layouts`` (name one twice to draw it twice as often); ``foreign``:
@@ -101,7 +102,7 @@ def make_batch(b: int, *, seed: int, ptbxl_dir: str, split: str, spec: StripSpec
             layout = "strip"
         else:
             layout = page_layouts[int(rng.integers(len(page_layouts)))]
-        pspec = sample_spec(rng, layout, style, foreign=foreign)
+        pspec = sample_spec(rng, layout, style, foreign=foreign, foreign_bars=foreign_bars)
         page = render_page(sig, fs, pspec, header_seed=int(rng.integers(2**31)))
         n_leads = len(page.meta["leads"])
         pick = rng.permutation(n_leads)[:min(strips_per_page, batch_size - len(xs))]
@@ -119,7 +120,7 @@ def make_batch(b: int, *, seed: int, ptbxl_dir: str, split: str, spec: StripSpec
 
 def strip_set(n_pages: int, *, seed: int, ptbxl_dir: str, split: str, spec: StripSpec,
               layouts: tuple[str, ...], styles: tuple[str, ...], prefer_hr: bool = True,
-              foreign: float = 0.0) -> list[Strip]:
+              foreign: float = 0.0, foreign_bars: float = 0.7) -> list[Strip]:
     """A fixed set of whole (uncropped) strips, e.g. for validation."""
     n_rec = _n_records(ptbxl_dir, split)
     out = []
@@ -127,7 +128,7 @@ def strip_set(n_pages: int, *, seed: int, ptbxl_dir: str, split: str, spec: Stri
         rng = np.random.default_rng([seed, 10**6 + i])
         sig, fs, _ = _signal(ptbxl_dir, split, i % n_rec, prefer_hr)
         pspec = sample_spec(rng, layouts[i % len(layouts)], styles[(i // len(layouts)) % len(styles)],
-                            foreign=foreign)
+                            foreign=foreign, foreign_bars=foreign_bars)
         page = render_page(sig, fs, pspec, header_seed=i)
         out += page_strips(page, sig, fs, spec)
     return out

@@ -24,6 +24,7 @@ class Distortions:
     # paper
     tint: tuple[float, float, float] | None = None  # per-channel (B, G, R) multiplier
     wrinkles: float = 0.0  # shading amplitude, fraction of brightness (≈0.02–0.08)
+    blotches: float = 0.0  # dark smudges a few mm to cm across (crumpled, photocopied paper), 0..1
     creases: int = 0  # number of straight creases/folds
     stains: int = 0
     handwriting: int = 0  # number of pen strokes/words
@@ -37,6 +38,7 @@ class Distortions:
     blur_sigma: float = 0.0  # px
     binarize: bool = False
     noise_sigma: float = 0.0  # grey levels
+    noise_colour: bool = False  # independent noise per channel (else the same in all three)
     jpeg_quality: int = 0  # 0: lossless PNG
 
     def to_json(self) -> dict:
@@ -45,7 +47,8 @@ class Distortions:
     @property
     def active(self) -> bool:
         """Whether any effect is on (a clean page skips the float pipeline entirely)."""
-        return bool(self.tint is not None or self.wrinkles or self.creases or self.stains
+        return bool(self.tint is not None or self.wrinkles or self.blotches or self.creases
+                    or self.stains
                     or self.handwriting or self.geometric or self.lighting or self.shadow
                     or self.blur_sigma or self.binarize or self.noise_sigma)
 
@@ -90,6 +93,13 @@ def wrinkle_field(rng, h: int, w: int, strength: float) -> np.ndarray:
     shade /= max(1e-6, float(np.abs(shade).max()))
     shade += 0.5 * _smooth_field(rng, hs, ws, 4)
     return 1.0 + strength * cv2.resize(shade, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def blotch_field(rng, h: int, w: int, strength: float) -> np.ndarray:
+    """Multiplicative darkening by soft smudges of two sizes (about 1/15 and 1/40 of the page's
+    long side): the mottled look of crumpled or photocopied paper. Only darkens."""
+    f = 0.6 * _smooth_field(rng, h, w, 15) + 0.4 * _smooth_field(rng, h, w, 40)
+    return 1.0 - strength * np.clip(f, 0.0, 1.0) ** 0.7
 
 
 def crease_field(rng, h: int, w: int, n: int) -> np.ndarray:
@@ -194,6 +204,9 @@ def apply_paper(img: np.ndarray, d: Distortions, px_per_mm: float) -> np.ndarray
     shade = None
     if d.wrinkles:
         shade = wrinkle_field(_rng(d, 1), h, w, d.wrinkles)
+    if d.blotches:
+        b = blotch_field(_rng(d, 10), h, w, d.blotches)
+        shade = b if shade is None else shade * b
     if d.creases:
         c = crease_field(_rng(d, 2), h, w, d.creases)
         shade = c if shade is None else shade * c
@@ -279,7 +292,8 @@ def apply_capture(img: np.ndarray, d: Distortions, H: np.ndarray) -> np.ndarray:
     if d.noise_sigma:
         # cv2.randn is ~5x faster than numpy's normal; seed OpenCV's generator for determinism
         cv2.setRNGSeed(int(_rng(d, 9).integers(2**31)))
-        n = np.empty((h, w), np.float32)
+        # one channel of 3w columns: cv2.randn takes its sigma per channel
+        n = np.empty((h, 3 * w) if d.noise_colour else (h, w), np.float32)
         cv2.randn(n, 0.0, float(d.noise_sigma))
-        img += n[..., None]
+        img += n.reshape(h, w, 3) if d.noise_colour else n[..., None]
     return img

@@ -24,7 +24,9 @@ from trainer import distort
 from trainer.distort import Distortions
 from trainer.layouts import LAYOUTS, PAPERS, ROW_WIDTH_MM, STRIP_SIZE_MM, plan_page
 
-STYLES = ("clean", "scan", "photo")
+#: 'rough': a hard scan or photocopy (a dark, colour-cast page, strong sensor noise, mottled and
+#: creased paper, rotation up to ~5°): what other generators' "scan" pages look like
+STYLES = ("clean", "scan", "photo", "rough")
 FORMAT = "ecg-render/1"
 
 #: Grid colours (major line, BGR). Minor lines use the same hue at a lower alpha.
@@ -123,17 +125,19 @@ def _choice(rng, options, p=None):
 
 
 def sample_spec(rng: np.random.Generator, layout: str = "random", style: str = "random",
-                foreign: float = 0.0, **overrides) -> PageSpec:
+                foreign: float = 0.0, foreign_bars: float = 0.7, **overrides) -> PageSpec:
     """Draw a random page specification. ``overrides`` pin any PageSpec field (e.g. dpi=200).
     ``foreign``: the share of pages drawn with other printers' conventions (separator bars,
     labels at a panel's start below the trace, the trace starting at the pulse's edge); at 0
-    no draw is made for them, so every earlier seed gives the same page as before."""
+    no draw is made for them, so every earlier seed gives the same page as before.
+    ``foreign_bars``: the chance that such a page has separator bars (digitize paints bars out
+    before the model reads a page, so a model may be trained without them)."""
     if layout == "random":
         layout = _choice(rng, LAYOUTS, p=[0.15, 0.1, 0.25, 0.05, 0.1, 0.12, 0.08, 0.1, 0.05])
     if layout not in LAYOUTS:
         raise ValueError(f"unsupported layout {layout!r}; expected one of {', '.join(LAYOUTS)}")
     if style == "random":
-        style = _choice(rng, STYLES, p=[0.3, 0.4, 0.3])
+        style = _choice(rng, STYLES[:3], p=[0.3, 0.4, 0.3])  # "rough" only when asked for
     if style not in STYLES:
         raise ValueError(f"unknown style {style!r}; expected one of {', '.join(STYLES)}")
 
@@ -194,13 +198,13 @@ def sample_spec(rng: np.random.Generator, layout: str = "random", style: str = "
     s.label_height_mm = float(rng.uniform(2.2, 4.0))
     s.distortions = sample_distortions(rng, style)
     if foreign > 0 and layout != "strip" and rng.random() < foreign:
-        _foreign(rng, s)
+        _foreign(rng, s, foreign_bars)
     return s.spec
 
 
-def _foreign(rng: np.random.Generator, s) -> None:
+def _foreign(rng: np.random.Generator, s, bars: float = 0.7) -> None:
     """Other printers' conventions (ecg-image-kit's among them), each drawn on its own."""
-    if rng.random() < 0.7:
+    if rng.random() < bars:
         s.separators = "bar"
         s.bar_width_mm = float(max(0.3, s.trace_width_mm * rng.uniform(1.5, 3.5)))
         s.bar_half_mm = float(rng.uniform(3.0, 6.0))
@@ -229,11 +233,13 @@ class _Pinned:
 
 
 def sample_distortions(rng: np.random.Generator, style: str) -> Distortions:
-    """Distortion parameters for a style ('clean': none; 'scan'; 'photo')."""
+    """Distortion parameters for a style ('clean': none; 'scan'; 'photo'; 'rough')."""
     d = Distortions(seed=int(rng.integers(2**31)))
     if style == "clean":
         return d
     on = lambda p: rng.random() < p  # noqa: E731
+    if style == "rough":
+        return _rough(rng, d)
     if on(0.6):
         d.tint = tuple(float(v) for v in (rng.uniform(0.82, 0.97), rng.uniform(0.9, 1.0), 1.0))
     d.wrinkles = float(rng.uniform(0.02, 0.08)) if on(0.25 if style == "scan" else 0.5) else 0.0
@@ -259,6 +265,30 @@ def sample_distortions(rng: np.random.Generator, style: str) -> Distortions:
         d.blur_sigma = float(rng.uniform(0.4, 1.4))
         d.noise_sigma = float(rng.uniform(2, 8))
         d.jpeg_quality = int(rng.integers(50, 92))
+    return d
+
+
+def _rough(rng: np.random.Generator, d: Distortions) -> Distortions:
+    """A hard scan: colour temperature far from white, the whole page darker, grey or colour
+    noise of 8–40 grey levels, mottled and creased paper, JPEG."""
+    light = rng.uniform(0.55, 0.95)
+    if rng.random() < 0.5:  # warm: blue and green dimmed
+        cast = (rng.uniform(0.3, 0.8), rng.uniform(0.6, 0.95), 1.0)
+    else:  # cool: red dimmed
+        cast = (1.0, rng.uniform(0.8, 1.0), rng.uniform(0.55, 0.9))
+    if rng.random() < 0.25:
+        cast = (1.0, 1.0, 1.0)
+    d.tint = tuple(float(light * c) for c in cast)
+    d.wrinkles = float(rng.uniform(0.03, 0.15)) if rng.random() < 0.6 else 0.0
+    d.blotches = float(rng.uniform(0.1, 0.4)) if rng.random() < 0.8 else 0.0
+    d.creases = int(rng.integers(0, 9))
+    d.handwriting = int(rng.integers(1, 4)) if rng.random() < 0.15 else 0
+    d.rotation_deg = float(np.clip(rng.normal(0, 2.0), -5, 5))
+    d.background = (245, 245, 245)
+    d.blur_sigma = float(rng.uniform(0.3, 0.9)) if rng.random() < 0.4 else 0.0
+    d.noise_sigma = float(rng.uniform(8, 40))
+    d.noise_colour = bool(rng.random() < 0.5)
+    d.jpeg_quality = int(rng.integers(60, 92))
     return d
 
 

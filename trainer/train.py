@@ -75,6 +75,10 @@ class TrainConfig:
     # share of pages drawn in other printers' conventions: separator bars, labels at a panel's
     # start touching the trace, a trace starting at the pulse's edge (``render.sample_spec``)
     foreign: float = 0.0
+    foreign_bars: float = 0.7  # of those pages, the share with separator bars
+    # also keep every evaluation's weights as step<N>.pt (weights only), to choose among them
+    # afterwards on pages the run's validation strips do not cover (other generators' pages)
+    keep_evals: bool = False
     seed: int = 0
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 2
@@ -150,7 +154,7 @@ class Batches(IterableDataset):
                 batch_size=c.batch_size, crop_cols=c.crop_cols,
                 strips_per_page=c.strips_per_page, strip_layout_share=c.strip_layout_share,
                 styles=tuple(c.styles.split(",")), strip_only=c.arch == "seed",
-                page_layouts=self.layouts, foreign=c.foreign)
+                page_layouts=self.layouts, foreign=c.foreign, foreign_bars=c.foreign_bars)
             yield torch.from_numpy(x), torch.from_numpy(y)
             b += nw
 
@@ -290,7 +294,8 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> dict:
     styles = tuple(cfg.styles.split(","))
     val_layouts = ("strip",) if cfg.arch == "seed" else ("strip", "3x4+1", "6x2", "12x1")
     val = dataset.strip_set(cfg.val_pages, seed=cfg.seed, ptbxl_dir=cfg.data, split="val",
-                            spec=spec, layouts=val_layouts, styles=styles, foreign=cfg.foreign)
+                            spec=spec, layouts=val_layouts, styles=styles, foreign=cfg.foreign,
+                            foreign_bars=cfg.foreign_bars)
     # spawn, not fork: a forked child inherits OpenCV's/OpenMP's thread pools mid-state and hangs
     if step == 0 and cfg.init:  # the starting point, on the same validation strips
         v0 = validate(model, val, device, cfg.freeze_bn)
@@ -349,6 +354,9 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> dict:
             tmp = out / "last.pt.tmp"
             torch.save(ck, tmp)
             tmp.replace(last)
+            if cfg.keep_evals:
+                torch.save({k: v for k, v in ck.items() if k != "optimizer"},
+                           out / f"step{step}.pt")
             if improved:
                 torch.save(ck, out / "best.pt.tmp")
                 (out / "best.pt.tmp").replace(out / "best.pt")
