@@ -276,10 +276,15 @@ def single_gain(row, pair: tuple[float, float]) -> float | None:
 def chest_gain_from_steps(geom: PageGeometry, page_gain: float) -> float | None:
     """Split gain (chest leads at half or double the limb leads' gain, as for tall chest
     complexes): electrocardiographs then print a stepped calibration pulse — the limb gain's
-    height, then the chest gain's. The chest gain when two or more rows' steps agree."""
+    height, then the chest gain's. The chest gain when two or more rows' steps agree, and they
+    are at least half of the rows that show a pulse: such a printer steps the pulse of every
+    row of limb and chest leads, only a rhythm strip's is plain (two 'steps' among seven
+    plain pulses were a neighbouring row's trace above a pulse, on a noisy scan)."""
     ratios = [0.5 if r.step_mm < r.pulse_mm else 2.0 for r in geom.rows if _stepped(r)]
+    pulsed = sum(r.pulse != "none" and np.isfinite(r.pulse_mm) for r in geom.rows)
     for f in (0.5, 2.0):
-        if ratios.count(f) >= 2 and ratios.count(f) > len(ratios) / 2:
+        if ratios.count(f) >= 2 and ratios.count(f) > len(ratios) / 2 \
+                and 2 * ratios.count(f) >= pulsed:
             return page_gain * f
     return None
 

@@ -157,6 +157,10 @@ def test_split_gain_needs_two_agreeing_steps_and_names_rhythm_rows_by_their_puls
     assert chest_gain_from_steps(geom([(10.1, 4.9), (9.8, 9.8), (10.0, 10.0)]), 10.0) is None
     assert chest_gain_from_steps(geom([(10.0, 10.0), (nan, nan), (9.9, 9.9)]), 10.0) is None
     assert chest_gain_from_steps(geom([(5.0, 2.6), (5.1, 2.4), (4.9, 2.5)]), 5.0) == 2.5
+    # two 'steps' among seven pulses (eik val scan 00207: the row above read as a second top)
+    assert chest_gain_from_steps(geom([(10.0, 24.1)] * 2 + [(10.0, 10.0)] * 5), 10.0) is None
+    # 3x4+3: the three rhythm strips' pulses are plain
+    assert chest_gain_from_steps(geom([(10.0, 5.0)] * 3 + [(10.0, 10.0)] * 3), 10.0) == 5.0
 
 
 def test_grid_coordinate_follows_a_changing_pitch():
@@ -605,6 +609,11 @@ def test_a_misplaced_pulse_edge_takes_the_others_start():
     apart[4].x_left = 130.0  # its pulse rises 5 mm later too: no misread edge
     _consensus(apart, k)
     assert apart[4].x_start == 173.0
+    two = rows()  # two rows misread (a 'step' up to the row above): both take the start
+    two[1].x_start, two[1].step_mm = 189.0, 24.1
+    _consensus(two, k)
+    assert abs(two[1].x_start - 132.2) < 0.2 and abs(two[4].x_start - 132.2) < 0.2, two
+    assert two[1].step_mm == 10.0  # and its pulse was a plain one
 
 
 def test_limb_relations_tell_a_6x2_pages_column_timing():
