@@ -7,7 +7,7 @@
 #
 # From the shipped model: `python -m trainer from-onnx --out gpu/init.pt` and FREEZE_BN=true
 # (its batch norms are folded); FOREIGN=0.5 draws half the pages in other printers' conventions;
-# STYLES=clean,scan,photo,rough,rough weights the styles (name one twice to draw it twice as
+# (gpu/ is git-ignored: name it in the run tool's carry.) STYLES=clean,scan,photo,rough,rough weights the styles (name one twice to draw it twice as
 # often); KEEP=true keeps every evaluation's weights (step<N>.pt) to choose among afterwards.
 # BARS=0 draws those foreign pages without separator bars (digitize paints bars out before reading).
 #
