@@ -452,6 +452,17 @@ def vertical_stretch(geom: PageGeometry) -> float | None:
     return float(k / py)
 
 
+def evenly_lit(bgr: np.ndarray) -> np.ndarray:
+    """The page (each channel) divided by its local paper level (``strips.even_light``), at a
+    scale from the image's size (a letter or A4 page is ~280 mm wide, a strip 250 mm)."""
+    h, w = bgr.shape[:2]
+    k = w / ROW_WIDTH_MM if w > 2.5 * h else max(w, h) / 280.0
+    if bgr.ndim == 2:
+        return even_light(bgr, k)
+    return np.stack([even_light(np.ascontiguousarray(bgr[..., c]), k) for c in range(3)],
+                    axis=2)
+
+
 def _better(geom: PageGeometry | None, again, fits) -> PageGeometry | None:
     """``again()``'s reading of the page where ``fits`` it, else ``geom``."""
     try:
@@ -593,6 +604,11 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
             # show no pulses, or one row (a band of noise across the page): the page with its
             # grid filtered out is read where its rows fit
             geom = _better(geom, lambda: analyse(bgr, opts.px_per_mm, degrid=True), fits)
+        if noisy and not anchored(geom):
+            # dark blotches (a crumpled sheet's shading, eik val scan 00265) read as ink rows:
+            # the page brought to one paper brightness first, kept where it reads anchored
+            geom = _better(geom, lambda: analyse(evenly_lit(bgr), opts.px_per_mm, degrid=True),
+                           anchored)
     warnings = list(geom.warnings)
     n_rows = len(geom.rows)
     grid_maps = row_grid_maps(geom)

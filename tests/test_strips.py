@@ -72,3 +72,25 @@ def test_even_light_takes_out_a_crease_and_keeps_the_trace():
     assert out[200, 330] < 0.5 * float(band.mean())  # the trace in the crease stays ink
     even = even_light(page, k)
     assert np.allclose(normalise(even), normalise(page), atol=0.05)
+
+
+def test_an_evenly_lit_page_loses_its_blotches_and_keeps_its_rows():
+    """pipeline.evenly_lit: a letter page (2200 x 1700 px, ~7.9 px/mm from its size) under
+    large soft dark blotches (a crumpled sheet's shading, 60 % darker at their centres) with
+    three thin trace rows: after it the blotches are paper again in every channel and the rows
+    are still ink. Oracle: the drawing itself."""
+    from digitize.pipeline import evenly_lit
+    h, w = 1700, 2200
+    page = np.full((h, w, 3), (200, 215, 235), np.float32)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    for cx, cy in ((500, 450), (1400, 900), (1900, 1400)):
+        page *= (1 - 0.6 * np.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * 120.0 ** 2)))[..., None]
+    page = page.astype(np.uint8)
+    for y in (450, 900, 1400):
+        cv2.line(page, (100, y), (2100, y), (30, 30, 30), 2)
+    out = evenly_lit(page)
+    assert out.shape == page.shape
+    for cx, cy in ((500, 450), (1400, 900), (1900, 1400)):
+        blot = out[cy - 60:cy - 10, cx - 40:cx + 40].reshape(-1, 3).mean(axis=0)
+        assert (blot > 235).all(), blot  # paper again (before: ~40 % of the paper's level)
+        assert out[cy, cx].max() < 0.5 * blot.min()  # the trace through it stays ink
