@@ -86,6 +86,21 @@ def test_a_6x2_page_with_its_own_lead_order_and_simultaneous_columns(engine):
     assert snr > 9.0, snr  # measured 11.7 dB (refused before: 'no layout has 7 rows')
 
 
+def test_a_6x2_page_whose_labels_cannot_be_read_takes_its_order_from_the_limb_leads(
+        engine, monkeypatch):
+    """No label read at all (a noisy scan: eik val scan 00194 was read in the standard order
+    at -1.3 dB): the known printers' orders are tried too, and the limb leads' relations pick
+    ecg-image-kit's, with a doubt saying the labels were not read. Oracle: the truth record."""
+    from digitize import pipeline
+    monkeypatch.setattr(pipeline, "read_labels", lambda mask, starts, k: [None] * len(starts))
+    res = convert_page(cv2.imread(str(EIK / "00012_hr-0.png")), engine, Options())
+    assert res.layout == "6x2+1"
+    assert pipeline.LABELS_NOT_READ_KNOWN in res.warnings
+    assert f"6x2 read as: {pipeline.UNREAD_ORDER}, simultaneous" in res.warnings
+    snr, _ = _score(res, "00012_hr")
+    assert snr > 9.0, snr
+
+
 def test_labels_are_read_beside_each_panel():
     if not printed.available():
         pytest.skip("the tesseract program is not installed")
