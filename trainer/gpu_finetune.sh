@@ -8,8 +8,9 @@
 # From the shipped model: `python -m trainer from-onnx --out gpu/init.pt` and FREEZE_BN=true
 # (its batch norms are folded); FOREIGN=0.5 draws half the pages in other printers' conventions;
 # STYLES=clean,scan,photo,rough,rough weights the styles (name one twice to draw it twice as
-# often); gpu/ is git-ignored, so name it in the device tool's carry; KEEP=true keeps every evaluation's weights (step<N>.pt) to choose among afterwards.
-# BARS=0 draws those foreign pages without separator bars (digitize paints bars out before reading).
+# often); KEEP=true keeps every evaluation's weights (step<N>.pt) to choose among afterwards;
+# BARS=0 draws the foreign pages without separator bars (digitize paints bars out before
+# reading). gpu/ is git-ignored: name it in the device tool's carry.
 #
 # The learning rate follows the wall clock (--schedule=minutes), so the cosine ends with the
 # budget whatever the machine's speed; every CPU core but one renders strips. best.pt is written
