@@ -13,6 +13,11 @@ Prints the coefficients and thresholds to paste into digitize/quality.py. Only v
 folders may be given (own renders of fold 8, ecg-image-kit val):
 
     python benchmarks/fit_status.py runs/own_ev runs/eik/val/{clean,bw,scan}/records
+
+``--cv`` instead checks what a refit of the fail model would do on pages it was not fitted
+on: the pages are split in two halves (by a hash of their path), the model is fitted and its
+threshold chosen on one half for several shares of failed sub-0-dB leads, and the other half
+is scored (which share of its sub-0-dB, 0-10 dB and >= 10 dB leads it fails).
 """
 from __future__ import annotations
 
@@ -34,7 +39,9 @@ FLAG_UNDER_5 = 0.97
 FAIL_UNDER_0 = 0.85
 
 
-def dataset(folders: list[str]):
+def dataset(folders: list[str], pages: list | None = None):
+    """Features, SNR and folder of every lead with a reference; ``pages`` (a list) collects
+    each lead's quality.json path."""
     xs, snr, group = [], [], []
     for folder in folders:
         for qp in sorted(Path(folder).glob("*.quality.json")):
@@ -49,6 +56,8 @@ def dataset(folders: list[str]):
                                         q["scale_source"], q["rows"], ev.get("pulses", 0)))
                 snr.append(s["snr_db"])
                 group.append(folder)
+                if pages is not None:
+                    pages.append(str(qp))
     return np.array(xs), np.array(snr), np.array(group)
 
 
@@ -62,14 +71,43 @@ def fit(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return minimize(loss, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B").x
 
 
+def cross_validate(x: np.ndarray, snr: np.ndarray, pages: list[str]) -> None:
+    """Two-fold, by page: the fail model fitted on one half, scored on the other."""
+    import zlib
+    half = np.array([zlib.crc32(p.encode()) % 2 for p in pages])
+    print("fail model refitted on half of the pages, scored on the other half "
+          "(half 0 / half 1):")
+    for share in (0.85, 0.7, 0.5):
+        cols = []
+        for h in (0, 1):
+            tr, te = half != h, half == h
+            w0 = fit(x[tr], (snr[tr] < 0).astype(float))
+            p0 = 1 / (1 + np.exp(-x @ w0))
+            t = float(np.quantile(p0[tr & (snr < 0)], 1 - share))
+            fail = p0 > t
+            cols.append([np.mean(fail[te & (snr < 0)]),
+                         np.mean(fail[te & (snr >= 0) & (snr < 10)]),
+                         np.mean(fail[te & (snr >= 10)]), int((te & (snr < 0)).sum())])
+        a, b = cols
+        print(f"  fitted to fail {share:.0%} of sub-0-dB leads: held out, sub-0-dB leads failed "
+              f"{a[0]:.0%} / {b[0]:.0%} (of {a[3]} / {b[3]}), 0-10 dB {a[1]:.0%} / {b[1]:.0%}, "
+              f">= 10 dB {a[2]:.1%} / {b[2]:.1%}")
+
+
 def main() -> int:
-    folders = sys.argv[1:]
+    args = sys.argv[1:]
+    cv = "--cv" in args
+    folders = [a for a in args if a != "--cv"]
     if not folders:
         print(__doc__)
         return 2
-    x, snr, group = dataset(folders)
+    pages: list[str] = []
+    x, snr, group = dataset(folders, pages)
     print(f"{len(snr)} leads from {len(folders)} folders; under 10 dB: {np.mean(snr < 10):.1%}, "
           f"under 0 dB: {np.mean(snr < 0):.1%}")
+    if cv:
+        cross_validate(x, snr, pages)
+        return 0
     w10, w0 = fit(x, (snr < 10).astype(float)), fit(x, (snr < 0).astype(float))
     p10, p0 = 1 / (1 + np.exp(-x @ w10)), 1 / (1 + np.exp(-x @ w0))
     # warn threshold: the largest that meets both flag targets
