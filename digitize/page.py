@@ -788,6 +788,12 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
         return _analyse(bgr, px_per_mm_hint, faint=True, **kw)
 
 
+def size_scale(h: int, w: int) -> float:
+    """px/mm from an image's size alone: a strip (over 2.5 times wider than tall) holds a
+    250-mm row, a landscape letter or A4 page is ~280 mm wide."""
+    return w / ROW_WIDTH_MM if w > 2.5 * h else max(w, h) / 280.0
+
+
 def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
              flattened: bool = False, border: float = 0.0, dark_grid: bool = False,
              wide_lines: bool = False, thin_grid: bool = False, close_gaps: bool = False
@@ -799,7 +805,7 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
     # a first scale for the morphology: the grid where it agrees with the image size (a
     # landscape page is ~280 mm wide, a strip 250 mm), else the size — the grid spectrum can
     # pick a harmonic
-    size_k = w / ROW_WIDTH_MM if w > 2.5 * h else max(w, h) / 280.0
+    size_k = size_scale(h, w)
     k0 = px_per_mm_hint or (grid if np.isfinite(grid) and 0.65 < grid / size_k < 1.5
                             else size_k)
     mask, ratio = ink_mask(bgr, k0, return_ratio=True, faint=faint, wide_lines=wide_lines,

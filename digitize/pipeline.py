@@ -19,7 +19,7 @@ import numpy as np
 from digitize.leads import CHEST_LEADS, LEADS
 from digitize.geometry import grid_coordinate, refine_pitch
 from digitize.page import (GRID_RATIO, GRID_RATIO_NEAR_ROWS, PageError, PageGeometry, analyse, baseline,
-                           outline_inset, page_homography, snap_gain, trace_width)
+                           outline_inset, page_homography, size_scale, snap_gain, trace_width)
 from digitize.evidence import (NotEcg, beats_cue, consensus_beats, describe, evidence,
                                failure_evidence, flag_heart_rates, page_heart_rate)
 from digitize.labels import glyph_mask, read_labels, separator_bridges, separator_mask
@@ -468,9 +468,8 @@ def vertical_stretch(geom: PageGeometry) -> float | None:
 
 def evenly_lit(bgr: np.ndarray) -> np.ndarray:
     """The page (each channel) divided by its local paper level (``strips.even_light``), at a
-    scale from the image's size (a letter or A4 page is ~280 mm wide, a strip 250 mm)."""
-    h, w = bgr.shape[:2]
-    k = w / ROW_WIDTH_MM if w > 2.5 * h else max(w, h) / 280.0
+    scale from the image's size (``page.size_scale``)."""
+    k = size_scale(*bgr.shape[:2])
     if bgr.ndim == 2:
         return even_light(bgr, k)
     return np.stack([even_light(np.ascontiguousarray(bgr[..., c]), k) for c in range(3)],
