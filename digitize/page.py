@@ -322,6 +322,8 @@ def paper_region(bgr: np.ndarray, px_per_mm: float) -> np.ndarray | None:
     small = _brightest(small)
     small = cv2.GaussianBlur(small, (0, 0), 2)
     _, bright = cv2.threshold(small, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    # a trace that runs to the sheet's edge must not cut the paper in two
+    bright = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, np.ones((9, 9), np.uint8))
     n, lab, stats, _ = cv2.connectedComponentsWithStats(bright, 8)
     if n < 2:
         return None
@@ -812,6 +814,12 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
                            thin_grid=thin_grid)
     # a photo's background: the paper's edge against it is a long dark band, not a trace row
     paper = None if flattened else paper_region(bgr, k0)
+    if paper is not None:
+        # ... and the background itself (a textured cloth, a table's grain: specks that join
+        # a row to the image's edges and tilt the skew estimate) holds no ink of the page's
+        # (own val 00367, a strip photographed on green felt whose outline is not a clear
+        # quadrilateral: its one row ran from edge to edge and was dropped)
+        mask &= paper
     skew = estimate_skew(mask, k0)
     deskew, size = _deskew_matrix((h, w), skew)
     if abs(skew) > 0.02:
@@ -1294,6 +1302,18 @@ def page_homography(bgr: np.ndarray) -> tuple[np.ndarray, tuple[int, int]] | Non
     found = _homography_from_region(bgr, bright, s)
     if found is None:  # a shadow can cut the sheet's bright part in pieces: take them all
         found = _homography_from_region(bgr, bright, s, min_piece=0.01)
+    if found is None and small.ndim == 3:
+        # ... or take a bite out of it. Shading darkens paper and background alike but leaves
+        # their colours: on a coloured background (a desk, a cloth) the sheet is its
+        # least-saturated region, shadows and all (own val 00194, a strip photographed with a
+        # shadow over its right end; on a grey background this finds no clear sheet)
+        blur = cv2.GaussianBlur(small, (0, 0), 2)
+        hi = functools.reduce(cv2.max, cv2.split(blur)).astype(np.float32)
+        lo = functools.reduce(cv2.min, cv2.split(blur)).astype(np.float32)
+        sat = ((hi - lo) / np.maximum(hi, 1.0) * 255).astype(np.uint8)
+        _, bright = cv2.threshold(sat, 0, 255, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+        bright = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, np.ones((15, 15), np.uint8))
+        found = _homography_from_region(bgr, bright, s)
     return found
 
 
@@ -1338,7 +1358,7 @@ def _homography_from_region(bgr: np.ndarray, bright: np.ndarray, s: float,
             return None
         first = cands[0]
         for rho, theta in cands[1:]:
-            if abs(abs(rho) - abs(first[0])) > 0.3 * span and abs(np.sin(theta - first[1])) < 0.2:
+            if abs(abs(rho) - abs(first[0])) > 0.3 * span and abs(np.sin(theta - first[1])) < 0.4:
                 return first, (rho, theta)
         return None
 

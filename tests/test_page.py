@@ -63,6 +63,62 @@ def test_photographed_page_is_flattened():
     assert np.abs(np.abs(corners - expect) - inset).max() < 1.5
 
 
+def test_shaded_sheet_on_a_coloured_background_is_flattened():
+    """A shadow over a third of the sheet makes its shaded paper darker than the lit
+    background's threshold: the brightest region is no quadrilateral. The sheet is still
+    the image's least saturated region (the background is coloured), and its outline is
+    found from that."""
+    from digitize.page import _homography_from_region
+    img = cv2.imread(str(PAGE.with_suffix(".png")))
+    h, w = img.shape[:2]
+    src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
+    dst = np.float32([[150, 120], [w + 60, 40], [w + 120, h + 150], [90, h + 80]])
+    H = cv2.getPerspectiveTransform(src, dst)
+    photo = cv2.warpPerspective(img, H, (w + 260, h + 260),
+                                borderValue=(200, 90, 180)).astype(np.float32)
+    photo[:, int(0.6 * photo.shape[1]):] *= 0.45  # the shadow, on paper and background alike
+    photo = np.clip(photo, 0, 255).astype(np.uint8)
+    # the brightness alone does not find the sheet (the premise of this test)
+    s = 800.0 / max(photo.shape[:2])
+    small = cv2.resize(photo, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    v = cv2.GaussianBlur(small.max(axis=2), (0, 0), 2)
+    _, bright = cv2.threshold(v, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    assert _homography_from_region(photo, bright, s) is None
+    found = page_homography(photo)
+    assert found is not None
+    hom, (pw, ph) = found
+    corners = cv2.perspectiveTransform(dst.reshape(-1, 1, 2), hom).reshape(-1, 2)
+    expect = np.float32([[0, 0], [pw - 1, 0], [pw - 1, ph - 1], [0, ph - 1]])
+    assert np.abs(corners - expect).max() < 0.01 * pw
+    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)  # a grey scan: still no sheet
+    assert page_homography(cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)) is None
+
+
+def test_a_textured_background_holds_no_trace_row():
+    """A strip photographed on a grainy cloth, its left end outside the frame (no outline to
+    flatten it by): the cloth's grain beyond the strip's right end and its edges along the top
+    and bottom are no ink of the trace, whose row is found at its height, within the sheet."""
+    rng = np.random.default_rng(3)
+    w, h = 1000, 240
+    img = np.empty((h, w, 3), np.float32)
+    img[:] = (80, 120, 85)  # green cloth
+    img += rng.normal(0, 28, size=img.shape)  # ... and its grain
+    sheet = np.array([[-60, 40], [w - 60, 20], [w - 20, h - 25], [-20, h - 10]], np.int32)
+    cv2.fillPoly(img, [sheet], (222, 226, 230))
+    x = np.arange(120, 945)
+    y = 125 - 0.05 * (x - 120) + 30 * (np.sin(x / 60.0 * 2 * np.pi) ** 15)
+    cv2.polylines(img, [np.stack([x, y], 1).astype(np.int32)], False, (30, 30, 30), 2,
+                  cv2.LINE_AA)
+    photo = np.clip(img, 0, 255).astype(np.uint8)
+    assert page_homography(photo) is None  # no outline: corners outside the frame
+    g = analyse(photo)
+    assert len(g.rows) == 1
+    r = g.rows[0]
+    x0, x1 = cv2.perspectiveTransform(np.array([[[r.x_left, r.y]], [[r.x_right, r.y]]]),
+                                      g.to_image).reshape(-1, 2)[:, 0]
+    assert 100 < x0 < 140 and 925 < x1 < 965  # the trace's ends, not the cloth's
+
+
 def _quality(amplitudes: dict) -> dict:
     leads = {lead: dict(status="ok", reasons=[], amplitude_mv=a) for lead, a in amplitudes.items()}
     return dict(status="ok", reasons=[], leads=leads,
