@@ -52,7 +52,7 @@ def dataset(folders: list[str], pages: list | None = None):
                 s = ref.get(lead)
                 if not s or s.get("snr_db") is None:
                     continue
-                xs.append(lead_features(lead, lq, q["quality"], q["warnings"], q["px_per_mm"],
+                xs.append(lead_features(lead, lq, q["quality"], q["warning_codes"], q["px_per_mm"],
                                         q["scale_source"], q["rows"], ev.get("pulses", 0)))
                 snr.append(s["snr_db"])
                 group.append(folder)

@@ -31,6 +31,7 @@ from scipy.signal import find_peaks
 
 from digitize.geometry import grid_pitch, refine_pitch
 from digitize.layouts import GAINS, ROW_WIDTH_MM
+from digitize.notes import Code, Note
 
 #: Gains a calibration pulse may show, mm per mV (2.5: chest leads at half of 5 mm/mV).
 MIN_PX_PER_MM = 2.3
@@ -64,7 +65,12 @@ DEGRID_PEAK = 1.5
 DEGRID_BLUR_MM = 0.1
 DEGRID_WEAK = 3.0
 DEGRID_STRONG = 4.5
-DEGRIDDED = "noisy scan: grid filtered out to find the rows"
+DEGRIDDED = Note(Code.DEGRIDDED, "noisy scan: grid filtered out to find the rows")
+GRID_NOT_MEASURED = Note(Code.GRID_NOT_MEASURED,
+                         "grid not measurable: scale from the row length (250 mm)")
+TIME_ORIGIN_ASSUMED = Note(Code.TIME_ORIGIN_ASSUMED,
+                           "time origin not measured: no gap between pulse and trace seen, "
+                           "a printer's convention assumed")
 #: A gap between pulse and trace is blank this far (mm) above and below the baseline.
 GAP_CLEAR_MM = 6.0
 #: How far below the trace's baseline a pulse's edge stroke is followed to find its base.
@@ -97,6 +103,13 @@ class PageError(Exception):
         super().__init__(message)
         self.pulses = pulses
         self.rows = rows
+
+
+class NoTraceRows(PageError):
+    """No trace row stands out on the page (``analyse`` looks again for a fainter pen)."""
+
+    def __init__(self) -> None:
+        super().__init__("no ECG trace rows found on the page")
 
 
 @dataclass
@@ -132,7 +145,7 @@ class PageGeometry:
     rectified: bool = False  # a page quadrilateral was found and flattened (photos)
     on_background: bool = False  # a sheet photographed on a darker background
     grey: np.ndarray | None = None  # deskewed grey page (for local grid measurements)
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Note] = field(default_factory=list)
     dark: np.ndarray | None = None  # deskewed: 1 where 40 % darker than the paper, lines and all
 
     @property
@@ -765,8 +778,7 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
                 g = analyse(clean, k2, flattened=flattened, border=border, close_gaps=True)
                 g.scale_source = source
                 if source == "rows":
-                    g.warnings.append("grid not measurable: scale from the row length "
-                                      "(250 mm)")
+                    g.warnings.append(GRID_NOT_MEASURED)
             if g.scale_source == "grid":
                 # the 2-D spectrum's pitch is good to ~0.3 %, which over a 10-s row is 30 ms:
                 # sharpen it over the whole width of the page turned upright, as for clean pages
@@ -784,9 +796,7 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
         return g
     try:
         return _analyse(bgr, px_per_mm_hint, faint=False, **kw)
-    except PageError as exc:
-        if "no ECG trace rows" not in str(exc):
-            raise
+    except NoTraceRows:
         return _analyse(bgr, px_per_mm_hint, faint=True, **kw)
 
 
@@ -802,7 +812,7 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
              ) -> PageGeometry:
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
     h, w = grey.shape
-    warnings: list[str] = []
+    warnings: list[Note] = []
     grid = grid_pitch(grey).px_per_mm
     # a first scale for the morphology: the grid where it agrees with the image size (a
     # landscape page is ~280 mm wide, a strip 250 mm), else the size — the grid spectrum can
@@ -832,7 +842,7 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
         mask = drop_grid_lines(mask, k0)
     rows = _on_paper(find_rows(mask, k0), paper, k0, mask.shape[0] if flattened else None)
     if not rows:
-        raise PageError("no ECG trace rows found on the page")
+        raise NoTraceRows()
     # scale from the rows: trace length of full rows, with the pulse excluded
     for r in rows:
         _ends(mask, r, k0, ratio, border=border)
@@ -867,11 +877,11 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
         k, source = near_grid[0], "grid"
     else:
         k, source = k_rows, "rows"
-        warnings.append("grid not measurable: scale from the row length (250 mm)")
+        warnings.append(GRID_NOT_MEASURED)
     if abs(k / k0 - 1) > 0.15:  # the morphology scale was far off: redo the rows at this one
         rows = _on_paper(find_rows(mask, k), paper, k, mask.shape[0] if flattened else None)
         if not rows:
-            raise PageError("no ECG trace rows found on the page")
+            raise NoTraceRows()
     # a filtered scan's strokes are broken where they lay along grid lines (a pulse's edges):
     # pulses are looked for with gaps of up to 1 mm closed
     n = max(3, int(round(1.0 * k)))
@@ -881,13 +891,12 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
         _ends(mask, r, k, ratio, scale_known=source != "rows", border=border,
               pulse_mask=pulse_mask)
     if _time_origin(rows, k, scale_known=source != "rows"):
-        warnings.append("time origin not measured: no gap between pulse and trace seen, "
-                        "a printer's convention assumed")
+        warnings.append(TIME_ORIGIN_ASSUMED)
     _consensus(rows, k)
     if k < MIN_PX_PER_MM:
         raise PageError(f"resolution too low ({k:.2f} px/mm < {MIN_PX_PER_MM})")
     if k < WARN_PX_PER_MM:
-        warnings.append(f"low resolution ({k:.2f} px/mm)")
+        warnings.append(Note(Code.LOW_RESOLUTION, f"low resolution ({k:.2f} px/mm)"))
     return PageGeometry(px_per_mm=float(k), scale_source=source, skew_deg=skew, rows=rows,
                         deskew=deskew, size=size, grid_px_per_mm=float(grid), mask=mask,
                         grey=grey_d, on_background=paper is not None,

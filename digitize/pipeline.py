@@ -22,6 +22,7 @@ from digitize.page import (GRID_RATIO, GRID_RATIO_NEAR_ROWS, PageError, PageGeom
                            outline_inset, page_homography, size_scale, snap_gain, trace_width)
 from digitize.evidence import (NotEcg, beats_cue, consensus_beats, describe, evidence,
                                failure_evidence, flag_heart_rates, page_heart_rate)
+from digitize.notes import Code, Note, has
 from digitize.labels import glyph_mask, read_labels, separator_bridges, separator_mask
 from digitize.orientation import (SIDEWAYS_MARGIN, better_mirrored, better_turned, one_row,
                                   strip_turned_over, tall,
@@ -70,7 +71,7 @@ class PageResult:
     geometry: PageGeometry
     windows: list  # LeadResult
     quality: dict
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[Note] = field(default_factory=list)
     chest_gain: float | None = None  # split gain: the chest leads' (stepped pulses), else None
     rotated: int = 0  # degrees clockwise the page was turned to be read upright
     mirrored: bool = False  # then mirrored left to right
@@ -220,7 +221,8 @@ LABELS_MAY_MISS = 3
 #: 6x2 panel orders (row by row, left then right) of printers other than the standard one:
 #: ecg-image-kit's V1|V4, I|aVR, V2|V5, II|aVL, V3|V6, III|aVF.
 KNOWN_6X2_ORDERS = (("V1", "V4", "I", "aVR", "V2", "V5", "II", "aVL", "V3", "V6", "III", "aVF"),)
-LABELS_NOT_READ = "6x2 lead labels not read: standard order assumed (I-aVF left, V1-V6 right)"
+LABELS_NOT_READ = Note(Code.LABELS_NOT_READ, "6x2 lead labels not read: standard order assumed "
+                       "(I-aVF left, V1-V6 right)")
 #: A 6x2 page whose labels tell nothing (none read on a noisy scan) is also read in the known
 #: printers' orders; such an order wins only where it explains the limb leads better than the
 #: standard one by this much, to under ``UNREAD_ORDER_FIT`` (residuals on eik val scans: the
@@ -228,9 +230,30 @@ LABELS_NOT_READ = "6x2 lead labels not read: standard order assumed (I-aVF left,
 #: orders for safety), checked on as many samples as the standard reading.
 SIX_BY_TWO_UNREAD_MARGIN = 0.5
 UNREAD_ORDER_FIT = 0.3
-UNREAD_ORDER = "a known printer's order, labels not read"
-LABELS_NOT_READ_KNOWN = ("6x2 lead labels not read: a known printer's order (V1|V4, I|aVR, ...) "
-                         "chosen by the limb leads' relations")
+LABELS_NOT_READ_KNOWN = Note(Code.LABELS_NOT_READ_KNOWN,
+                             "6x2 lead labels not read: a known printer's order (V1|V4, I|aVR, "
+                             "...) chosen by the limb leads' relations")
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One reading of a 6x2 page's panels: where its lead order comes from, and whether
+    the right column is drawn at the same time as the left one (some generators) rather
+    than 5 s after it (the standard)."""
+    order: str  # one of ORDER_SOURCES
+    simultaneous: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.order + (", simultaneous" if self.simultaneous else "")
+
+
+#: Where a 6x2 reading's lead order comes from: the standard order; the printed labels (those
+#: not read filled in by elimination); a known printer's order the labels read agree with; a
+#: known printer's order tried because no label tells.
+STANDARD, LABELS, LABELS_KNOWN, UNREAD_ORDER = (
+    "standard", "labels", "labels, a known printer's order", "a known printer's order, labels "
+    "not read")
 
 
 #: Another layout whose rows' reading explains the limb leads within this much of the chosen
@@ -239,10 +262,10 @@ LAYOUT_MARGIN = 0.05
 LAYOUT_CLEAR = 0.1
 UNCHECKED_FIT = 0.6  # the 'residual' of a reading whose limb leads cannot be checked
 LAYOUT_AMBIGUOUS = "layout ambiguous"
-GAIN_ASSUMED = "no calibration pulse found: gain 10 mm/mV assumed"
+GAIN_ASSUMED = Note(Code.GAIN_ASSUMED, "no calibration pulse found: gain 10 mm/mV assumed")
 #: No pulse, but the page's printed text states the gain (read by OCR where available).
 GAIN_PRINTED = "no calibration pulse found: gain read from the printed text"
-DARK_GRID = "grid lines as dark as the trace: removed to find the rows"
+DARK_GRID = Note(Code.DARK_GRID, "grid lines as dark as the trace: removed to find the rows")
 #: A page whose ink mask covers more than this share is noisy: its grid is filtered out
 #: first (ecg-image-kit val scans: 0.064-0.45; its clean and b/w pages at most 0.029, our
 #: rendered clean and scan pages at most 0.054).
@@ -257,7 +280,7 @@ START_SIGMA_PX = {"pulse": 0.3, "caps": 0.7}
 TIMING_WARN_MS = 4.0
 
 
-def gain_from_pulses(geom: PageGeometry, gain_opt: str) -> tuple[float, list[str]]:
+def gain_from_pulses(geom: PageGeometry, gain_opt: str) -> tuple[float, list[Note]]:
     heights = [r.pulse_mm for r in geom.rows if np.isfinite(r.pulse_mm) and r.pulse_mm > 2]
     measured = snap_gain(float(np.median(heights))) if heights else None
     if gain_opt == "auto":
@@ -266,7 +289,8 @@ def gain_from_pulses(geom: PageGeometry, gain_opt: str) -> tuple[float, list[str
         return measured, []
     g = float(gain_opt)
     if measured is not None and measured != g:
-        return g, [f"--gain {g:g} but the calibration pulse says {measured:g} mm/mV"]
+        return g, [Note(Code.GAIN_FORCED,
+                        f"--gain {g:g} but the calibration pulse says {measured:g} mm/mV")]
     return g, []
 
 
@@ -408,13 +432,13 @@ def window_start(w: LeadWindow) -> tuple[float, float]:
 
 
 def six_by_two_readings(geom: PageGeometry, results, fs: float, n: int):
-    """Readings of a 6x2 page's panels, standard first: (name, results) for the lead order
+    """Readings of a 6x2 page's panels, standard first: (``Reading``, results) for the lead order
     read from the printed labels (where it differs and is readable), each with the right
     column shifted by 5 s (standard) or simultaneous with the left one (some generators).
     Also the labels read: of the panels, and of the rhythm strips after them (one OCR call)."""
     panels = [r for r in results if (r.window.t1 - r.window.t0) <= 0.6 * n / fs]
     rest = results[len(panels):]
-    orders = [("standard", [r.window.lead for r in panels])]
+    orders = [(STANDARD, [r.window.lead for r in panels])]
     read_all = read_labels(geom.mask, [window_start(r.window) for r in results],
                            geom.px_per_mm) if geom.mask is not None else [None] * len(results)
     read = read_all[:len(panels)]
@@ -429,7 +453,7 @@ def six_by_two_readings(geom: PageGeometry, results, fs: float, n: int):
             for i, lead in zip(missing, perm):
                 names[i] = lead
             if names != orders[0][1]:
-                orders.append(("labels", names))
+                orders.append((LABELS, names))
     elif len(panels) == 12:
         # too few labels read to fill in the rest (a noisy scan): an order printers use,
         # where the labels read agree with it better than with the standard one
@@ -438,18 +462,18 @@ def six_by_two_readings(geom: PageGeometry, results, fs: float, n: int):
         base = agreement(orders[0][1])
         for order in KNOWN_6X2_ORDERS:
             if list(order) != orders[0][1] and agreement(order) >= max(base + 2, 2):
-                orders.append(("labels, a known printer's order", list(order)))
+                orders.append((LABELS_KNOWN, list(order)))
             elif list(order) != orders[0][1] and agreement(order) >= base:
                 # no label tells (none read, or as many for either): the limb leads' relations
                 # decide, by a clear margin (``SIX_BY_TWO_UNREAD_MARGIN``)
                 orders.append((UNREAD_ORDER, list(order)))
     out = []
-    for name, leads in orders:
+    for source, leads in orders:
         named = relabel(panels, leads) + rest
-        out.append((name, named))
+        out.append((Reading(source), named))
         shifted = retime(named, [r.window.t0 if i < len(panels) else 0.0
                                  for i, r in enumerate(named)], fs)
-        out.append((name + ", simultaneous", shifted))
+        out.append((Reading(source, simultaneous=True), shifted))
     return out, read, read_all[len(panels):]
 
 
@@ -530,11 +554,13 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         raise NotEcg(describe(ev), ev)
     if deg:
         res.rotated, res.image = deg, rotated(bgr, deg)
-        res.warnings.append(f"page turned {deg} degrees clockwise to read it upright")
+        res.warnings.append(Note(Code.TURNED,
+                                 f"page turned {deg} degrees clockwise to read it upright"))
     if mirrored:
         res.mirrored, res.image = True, oriented(bgr, deg, mirrored=True)
-        res.warnings.append("page mirrored left to right to read it (as it lay, its beats ran "
-                            "backwards or its limb leads did not check out)")
+        res.warnings.append(Note(Code.MIRRORED,
+                                 "page mirrored left to right to read it (as it lay, its beats "
+                                 "ran backwards or its limb leads did not check out)"))
     return res
 
 
@@ -596,7 +622,7 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
             if geom is None:
                 raise exc
         noisy = geom.mask is not None and float(geom.mask.mean()) > NOISY_INK
-        if fits(geom) and DARK_GRID not in geom.warnings and \
+        if fits(geom) and not has(geom.warnings, Code.DARK_GRID) and \
                 not all(r.pulse != "none" for r in geom.rows) and geom.thin_grid:
             # ... or add rows of its own (a 6x1 page read as 12 rows; rows that each show a
             # calibration pulse are the page's own)
@@ -642,7 +668,7 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         candidates = (opts.layout,)
     gain, gw = gain_from_pulses(geom, opts.gain)
     ocr = None  # no pulse: the printed gain, read while the model runs (which needs no gain)
-    if opts.read_printed_gain and GAIN_ASSUMED in gw and geom.grey is not None:
+    if opts.read_printed_gain and has(gw, Code.GAIN_ASSUMED) and geom.grey is not None:
         ocr = _ocr_pool().submit(printed_gain, geom.grey, [r.y for r in geom.rows],
                                  geom.px_per_mm)
     warnings += gw
@@ -653,16 +679,18 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     if chest is not None:
         candidates = fit_steps(candidates, geom.rows)
     if chest is not None and opts.gain != "auto":
-        warnings.append(f"--gain {opts.gain} but stepped calibration pulses say the chest "
-                        f"leads are at {chest:g} mm/mV")
+        warnings.append(Note(Code.GAIN_FORCED,
+                             f"--gain {opts.gain} but stepped calibration pulses say the chest "
+                             f"leads are at {chest:g} mm/mV"))
         chest = None
     elif chest is not None:
-        warnings.append(f"split gain (stepped calibration pulses): limb {gain:g}, "
-                        f"chest {chest:g} mm/mV")
+        warnings.append(Note(Code.SPLIT_GAIN,
+                             f"split gain (stepped calibration pulses): limb {gain:g}, "
+                             f"chest {chest:g} mm/mV"))
     gains = row_gains(geom, gain, opts.gain, chest)
     if chest is None and len(set(gains)) > 1:
-        warnings.append("rows at different gains (their pulses): "
-                        + ", ".join(f"{g:g}" for g in gains) + " mm/mV")
+        warnings.append(Note(Code.ROW_GAINS, "rows at different gains (their pulses): "
+                             + ", ".join(f"{g:g}" for g in gains) + " mm/mV"))
 
     def run(layout: str):
         wins = windows_for(geom, layout, opts, gains, grid_maps)
@@ -707,12 +735,12 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         if layout.startswith("6x2"):  # printers differ in lead order and column timing
             readings, read, rhythm_read = six_by_two_readings(geom, results, opts.fs, n)
             scored = []
-            for name, res in readings:
+            for reading, res in readings:
                 r, checked = _rel_residual(assemble(res, n), LIMB_RELATIONS)
-                scored.append((r if np.isfinite(r) else 1.0, -checked, name, res))
+                scored.append((r if np.isfinite(r) else 1.0, -checked, reading, res))
             best6 = scored[0]
             for cand in scored[1:]:
-                if cand[2].startswith(UNREAD_ORDER) and not best6[2].startswith(UNREAD_ORDER):
+                if cand[2].order == UNREAD_ORDER and best6[2].order != UNREAD_ORDER:
                     # by a clear margin, well explained, and checked on as many samples (own
                     # val 00873, a 6x1 page, read so at 0.20 on a quarter of the samples)
                     if cand[0] < min(best6[0] - SIX_BY_TWO_UNREAD_MARGIN, UNREAD_ORDER_FIT) \
@@ -724,10 +752,10 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
             results = best6[3]
             sig = assemble(results, n)
             notes6.clear()
-            notes6.append(f"6x2 read as: {best6[2]}")
-            if best6[2].startswith(UNREAD_ORDER):
+            notes6.append(Note(Code.SIX_BY_TWO_READING, f"6x2 read as: {best6[2].name}"))
+            if best6[2].order == UNREAD_ORDER:
                 notes6.append(LABELS_NOT_READ_KNOWN)
-            elif "labels" not in best6[2] and any(lead is None for lead in read):
+            elif best6[2].order == STANDARD and any(lead is None for lead in read):
                 notes6.append(LABELS_NOT_READ)
         k = sum((r.window.t1 - r.window.t0) > 0.6 * n / opts.fs for r in results)
         yield sig, results, ["layout's usual lead"] * k
@@ -764,7 +792,7 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
                 yield assemble(named, n), named, how
 
     best = None
-    notes6: list[str] = []
+    notes6: list[Note] = []
     per_layout: dict[str, float] = {}  # each layout's best fit (limb-lead residual)
     for layout in candidates:
         found = list(hypotheses(layout))
@@ -787,8 +815,10 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         # rows that fit more than one layout about as well, none clearly: a doubt, not a
         # silent pick (where readings explain the limb leads all but exactly — a 6x1 limb page
         # read as 6x2 names the same ink — the fit cannot tell and is no doubt)
-        warnings.append(f"{LAYOUT_AMBIGUOUS}: {', '.join(close)} fits about as well as {layout} "
-                        f"(limb-lead residual {min(rivals[k] for k in close):.2f} vs {fit:.2f})")
+        warnings.append(Note(Code.LAYOUT_AMBIGUOUS,
+                             f"{LAYOUT_AMBIGUOUS}: {', '.join(close)} fits about as well as "
+                             f"{layout} (limb-lead residual "
+                             f"{min(rivals[k] for k in close):.2f} vs {fit:.2f})"))
     if layout.startswith("6x2"):
         warnings += notes6
     printed = None
@@ -802,17 +832,17 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         results = [_at_gain(r, chest if chest is not None and r.window.lead in CHEST_LEADS
                             else gain) for r in results]
         sig = assemble(results, n)
-        warnings[warnings.index(GAIN_ASSUMED)] = (
-            f"{GAIN_PRINTED}: {gain:g}" + ("" if chest is None else f", chest {chest:g}")
-            + " mm/mV")
+        warnings[[w.code for w in warnings].index(Code.GAIN_ASSUMED)] = Note(
+            Code.GAIN_PRINTED, f"{GAIN_PRINTED}: {gain:g}"
+            + ("" if chest is None else f", chest {chest:g}") + " mm/mV")
     quality = lead_quality(sig, results, opts.fs, engine.spec)
     # page-level doubts make every lead at least 'warn': a lead cannot be trusted more than the
     # page geometry it was read with
     # (hard: a gain the user forced, or read from the text rather than a pulse; a grid as dark
     # as the trace. The others are weighed by the status model, ``calibrate``)
-    hard = [w for w in warnings if w == DARK_GRID
-            or w.startswith(("--gain", GAIN_PRINTED, LAYOUT_AMBIGUOUS))]
-    doubts = [w for w in warnings if w == GAIN_ASSUMED]
+    hard = [w.text for w in warnings if w.code in (Code.DARK_GRID, Code.GAIN_FORCED,
+                                                    Code.GAIN_PRINTED, Code.LAYOUT_AMBIGUOUS)]
+    doubts = [w.text for w in warnings if w.code == Code.GAIN_ASSUMED]
     if geom.scale_source == "rows":
         doubts.append("scale from the row length (grid not measured)")
     if geom.rectified:
@@ -840,7 +870,9 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     if strips and "+" in layout:  # which lead each rhythm strip holds, and why
         quality["rhythm_strips"] = [dict(lead=lead, source=src)
                                     for lead, src in zip(strips, rhythm_how)]
-    calibrate(quality, warnings, geom.px_per_mm, geom.scale_source, len(geom.rows),
+    quality["photographed"] = bool(geom.rectified or geom.on_background)
+    calibrate(quality, [w.code for w in warnings], geom.px_per_mm, geom.scale_source,
+              len(geom.rows),
               quality["evidence"]["pulses"])
     return PageResult(sig, layout, gain, geom, results, quality, warnings, chest)
 

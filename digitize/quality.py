@@ -11,10 +11,13 @@ flagged).
 """
 from __future__ import annotations
 
+from typing import Iterable
+
 import numpy as np
 
 from digitize.leads import LEADS
 from digitize.metrics import r_peaks
+from digitize.notes import Code
 from digitize.reconstruct import EDGE_SHARE
 
 LOW_CONF = 0.5
@@ -236,15 +239,17 @@ FEATURES = ("bias", "unsure", "low_conf", "clipped", "flat", "log_amp", "stray",
             "twice_differ", "edge")
 
 
-def lead_features(lead: str, lq: dict, quality: dict, warnings: list[str], px_per_mm: float,
+def lead_features(lead: str, lq: dict, quality: dict, codes: Iterable[str], px_per_mm: float,
                   scale_source: str, rows: int, pulsed_rows: int) -> np.ndarray:
     """The status model's inputs for one lead: its own readings (model confidence, columns
     at the strip's edge, flatness, amplitude, heart rate against the page's, its limb-lead
     relation) and its page's (pulses found, gain assumed, grid filtered out, photographed,
     scale from the rows, time origin assumed, 6x2 labels unread, resolution, how far a lead
     read twice — panel and rhythm strip — disagrees with itself)."""
-    def has(prefix: str) -> float:
-        return float(any(w.startswith(prefix) for w in warnings))
+    said = {str(getattr(c, "value", c)) for c in codes}  # the page's warning codes
+
+    def has(*which: Code) -> float:
+        return float(any(c.value in said for c in which))
 
     e = quality.get("einthoven") or {}
     vals = [v for v in e.values() if v is not None and np.isfinite(v)]
@@ -255,7 +260,6 @@ def lead_features(lead: str, lq: dict, quality: dict, warnings: list[str], px_pe
     hr, page_hr = lq.get("heart_rate_bpm"), quality.get("heart_rate_bpm")
     hr_off = min(1.0, abs(hr / page_hr - 1)) if hr is not None and page_hr and \
         np.isfinite(hr) and np.isfinite(page_hr) else 0.5
-    reasons = quality.get("page_reasons") or []
     return np.array([
         1.0,
         float(np.log10(max(1e-3, 1.0 - lq["confidence"]))) + 3.0,
@@ -268,12 +272,12 @@ def lead_features(lead: str, lq: dict, quality: dict, warnings: list[str], px_pe
         own,
         page_rel,
         pulsed_rows / max(1, rows),
-        has("no calibration pulse found"),
-        has("noisy scan"),
-        float(any(r.startswith("photographed") for r in reasons)),
+        has(Code.GAIN_ASSUMED, Code.GAIN_PRINTED),
+        has(Code.DEGRIDDED),
+        float(bool(quality.get("photographed"))),
         float(scale_source == "rows"),
-        has("time origin not measured"),
-        has("6x2 lead labels not read"),
+        has(Code.TIME_ORIGIN_ASSUMED),
+        has(Code.LABELS_NOT_READ, Code.LABELS_NOT_READ_KNOWN),
         float(np.log(px_per_mm)),
         float(lq["drawn_s"] > 6.0),
         # a lead read twice (panel and rhythm strip) disagreeing with itself; 0.3 (a middling
@@ -288,7 +292,7 @@ def _sigmoid(z: float) -> float:
     return float(1.0 / (1.0 + np.exp(-z)))
 
 
-def calibrate(quality: dict, warnings: list[str], px_per_mm: float, scale_source: str,
+def calibrate(quality: dict, codes: Iterable[str], px_per_mm: float, scale_source: str,
               rows: int, pulsed_rows: int) -> None:
     """Each lead's status from its risk, calibrated on validation pages: ``fail`` where
     P(SNR < 0 dB) exceeds T_FAIL (do not use it), ``warn`` where P(SNR < 10 dB) exceeds
@@ -296,7 +300,7 @@ def calibrate(quality: dict, warnings: list[str], px_per_mm: float, scale_source
     (``rule_status``). The reasons stay as they are: what was seen, whatever the status."""
     order = {"ok": 0, "warn": 1, "fail": 2}
     for lead, q in quality["leads"].items():
-        x = lead_features(lead, q, quality, warnings, px_per_mm, scale_source, rows,
+        x = lead_features(lead, q, quality, codes, px_per_mm, scale_source, rows,
                           pulsed_rows)
         p10, p0 = _sigmoid(float(W10 @ x)), _sigmoid(float(W0 @ x))
         q["risk"] = dict(p_under_10db=round(p10, 4), p_under_0db=round(p0, 4))

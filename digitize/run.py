@@ -47,6 +47,7 @@ from digitize.files import (MARKER, TMP, atomic_write, is_disk_full, remove_own,
                             tmp_path)
 from digitize.io import DigitizeError, InputItem, load_pages
 from digitize.leads import LEADS
+from digitize.notes import codes, texts
 from digitize.orientation import oriented
 from digitize.overlay import blur_outside, draw_overlay, window_records
 from digitize.report import (REPORT_DIR, has_report_files, page_row, report_files,
@@ -209,7 +210,8 @@ class Runner:
         info = dict(px_per_mm=round(g.px_per_mm, 4), scale_source=g.scale_source,
                     skew_deg=round(g.skew_deg, 3), layout=res.layout, gain_mm_mv=res.gain,
                     **({} if res.chest_gain is None else {"chest_gain_mm_mv": res.chest_gain}),
-                    rows=len(g.rows), rectified=g.rectified, warnings=res.warnings,
+                    rows=len(g.rows), rectified=g.rectified, warnings=texts(res.warnings),
+                    warning_codes=codes(res.warnings),
                     **({"rotated_deg": res.rotated} if res.rotated else {}),
                     **({"mirrored": True} if res.mirrored else {}),
                     **({} if scale == 1.0 else {"input_scale": round(scale, 5)}))

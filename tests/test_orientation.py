@@ -49,6 +49,9 @@ def test_turned_pages_are_read_upright(turned, deg):
     assert q["reference"]["snr_db"] > base - 0.5
     hea = (turned / f"page_r{deg}.hea").read_text()
     assert ("orientation: page turned" in hea) == (deg != 0)
+    # the warnings as sentences and as codes, one each
+    assert len(q["warnings"]) == len(q["warning_codes"])
+    assert ("turned" in q["warning_codes"]) == (deg != 0)
     # the overlay shows the page as it was read: upright, landscape
     h, w = cv2.imread(str(turned / f"page_r{deg}.overlay.png")).shape[:2]
     assert w > h

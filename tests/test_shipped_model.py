@@ -8,6 +8,7 @@ import pytest
 
 from conftest import REPO
 from digitize.engine import Engine, default_model_path, file_sha256
+from digitize.notes import Code
 from trainer.evaluate import evaluate_case, summarise
 
 # Floors = the numbers measured on these 3 committed test records (ecg_id 8, 10, 515) when the
@@ -100,7 +101,7 @@ def test_split_gain_read_from_the_stepped_pulse(shipped, ptbxl_sample, pulse):
     assert [p["step_mm"] for p in page.meta["pulses"]] == [5.0, 5.0, 5.0, 5.0]
     res = convert_page(page.image, shipped, Options(fs=fs))
     assert res.layout == "3x4+1" and res.gain == 10.0 and res.chest_gain == 5.0
-    assert any(w.startswith("split gain") for w in res.warnings)
+    assert Code.SPLIT_GAIN in [w.code for w in res.warnings]
     _, leads = score_record(page.truth, res.signal, fs)
     chest = [leads[j].snr_db for j in range(6, 12)]
     assert min(chest) > 12, chest
