@@ -445,7 +445,17 @@ def six_by_two_readings(geom: PageGeometry, results, fs: float, n: int):
     # a label read twice is not read (a bar of III lost: read as I)
     sure = [lead if lead is not None and read.count(lead) == 1 else None for lead in read]
     missing = [i for i, lead in enumerate(sure) if lead is None]
-    if len(panels) == 12 and len(missing) <= LABELS_MAY_MISS:
+    # printers' orders that every label read agrees with: the labels not read are that
+    # printer's, and only such orders are read (the limb leads' relations cannot tell chest
+    # leads apart, and a crowded limb panel can fit them worse than a chest panel does: eik
+    # val 00200, whose V1, V2 and aVL went unread, took V1's panel for aVL)
+    agreeing = [(source, list(names)) for source, names in
+                [orders[0]] + [(LABELS_KNOWN, k) for k in KNOWN_6X2_ORDERS]
+                if all(x is None or x == y for x, y in zip(sure, names))]
+    if len(panels) == 12 and len(missing) <= LABELS_MAY_MISS and agreeing:
+        orders = [(source if missing or source == STANDARD else LABELS, names)
+                  for source, names in agreeing]
+    elif len(panels) == 12 and len(missing) <= LABELS_MAY_MISS:
         # the leads not read, in every order: the limb leads' relations choose
         rest_leads = [lead for lead in LEADS if lead not in sure]
         for perm in itertools.permutations(rest_leads):
