@@ -273,7 +273,7 @@ NOISY_INK = 0.06
 #: Window ends where the model's confidence stays under this are "not drawn" (NaN).
 TRIM_CONF = 0.3
 #: Uncertainty (px) of a row's start: timed by a calibration pulse's stroke, or by the pen
-#: caps of a row without one (p75 of the errors on rendered validation pages, page.py).
+#: caps of a row without one (p75 of the errors on rendered validation pages, digitize/page/).
 START_SIGMA_PX = {"pulse": 0.3, "caps": 0.7}
 #: Above this timing uncertainty no lead is marked ok: at 100 Hz 4 ms is 0.4 of a sample,
 #: which alone can cost 10 dB.

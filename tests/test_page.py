@@ -68,7 +68,7 @@ def test_shaded_sheet_on_a_coloured_background_is_flattened():
     background's threshold: the brightest region is no quadrilateral. The sheet is still
     the image's least saturated region (the background is coloured), and its outline is
     found from that."""
-    from digitize.page import _homography_from_region
+    from digitize.page.sheet import _homography_from_region
     img = cv2.imread(str(PAGE.with_suffix(".png")))
     h, w = img.shape[:2]
     src = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
@@ -312,7 +312,8 @@ def test_a_lone_pulse_on_the_other_side_is_not_a_pulse():
     """All rows of a printout have their pulses on one side: a "left pulse" found in the last
     row (its label, the footer's text) while the others end in right pulses is demoted, and
     the row takes the others' start."""
-    from digitize.page import Row, _consensus
+    from digitize.page import Row
+    from digitize.page.calibration import _consensus
     k = 4.0
     rows = [Row(y=100.0 * i, x_left=30.0, x_right=1010.0, x_start=31.0, x_end=1000.0,
                 pulse="right", pulse_mm=10.0) for i in range(5)]
@@ -418,7 +419,8 @@ def test_a_pulsed_row_whose_ink_starts_early_takes_the_others_start():
     """Rows end in right-hand pulses; one row's ink starts 5 mm early (a stroke at the image
     edge), too far from 250 mm before its end to be trusted: it takes the others' start, and a
     row whose pulse was missed takes their start and end."""
-    from digitize.page import Row, _consensus
+    from digitize.page import Row
+    from digitize.page.calibration import _consensus
     k = 10.0
     rows = [Row(y=300.0 * i, x_left=130.0, x_right=2714.0, x_start=132.0, x_end=2631.8,
                 pulse="right", pulse_mm=10.0) for i in range(5)]
@@ -469,7 +471,8 @@ def test_a_lone_pulse_off_every_standard_height_is_not_a_pulse():
     """One row of six with a 4.2-mm "pulse" on a page printed without pulses (gain 20) had
     set the page's gain to 5 mm/mV (-11 dB); in few of many rows, a pulse must stand at a
     standard gain's height (+-10 %)."""
-    from digitize.page import Row, _consensus
+    from digitize.page import Row
+    from digitize.page.calibration import _consensus
 
     def rows(h):
         out = [Row(y=100.0 * i, x_left=50.0, x_right=1900.0, x_start=52.0) for i in range(6)]
@@ -507,7 +510,8 @@ def test_pulses_of_a_tilted_low_resolution_scan(rotation):
 
 
 def test_stepped_pulses_rule_out_one_lead_rows_and_a_lone_low_pulse_is_not_a_pulse():
-    from digitize.page import Row, _consensus
+    from digitize.page import Row
+    from digitize.page.calibration import _consensus
     from digitize.pipeline import fit_steps
 
     def rows(pairs):
@@ -647,7 +651,8 @@ def test_a_misplaced_pulse_edge_takes_the_others_start():
     """The rows of a printout share their start: a row whose pulse rises where the others'
     do but whose falling edge was read 5 mm late (a crease beside it) starts where they do;
     a row whose pulse itself stands elsewhere keeps its own start."""
-    from digitize.page import Row, _consensus
+    from digitize.page import Row
+    from digitize.page.calibration import _consensus
     k = 8.0
 
     def rows():

@@ -15,8 +15,9 @@ from digitize import labels, printed
 from digitize.engine import Engine, default_model_path
 from digitize.leads import LEADS
 from digitize.metrics import resample_to, score_record
-from digitize.page import (PULSE_BIAS_PX, PULSE_TO_TRACE_MM, ROW_WIDTH_MM, LAST_SAMPLE_MM,
-                           Row, _snap, _time_origin, analyse)
+from digitize.layouts import ROW_WIDTH_MM
+from digitize.page import LAST_SAMPLE_MM, PULSE_BIAS_PX, PULSE_TO_TRACE_MM, Row, analyse
+from digitize.page.calibration import _snap, _time_origin
 from digitize.pipeline import LABELS_NOT_READ, Options, convert_page, retime
 from digitize.reconstruct import LeadResult, LeadWindow
 

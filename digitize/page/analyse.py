@@ -1,0 +1,174 @@
+"""The page stages wired together: ``analyse`` turns one page image into its
+``PageGeometry`` (scale, skew, trace rows with their pulses and time origin)."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from digitize.geometry import grid_pitch, refine_pitch
+from digitize.layouts import ROW_WIDTH_MM
+from digitize.notes import Code, Note
+from digitize.page.calibration import _consensus, _ends, _time_origin
+from digitize.page.core import (DEGRIDDED, GRID_NOT_MEASURED, MIN_PX_PER_MM, NoTraceRows,
+                                PageError, PageGeometry, TIME_ORIGIN_ASSUMED, WARN_PX_PER_MM)
+from digitize.page.frame import (_deskew_matrix, estimate_skew, GRID_RATIO, GRID_RATIO_NEAR_ROWS,
+                                 size_scale, WEAK_GRID_ROWS_AGREE)
+from digitize.page.ink import degridded, drop_grid_lines, ink_mask
+from digitize.page.rows import find_rows
+from digitize.page.sheet import _on_paper, paper_region
+
+
+def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: bool = False,
+            border: float = 0.0, dark_grid: bool = False, wide_lines: bool = False,
+            thin_grid: bool = False, degrid: bool = False, close_gaps: bool = False
+            ) -> PageGeometry:
+    """Scale, skew and trace rows of one page image (a faint pen is tried when no trace
+    rows stand out at the normal ink threshold). ``flattened``: the image is a photographed
+    sheet already cut out along its outline (no background left to find). ``dark_grid``:
+    grid lines as dark as the trace are removed from the levelled mask; ``wide_lines``: a
+    dark grid's straight lines are removed with a pixel all round (both tried by the
+    pipeline when the rows found fit no layout); ``thin_grid``: a grid as dark as the trace
+    but thinner than its pen is opened away (``pen_opening``; PageError where none is seen)."""
+    kw = dict(flattened=flattened, border=border, dark_grid=dark_grid,
+              wide_lines=wide_lines or dark_grid, thin_grid=thin_grid, close_gaps=close_gaps)
+    if degrid:  # the grid's pitch from the page as it is, the rows from it made clean
+        grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
+        k = px_per_mm_hint or grid_pitch(grey).px_per_mm
+        if not np.isfinite(k) or k < MIN_PX_PER_MM:
+            raise PageError("no grid to filter out")
+        clean = degridded(bgr, k)
+        g = analyse(clean, k, flattened=flattened, border=border, close_gaps=True)
+        if not px_per_mm_hint:
+            g.scale_source = "grid"
+            ext = float(np.median([r.x_right - r.x_left for r in g.rows])) if g.rows else k * 250
+            k_rows = ext / ROW_WIDTH_MM  # (a pulse adds a few mm)
+            if not 0.8 < k / k_rows < 1.25:
+                # the noisy grid's spectrum picked a harmonic (rows of 127 or 500 mm): the
+                # pitch is measured again near the rows' length (the profile of the page
+                # turned upright), else the rows give it
+                up = grey if abs(g.skew_deg) <= 0.02 else cv2.warpAffine(
+                    grey, g.deskew[:2], g.size, flags=cv2.INTER_LINEAR, borderValue=255)
+                k2, ratio = refine_pitch(255.0 - up.mean(axis=0), k_rows, span=0.06)
+                source = "grid" if ratio >= GRID_RATIO_NEAR_ROWS else "rows"
+                if source == "rows":
+                    k2 = k_rows
+                g = analyse(clean, k2, flattened=flattened, border=border, close_gaps=True)
+                g.scale_source = source
+                if source == "rows":
+                    g.warnings.append(GRID_NOT_MEASURED)
+            if g.scale_source == "grid":
+                # the 2-D spectrum's pitch is good to ~0.3 %, which over a 10-s row is 30 ms:
+                # sharpen it over the whole width of the page turned upright, as for clean pages
+                up = grey if abs(g.skew_deg) <= 0.02 else cv2.warpAffine(
+                    grey, g.deskew[:2], g.size, flags=cv2.INTER_LINEAR, borderValue=255)
+                k3, ratio = refine_pitch(255.0 - up.mean(axis=0), g.px_per_mm, span=0.03)
+                if ratio >= GRID_RATIO and abs(k3 / g.px_per_mm - 1) > 5e-4:
+                    g = analyse(clean, k3, flattened=flattened, border=border, close_gaps=True)
+                    g.scale_source = "grid"
+        g.grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
+        if abs(g.skew_deg) > 0.02:
+            g.grey = cv2.warpAffine(g.grey, g.deskew[:2], g.size, flags=cv2.INTER_LINEAR,
+                                    borderValue=255)
+        g.warnings.append(DEGRIDDED)
+        return g
+    try:
+        return _analyse(bgr, px_per_mm_hint, faint=False, **kw)
+    except NoTraceRows:
+        return _analyse(bgr, px_per_mm_hint, faint=True, **kw)
+
+
+def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
+             flattened: bool = False, border: float = 0.0, dark_grid: bool = False,
+             wide_lines: bool = False, thin_grid: bool = False, close_gaps: bool = False
+             ) -> PageGeometry:
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
+    h, w = grey.shape
+    warnings: list[Note] = []
+    grid = grid_pitch(grey).px_per_mm
+    # a first scale for the morphology: the grid where it agrees with the image size (a
+    # landscape page is ~280 mm wide, a strip 250 mm), else the size — the grid spectrum can
+    # pick a harmonic
+    size_k = size_scale(h, w)
+    k0 = px_per_mm_hint or (grid if np.isfinite(grid) and 0.65 < grid / size_k < 1.5
+                            else size_k)
+    mask, ratio = ink_mask(bgr, k0, return_ratio=True, faint=faint, wide_lines=wide_lines,
+                           thin_grid=thin_grid)
+    # a photo's background: the paper's edge against it is a long dark band, not a trace row
+    paper = None if flattened else paper_region(bgr, k0)
+    if paper is not None:
+        # ... and the background itself (a textured cloth, a table's grain: specks that join
+        # a row to the image's edges and tilt the skew estimate) holds no ink of the page's
+        # (own val 00367, a strip photographed on green felt whose outline is not a clear
+        # quadrilateral: its one row ran from edge to edge and was dropped)
+        mask &= paper
+    skew = estimate_skew(mask, k0)
+    deskew, size = _deskew_matrix((h, w), skew)
+    if abs(skew) > 0.02:
+        mask = cv2.warpAffine(mask, deskew[:2], size, flags=cv2.INTER_NEAREST)
+        ratio = cv2.warpAffine(ratio, deskew[:2], size, flags=cv2.INTER_LINEAR,
+                               borderValue=1.0)
+        if paper is not None:
+            paper = cv2.warpAffine(paper, deskew[:2], size, flags=cv2.INTER_NEAREST)
+    if dark_grid:
+        mask = drop_grid_lines(mask, k0)
+    rows = _on_paper(find_rows(mask, k0), paper, k0, mask.shape[0] if flattened else None)
+    if not rows:
+        raise NoTraceRows()
+    # scale from the rows: trace length of full rows, with the pulse excluded
+    for r in rows:
+        _ends(mask, r, k0, ratio, border=border)
+    _time_origin(rows, k0, scale_known=False)
+    lengths = [(r.x_end - r.x_start) / ROW_WIDTH_MM for r in rows]
+    k_rows = float(np.median(lengths))
+    # rows agree with each other when their ends were found (pulses, or a shared start)
+    rows_sure = len(lengths) >= 2 and float(np.std(lengths)) < 0.02 * k_rows
+    # on a page (not a strip cut to its trace), rows running from border to border were
+    # stretched by something else (grid remnants, a frame): their length says nothing
+    wd = mask.shape[1]
+    edge_to_edge = w < 2.5 * h and np.mean([r.x_left < 3 * k0 and r.x_right > wd - 3 * k0
+                                            for r in rows]) > 0.5
+    if edge_to_edge:
+        rows_sure = False
+    # the grid, measured to ~0.01 % over the whole width: first near the row-length scale
+    # (which rules out the grid's harmonics), else near the 2-D spectrum's estimate
+    grey_d = grey if abs(skew) <= 0.02 else cv2.warpAffine(
+        grey, deskew[:2], size, flags=cv2.INTER_LINEAR, borderValue=255)
+    profile = 255.0 - grey_d.mean(axis=0)
+    near_rows = refine_pitch(profile, k_rows, span=0.06)
+    near_grid = refine_pitch(profile, grid, span=0.03) if np.isfinite(grid) else (grid, 0.0)
+    if px_per_mm_hint:
+        k, source = px_per_mm_hint, "given"
+    elif near_rows[1] >= GRID_RATIO_NEAR_ROWS and not edge_to_edge and (
+            near_rows[1] >= GRID_RATIO or not rows_sure
+            or abs(near_rows[0] / k_rows - 1) < WEAK_GRID_ROWS_AGREE):
+        # a weak periodicity (a faint grid, or none: text, separators) counts only where it
+        # does not contradict rows whose ends agree
+        k, source = near_rows[0], "grid"
+    elif near_grid[1] >= GRID_RATIO and not rows_sure:
+        k, source = near_grid[0], "grid"
+    else:
+        k, source = k_rows, "rows"
+        warnings.append(GRID_NOT_MEASURED)
+    if abs(k / k0 - 1) > 0.15:  # the morphology scale was far off: redo the rows at this one
+        rows = _on_paper(find_rows(mask, k), paper, k, mask.shape[0] if flattened else None)
+        if not rows:
+            raise NoTraceRows()
+    # a filtered scan's strokes are broken where they lay along grid lines (a pulse's edges):
+    # pulses are looked for with gaps of up to 1 mm closed
+    n = max(3, int(round(1.0 * k)))
+    pulse_mask = cv2.morphologyEx(cv2.morphologyEx(mask, cv2.MORPH_CLOSE, np.ones((n, 1), np.uint8)),
+                                  cv2.MORPH_CLOSE, np.ones((1, n), np.uint8)) if close_gaps else None
+    for r in rows:
+        _ends(mask, r, k, ratio, scale_known=source != "rows", border=border,
+              pulse_mask=pulse_mask)
+    if _time_origin(rows, k, scale_known=source != "rows"):
+        warnings.append(TIME_ORIGIN_ASSUMED)
+    _consensus(rows, k)
+    if k < MIN_PX_PER_MM:
+        raise PageError(f"resolution too low ({k:.2f} px/mm < {MIN_PX_PER_MM})")
+    if k < WARN_PX_PER_MM:
+        warnings.append(Note(Code.LOW_RESOLUTION, f"low resolution ({k:.2f} px/mm)"))
+    return PageGeometry(px_per_mm=float(k), scale_source=source, skew_deg=skew, rows=rows,
+                        deskew=deskew, size=size, grid_px_per_mm=float(grid), mask=mask,
+                        grey=grey_d, on_background=paper is not None,
+                        warnings=warnings, dark=(ratio < 0.6).astype(np.uint8))

@@ -1,0 +1,578 @@
+"""Stage 5, calibration: each row's calibration pulse (a flat-topped step at either end: its
+height gives the gain in mm/mV, its timing stroke where the trace starts or ends), the row's
+ends to a fraction of a pixel from pen-edge profiles, and the time origin the page's rows
+agree on. At 100 Hz a 0.1-mm error in where a panel starts is a third of a sample."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from digitize.layouts import GAINS, ROW_WIDTH_MM
+from digitize.page.core import Row
+from digitize.page.ink import _drop_specks, _runs
+from digitize.page.rows import trace_width
+
+
+#: Offsets (mm) from a calibration pulse's timing stroke to the trace's first sample (left
+#: pulse) or from the last sample to the stroke (right pulse) that printers are known to use:
+#: flush (ecg-image-kit), or after a foot and a gap (1 + 1 mm left, 0.5 + 1 mm right: our
+#: renderer's, modelled on electrocardiographs that print the pulse apart). A page's own
+#: measurement picks one where it agrees within CONVENTION_SNAP_MM, else is used as measured.
+PULSE_TO_TRACE_MM = {"left": (0.0, 2.0), "right": (0.0, 1.5)}
+CONVENTION_SNAP_MM = 0.6
+#: Residual bias (px) of the stroke-centre estimators (their ink centroid; mostly OpenCV's
+#: pixel-centre convention), measured on 160 rendered validation-split clean and scan pages:
+#: median |error| 0.05 px after a left pulse, 0.13 px before a right one.
+PULSE_BIAS_PX = {"left": 0.49, "right": 0.58}
+#: A full row's last sample lies 1/fs before its 10 s: 0.25 mm at 100 Hz, 0.05 mm at 500 Hz
+#: (25 mm/s). The source's rate is unknown, so the middle is taken (error at most 4 ms).
+LAST_SAMPLE_MM = 0.15
+#: How far above the trace's baseline a calibration pulse's vertical stroke may end: some
+#: printers draw the pulse from its own zero while the trace's first sample lies off it
+#: (ecg-image-kit pages: up to ~1.5 mm).
+FOOT_OFF_MM = 3.0
+#: A gap between pulse and trace is blank this far (mm) above and below the baseline.
+GAP_CLEAR_MM = 6.0
+#: How far below the trace's baseline a pulse's edge stroke is followed to find its base.
+BASE_BELOW_MM = 4.0
+
+
+def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
+               ) -> tuple[float, float, float, float] | None:
+    """A flat-topped calibration pulse at one end of a row → (x_rise, x_fall, height_mm,
+    step_mm): ``step_mm`` is the height of a stepped pulse's second half (split gain: limb
+    leads at ``height_mm``, chest leads at ``step_mm``), else ``height_mm``.
+
+    Per column the topmost ink above the baseline; a pulse is a run of 2.5–13 mm of columns
+    at a constant height of 2+ mm (or two runs a factor 2 apart), joined to the baseline by a
+    vertical edge at its row-end side (which rules out the pulse of the row above), at most
+    3.5 mm from the row's end.
+    """
+    k = px_per_mm
+    h, w = mask.shape
+    # the row's ink extent may stop at the pulse's near edge (a tall pulse's top lies outside
+    # the row band): the window reaches 14 mm past it (a 50-mm/s pulse is 12 mm long)
+    span = int(round(28 * k))
+    if side == "left":
+        x0 = int(max(0, row.x_left - 14 * k))
+        x1 = min(w, x0 + span)
+    else:
+        x1 = int(min(w, row.x_right + 14 * k))
+        x0 = max(0, x1 - span)
+    y0 = int(max(0, row.y - 24 * k))
+    yb = int(round(row.y))
+    sub = mask[y0:min(h, yb + 1), x0:x1]
+    if sub.size == 0 or sub.shape[0] < 3 * k:
+        return None
+    sub = _drop_specks(sub, max(3, int(round(1.0 * k))))
+    # two readings of "the pulse top" per column: the topmost ink (robust to specks under the
+    # top), and the top of the stroke first met going up from 1.5 mm above the baseline (the
+    # row above, its pulse included, may reach down into the window); the edge test decides
+    lim = max(1, sub.shape[0] - int(round(1.5 * k)))
+    upper = sub[:lim] > 0
+    has = upper.any(axis=0)
+    topmost = np.argmax(upper, axis=0)
+    nearest = lim - 1 - np.argmax(upper[::-1], axis=0)
+    for c in np.flatnonzero(has):
+        t = nearest[c]
+        while t > 0 and sub[t - 1, c]:
+            t -= 1
+        nearest[c] = t
+    best = None
+    gap = max(2, int(round(0.5 * k)))
+    for top in (topmost, nearest):
+        raw = np.where(has, (row.y - (top + y0)) / k, np.nan)
+        height = _bridge(raw, gap)
+        bridged = np.isfinite(height) & ~np.isfinite(raw)
+        flat = np.zeros(len(height), bool)
+        flat[1:] = np.abs(np.diff(height)) <= max(0.35, 1.01 / k)  # 1-px steps: raster
+        # one flat run (2.5 mm high: chest leads at half of 5 mm/mV), or two adjacent ones a
+        # factor 2 apart: the stepped pulse of split gain (limb leads at the first height,
+        # chest leads at the second)
+        runs = [(max(0, a - 1), b) for a, b in _runs(flat & (height >= 2.0), max_gap=0)]
+        cands = [[ab] for ab in runs]
+        runs = [(a, b) for a, b in runs if b - a + 1 >= 1.0 * k]
+        for (a1, b1), (a2, b2) in zip(runs, runs[1:]):
+            h1, h2 = (float(np.median(height[a:b + 1])) for a, b in ((a1, b1), (a2, b2)))
+            if a2 - b1 <= max(2, 0.5 * k) and max(h1, h2) >= 3.0 \
+                    and abs(abs(np.log(h1 / h2)) - np.log(2)) < 0.2 \
+                    and 0.5 <= (b2 - a2 + 1) / (b1 - a1 + 1) <= 2 \
+                    and _step_joined(sub, top, b1, a2, abs(h1 - h2) * k):
+                cands.append([(a1, b1), (a2, b2)])
+        for spans in cands:
+            a, b = spans[0][0], spans[-1][1]
+            width_mm = (b - a + 1) / k
+            if not 2.5 <= width_mm <= 13.0:
+                continue
+            tops = [int(np.median(top[sa:sb + 1])) for sa, sb in spans]
+            t = tops[0] if side == "left" else tops[-1]  # the stroke at the row-end side
+            edge = range(max(0, a - int(1.5 * k)), min(len(height), a + int(0.6 * k) + 1)) \
+                if side == "left" else \
+                range(max(0, b - int(0.6 * k)), min(len(height), b + int(1.5 * k) + 1))
+            # (a pair of columns: an edge left slanted by a residual tilt steps a pixel).
+            # The stroke may stop short of the trace's baseline: a printer can draw the pulse
+            # from its own zero while the trace starts off it (up to FOOT_OFF_MM above)
+            feet = [_stroke_length(sub[t:, c:c + 2].max(axis=1), max(2, int(0.6 * k)))
+                    for c in edge]
+            need = max(0.6 * (sub.shape[0] - t), sub.shape[0] - t - FOOT_OFF_MM * k)
+            reach = [c for c, f in zip(edge, feet) if f >= need]
+            if not reach:
+                continue  # no vertical edge down to the baseline: not this row's pulse
+            # the pulse's own base: where its edge stroke ends, which may lie off the row's
+            # baseline (a trace that starts or runs off its zero): followed below the window
+            # (the longest of the edge's columns, across breaks of up to 1 mm where grid
+            # lines were taken out of the mask)
+            base_y = y0 + t + max(_stroke_length(
+                mask[y0 + t:min(h, yb + int(BASE_BELOW_MM * k)), x0 + c:x0 + c + 2].max(axis=1),
+                max(2, int(round(k)))) for c in reach)
+            if bridged[a:b + 1].any() and any(
+                    abs(np.log(h / snap_gain(h))) > 0.08 for h in
+                    (float(np.median(height[sa:sb + 1])) for sa, sb in spans)):
+                continue  # pieced together over gaps: only at a standard gain's height
+            if best is None or width_mm > best[4] + 0.5 / k:
+                hmm = []
+                for (sa, sb), ts in zip(spans, tops):
+                    c = (sa + sb) // 2
+                    thick = int(np.argmin(sub[ts:, c] > 0)) if not sub[ts:, c].all() else 1
+                    # the base: the stroke's end less half a pen, where it lies 0.5 mm or
+                    # more off the row's baseline; else the baseline
+                    base = base_y - thick / 2 if abs(base_y - thick / 2 - row.y) > 0.5 * k \
+                        else row.y
+                    hmm.append((base - (y0 + ts + thick / 2)) / k)
+                # the timing edge (fall of a left pulse, rise of a right one) is the solid
+                # column nearest the flat run's end: the run can stop short of it where a
+                # label or a grid line touches the top
+                t = tops[-1] if side == "left" else tops[0]
+                near = range(max(0, b - int(0.6 * k)), min(len(height), b + int(1.5 * k) + 1)) \
+                    if side == "left" else range(max(0, a - int(1.5 * k)), a + int(0.6 * k) + 1)
+                need = max(0.6 * (sub.shape[0] - t), sub.shape[0] - t - FOOT_OFF_MM * k)
+                solid = [c for c in near
+                         if _stroke_length(sub[t:, c], max(2, int(0.6 * k))) >= need]
+                if solid and side == "left":
+                    b = max(solid)
+                elif solid:
+                    a = min(solid)
+                best = (x0 + a, x0 + b + 1, float(hmm[0]), float(hmm[-1]), width_mm)
+    if best is None:
+        return None
+    xa, xb, hmm, step, _ = best
+    if side == "left" and (xa - row.x_left > 3.5 * k or row.x_left - xb > 3.5 * k):
+        return None
+    if side == "right" and (row.x_right - xb > 3.5 * k or xa - row.x_right > 3.5 * k):
+        return None
+    return float(xa), float(xb), hmm, step
+
+
+def _step_joined(sub: np.ndarray, top: np.ndarray, b1: int, a2: int, rise_px: float) -> bool:
+    """A stepped pulse's two tops are joined by a vertical stroke where one ends and the
+    other begins (two flat runs side by side at heights a factor 2 apart can also be a
+    label or a neighbouring row's trace above the pulse)."""
+    for c in range(max(0, b1 - 1), min(sub.shape[1], a2 + 2)):
+        t = int(min(top[max(0, c - 1):c + 2]))
+        if _stroke_length(sub[t:, max(0, c - 1):c + 2].max(axis=1), 2) >= 0.7 * rise_px:
+            return True
+    return False
+
+
+def _bridge(height: np.ndarray, max_gap: int, tol_mm: float = 0.35) -> np.ndarray:
+    """Columns without ink (a thin, faint pen's antialiased top falls under the ink
+    threshold in places) filled between two sides at the same height, up to ``max_gap``."""
+    out = height.copy()
+    missing = ~np.isfinite(height)
+    for a, b in _runs(missing, 0):
+        if b - a + 1 <= max_gap and a > 0 and b + 1 < len(height) \
+                and abs(height[a - 1] - height[b + 1]) <= tol_mm:
+            out[a:b + 1] = (height[a - 1] + height[b + 1]) / 2
+    return out
+
+
+def _stroke_length(column: np.ndarray, max_gap: int) -> int:
+    """Length (px) of the stroke running down from a column segment's top, bridging gaps of at
+    most ``max_gap`` px; 0 where the top holds no ink."""
+    idx = np.flatnonzero(column)
+    if not len(idx) or idx[0] > max_gap:
+        return 0
+    d = np.diff(idx)
+    brk = np.flatnonzero(d > max_gap + 1)
+    last = idx[brk[0]] if len(brk) else idx[-1]
+    return int(last + 1)
+
+
+def snap_gain(height_mm: float) -> float:
+    return min(GAINS, key=lambda g: abs(np.log(height_mm / g)))
+
+
+def _ink_columns(ratio: np.ndarray, mask: np.ndarray, x0: int, x1: int, y0: int, y1: int
+                 ) -> np.ndarray:
+    """Ink amount per column (px of full-strength trace) in a window: sub-pixel edges."""
+    h, w = mask.shape
+    x0, x1, y0, y1 = max(0, x0), min(w, x1), max(0, y0), min(h, y1)
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros(0)
+    m = cv2.dilate(mask[y0:y1, x0:x1], np.ones((3, 3), np.uint8)) > 0
+    r = ratio[y0:y1, x0:x1]
+    lo = float(np.percentile(r[m], 5)) if m.any() else 0.3
+    ink = np.clip((0.85 - r) / max(0.85 - lo, 0.1), 0.0, 1.0) * m
+    return ink.sum(axis=0)
+
+
+def _stroke_centre(ratio: np.ndarray, mask: np.ndarray, x0: int, x1: int, y0: int, y1: int
+                   ) -> float | None:
+    """x of a vertical stroke's centre in a window holding only that stroke: the centroid of
+    its ink, which does not depend on the pen width, antialiasing or blur."""
+    col = _ink_columns(ratio, mask, x0, x1, y0, y1)
+    if len(col) < 3 or col.sum() <= 0:
+        return None
+    return float(max(0, x0) + (np.arange(len(col)) * col).sum() / col.sum())
+
+
+def _crossing(col: np.ndarray, level: float, rising: bool) -> float | None:
+    """Sub-pixel index where ``col`` first rises through (last falls through) ``level``."""
+    above = col >= level
+    if rising:
+        i = int(np.argmax(above))
+        if not above[i] or i == 0:
+            return None
+        a, b = col[i - 1], col[i]
+        return i - 1 + (level - a) / (b - a) if b != a else float(i)
+    idx = np.flatnonzero(above)
+    if not len(idx) or idx[-1] == len(col) - 1:
+        return None
+    i = int(idx[-1])
+    a, b = col[i], col[i + 1]
+    return i + (a - level) / (a - b) if a != b else float(i)
+
+
+def _ends(mask: np.ndarray, r: Row, k: float, ratio: np.ndarray | None = None,
+          scale_known: bool = False, border: float = 0.0,
+          pulse_mask: np.ndarray | None = None) -> None:
+    """Trace start/end of a row from its extent and calibration pulse, to a fraction of a
+    pixel where the ink map allows: at 100 Hz a 0.1-mm error is a quarter sample.
+
+    With ``scale_known`` (k measured independently of the row ends), a full row's start also
+    comes from its end, 250 mm earlier: a right-hand pulse then times the row, and a row
+    without pulses is timed by the middle of its two pen caps, which does not depend on the
+    pen width. ``border``: px of paper cut away beyond the image's left and right edges (a
+    flattened photo is cut inside its outline), where ink running off the image starts/ends."""
+    half = trace_width(mask, r, k) / 2
+    w = mask.shape[1]
+    if pulse_mask is not None:
+        # a filtered scan: the specks left around the grid's remnants stretch the ink extent
+        # (a tilted page's edges); the row is the extent of its solid ink
+        solid = _solid_extent(mask, r, k)
+        if solid is not None and solid[1] - solid[0] > 0.5 * ROW_WIDTH_MM * k:
+            r.x_left, r.x_right = solid
+    yb = int(round(r.y))
+    band = (yb - int(8 * k), yb + int(8 * k) + 1)
+    # ink cut by the image border (a strip cropped at its first sample): the border is the start
+    r.x_start = r.x_left - border if r.x_left < 1 else r.x_left + half - 0.5
+    r.x_end = r.x_right + border if r.x_right > w - 1 else r.x_right - half + 0.5
+    r.drop_pulse()
+    r.x_stroke = r.x_resume = r.cap_end = r.cap_start = float("nan")
+    pm = mask if pulse_mask is None else pulse_mask
+    left = find_pulse(pm, r, k, "left")
+    if left is None and pulse_mask is not None:
+        left = find_pulse(mask, r, k, "left")
+    right = find_pulse(pm, r, k, "right") if left is None else None
+    if left is None and right is None:
+        # scan noise or grid remnants (a tilted page's edge) beyond the pulse stretch the
+        # row's ink extent so far that its pulse lies too deep inside to count: the ends of
+        # the row's solid ink (blobs of 2 mm or more) are tried instead
+        solid = _solid_extent(mask, r, k)
+        if solid is not None:
+            alt = Row(y=r.y, x_left=solid[0], x_right=solid[1])
+            left = find_pulse(pm, alt, k, "left") if solid[0] > r.x_left + k else None
+            right = find_pulse(pm, alt, k, "right") \
+                if left is None and solid[1] < r.x_right - k else None
+            if left is not None:
+                r.x_left, r.x_start = alt.x_left, alt.x_left + half - 0.5
+            elif right is not None:
+                r.x_right, r.x_end = alt.x_right, alt.x_right - half + 0.5
+    if ratio is not None and left is None and r.x_left >= 3:
+        # round pen cap: the column ink reaches half the trace's (flat) width at 0.87 radius
+        x0 = int(r.x_left) - 3
+        col = _ink_columns(ratio, mask, x0, int(r.x_left + 3 * k), *band)
+        if len(col) > 4:
+            h2 = max(0.5, half)
+            x50 = _crossing(col, h2, rising=True)  # half of the 2h-wide flat trace
+            if x50 is not None and abs(x0 + x50 + 0.87 * h2 - r.x_start) < 1.5:
+                r.x_start = x0 + x50 + 0.87 * h2
+                r.cap_start = r.x_start
+    cap_end = None
+    if ratio is not None and right is None and r.x_right <= w - 3:
+        x1 = int(r.x_right) + 3
+        col = _ink_columns(ratio, mask, int(r.x_right - 3 * k), x1, *band)
+        if len(col) > 4:
+            h2 = max(0.5, half)
+            x50 = _crossing(col, h2, rising=False)
+            if x50 is not None:
+                e = x1 - len(col) + x50 - 0.87 * h2
+                if abs(e - r.x_end) < 1.5:
+                    cap_end = e
+                    r.cap_end = e
+        if not np.isfinite(r.cap_end):  # the ink's own end (to about a pixel)
+            r.cap_end = r.x_end
+    if left is not None:
+        r.pulse, r.pulse_mm, r.step_mm = "left", left[2], left[3]
+        # the flat top's ink ends half a pen width after the falling edge; then a 1-mm foot
+        # and a 1-mm gap before the trace (the usual layout: pulse, then the first sample)
+        x_fall = left[1] - 0.5 - half
+        if ratio is not None:  # the falling stroke's centre: its ink centroid, sub-pixel
+            top = int(round(r.y - left[3] * k))  # the falling stroke: from the step
+            c = _stroke_centre(ratio, mask, int(left[1] - 2 * half) - 4, int(left[1]) + 4,
+                               top + int(half) + 2, yb - int(half) - 1)
+            if c is not None and abs(c - x_fall) < 1.5:
+                x_fall = c
+        r.x_stroke = x_fall
+        r.x_resume = _gap_edge(mask, r, x_fall, half, k, "left", ratio)
+        # provisional: the trace begins where the ink resumes after a blank gap, else at the
+        # falling stroke; _time_origin weighs this against the row's end
+        r.x_start = r.x_resume if np.isfinite(r.x_resume) else x_fall
+    elif right is not None:
+        r.pulse, r.pulse_mm, r.step_mm = "right", right[2], right[3]
+        x_rise = right[0] - 0.5 + half
+        if ratio is not None:
+            top = int(round(r.y - right[2] * k))
+            c = _stroke_centre(ratio, mask, int(right[0]) - 4, int(right[0] + 2 * half) + 4,
+                               top + int(half) + 2, yb - int(half) - 1)
+            if c is not None and abs(c - x_rise) < 1.5:
+                x_rise = c
+        # the trace ends where its ink stops before a blank gap, else at the rising stroke
+        stop = _gap_edge(mask, r, x_rise, half, k, "right", ratio)
+        r.x_stroke, r.x_resume = x_rise, stop
+        if np.isfinite(stop):
+            r.x_end = stop
+        elif scale_known and r.x_left >= 3:
+            # the trace runs into the pulse's foot: where it ends is not seen, but where it
+            # starts is (its left pen cap, on blank paper)
+            r.x_end = r.x_start + (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k
+        else:
+            r.x_end = x_rise
+    full = r.x_left >= 1 and abs(r.x_end - r.x_start - ROW_WIDTH_MM * k) < 3 * k
+    if scale_known and full and r.pulse == "right":
+        r.x_start = r.x_end - (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k
+    elif scale_known and full and r.pulse == "none" and cap_end is not None and r.x_left >= 3:
+        r.x_start = (r.x_start + cap_end - (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k) / 2
+    elif scale_known and r.pulse == "none" and cap_end is not None and \
+            r.x_end - r.x_start > (ROW_WIDTH_MM + 1.0) * k:
+        # ink before a full row's first sample that is not a recognised pulse (a pulse of
+        # some other shape, a label): the row's end times it
+        r.x_start = cap_end - (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k
+
+
+def _solid_extent(mask: np.ndarray, r: Row, k: float) -> tuple[float, float] | None:
+    """First and last column of a row's band (±8 mm) holding ink of blobs 2 mm or more
+    across, within the row's ink extent; None where there are none."""
+    h, w = mask.shape
+    y0, y1 = int(max(0, r.y - 8 * k)), int(min(h, r.y + 8 * k + 1))
+    x0, x1 = int(max(0, r.x_left)), int(min(w, r.x_right + 1))
+    if y1 <= y0 or x1 <= x0:
+        return None
+    cols = np.flatnonzero(_drop_specks(mask[y0:y1, x0:x1], max(3, int(round(2.0 * k))))
+                          .any(axis=0))
+    if not len(cols):
+        return None
+    return float(x0 + cols[0]), float(x0 + cols[-1] + 1)
+
+
+def _gap_edge(mask: np.ndarray, r: Row, x_edge: float, half: float, k: float, side: str,
+              ratio: np.ndarray | None = None) -> float:
+    """Where the trace resumes (``side`` 'left': after a left pulse's falling stroke at
+    ``x_edge``) or stops (before a right pulse's rising stroke) across a blank gap between
+    pulse and trace, as the centre of its pen cap; nan where the ink runs on without a gap
+    (the trace then starts or ends at the stroke itself, or after a foot: see _time_origin).
+
+    A gap: up to 4 mm of columns (one at least) without ink within 2.5 mm of the baseline (a
+    label or a neighbour's wave lies further off),
+    starting within 1.5 mm of the stroke (a foot's length), with ink again after it."""
+    h, w = mask.shape
+    band = mask[max(0, int(r.y - 2.5 * k)):min(h, int(r.y + 2.5 * k) + 1)]
+    step = 1 if side == "left" else -1
+    x = int(np.floor(x_edge + half + 1)) if side == "left" else int(np.ceil(x_edge - half - 1))
+    reach = int(round(7 * k))
+    xs = [x + step * i for i in range(reach) if 0 <= x + step * i < w]
+    if len(xs) < 3:
+        return float("nan")
+    ink = band[:, xs].any(axis=0)
+    blank = np.flatnonzero(~ink)
+    if not len(blank) or blank[0] > 1.5 * k:  # after at most a foot's length
+        return float("nan")
+    after = np.flatnonzero(ink[blank[0]:])
+    if not len(after):
+        return float("nan")
+    gap = int(after[0])
+    if not 1 <= gap <= 4 * k:
+        return float("nan")
+    # blank paper, not a trace passing above or below the band (its first samples off zero)
+    wide = mask[max(0, int(r.y - GAP_CLEAR_MM * k)):min(h, int(r.y + GAP_CLEAR_MM * k) + 1)]
+    if wide[:, xs[blank[0]:blank[0] + gap]].any():
+        return float("nan")
+    first = xs[blank[0] + gap]
+    est = float(first + half - 0.5) if side == "left" else float(first - half + 0.5)
+    if ratio is not None:  # sub-pixel: the pen cap's ink reaches half the pen width at 0.87 r
+        h2 = max(0.5, half)
+        y0, y1 = int(r.y - 2.5 * k), int(r.y + 2.5 * k) + 1
+        back = min(3, gap)
+        if side == "left":
+            x0 = first - back
+            col = _ink_columns(ratio, mask, x0, int(first + 3 * k), y0, y1)
+            x50 = _crossing(col, h2, rising=True) if len(col) > 4 else None
+            if x50 is not None and abs(x0 + x50 + 0.87 * h2 - est) < 1.5:
+                est = x0 + x50 + 0.87 * h2
+        else:
+            x1 = first + back + 1
+            col = _ink_columns(ratio, mask, int(first - 3 * k), x1, y0, y1)
+            x50 = _crossing(col, h2, rising=False) if len(col) > 4 else None
+            if x50 is not None:
+                e = x1 - len(col) + x50 - 0.87 * h2
+                if abs(e - est) < 1.5:
+                    est = e
+    return est
+
+
+def _snap(off_px: float, k: float, side: str) -> float:
+    """A measured stroke-to-sample offset (px), replaced by a known printer convention's exact
+    value where the measurement agrees with it to within its uncertainty (a pen cap is read to
+    ~0.5 px, the timing stroke to ~0.05 px)."""
+    for h in PULSE_TO_TRACE_MM[side]:
+        if abs(off_px / k - h) <= CONVENTION_SNAP_MM:
+            return h * k + (PULSE_BIAS_PX[side] if side == "left" else -PULSE_BIAS_PX[side])
+    return off_px
+
+
+def _time_origin(rows: list[Row], k: float, scale_known: bool = True) -> bool:
+    """Each pulsed row's time origin from the evidence on this page, not from one convention.
+
+    Printers differ in what lies between the pulse and the trace: a blank gap (the trace
+    starts where its ink resumes), nothing (it starts at the falling stroke), or a flat foot
+    joined to the trace. Readings of the offset from the timing stroke to the first sample:
+    the gap's far edge, and — where the scale was measured independently of the rows (``k``
+    from the grid) and a row ends on paper — its end's pen cap 250 mm later. One convention
+    per printout: the page's median is taken (within a foot's length, -0.5 to 4 mm), the two
+    readings averaged where they agree within 1 mm (the gap wins where they do not: the rows
+    are then not 250 mm long), and a known convention (``PULSE_TO_TRACE_MM``) replaces the
+    measurement where they agree. Without any reading the trace starts at the stroke.
+
+    Right pulses likewise from the gap before the pulse; where the trace runs into the
+    pulse's foot, the rows' own starting pen caps (on blank paper) time them. Where nothing
+    on the page shows the offset (no gap is seen and no row's end can be measured), a left
+    pulse's trace is taken to start at its stroke (flush: no gap seen), a right pulse's
+    convention is the last of ``PULSE_TO_TRACE_MM``, and True is returned (the page is
+    flagged)."""
+    left = [r for r in rows if r.pulse == "left" and np.isfinite(r.x_stroke)]
+    gaps = [r.x_resume - r.x_stroke for r in left if np.isfinite(r.x_resume)]
+    offs = [r.cap_end - (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k - r.x_stroke for r in left
+            if np.isfinite(r.cap_end) and scale_known]
+    offs = [o for o in offs if -0.5 * k <= o <= 4 * k]
+    # (a single row's gap edge is read to ~1 px at low resolution, the stroke to 0.1 px)
+    by_gap = float(np.median(gaps)) if gaps and len(gaps) > len(left) / 2 else None
+    by_end = float(np.median(offs)) if offs else None
+    assumed = False
+    if by_gap is not None and by_end is not None and abs(by_gap - by_end) <= 1.0 * k:
+        off = (by_gap + by_end) / 2  # two independent readings of one offset
+    elif by_gap is not None or by_end is not None:
+        off = by_gap if by_gap is not None else by_end
+    else:  # no gap seen and no end to measure from (a noisy scan): once the scale is known,
+        # the trace is taken to run on from the stroke, as no gap is what the page shows (on
+        # val pages this was only ever reached on ecg-image-kit scans, whose trace is flush:
+        # the foot-and-gap convention put them 2 mm late, 80 ms). Before (rows measuring the
+        # scale) the foot-and-gap convention stays: there it only sets the rows' length,
+        # and changing it there swayed which rows a noisy val scan was read with (00137)
+        conv = PULSE_TO_TRACE_MM["left"][0 if scale_known else -1]
+        off, assumed = conv * k, bool(left)
+    off = _snap(off, k, "left")
+    for r in left:
+        r.x_start = r.x_stroke + off
+    right = [r for r in rows if r.pulse == "right" and np.isfinite(r.x_stroke)]
+    gaps = [r.x_stroke - r.x_resume for r in right if np.isfinite(r.x_resume)]
+    capped = [r for r in right if np.isfinite(r.cap_start)]
+    if gaps and len(gaps) >= len(right) / 2:
+        off = _snap(float(np.median(gaps)), k, "right")
+    elif scale_known and (len(capped) >= 2 or (capped and len(rows) == 1)):
+        x = float(np.median([r.cap_start for r in capped]))
+        for r in right:
+            r.x_start, r.x_end = x, x + (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k
+        return assumed
+    else:
+        off = _snap(PULSE_TO_TRACE_MM["right"][-1] * k, k, "right")
+        assumed = assumed or bool(right)
+    for r in right:
+        r.x_end = r.x_stroke - off
+        if scale_known or not np.isfinite(r.x_start):
+            r.x_start = r.x_end - ROW_WIDTH_MM * k
+    return assumed
+
+
+def _consensus(rows: list[Row], k: float) -> None:
+    """Rows of a printout share their start: rows whose pulse was missed (or whose ink starts
+    early or late — a label, a stroke, a trace leaving its band) take the others'."""
+    # a 2-3 mm pulse (2.5 mm/mV: a 12x1 page's chest rows at half of 5) counts only where
+    # another row shows one too (a 2.8-mm box in one row of a page printed without pulses at
+    # 20 mm/mV had set its gain to 2.5)
+    low = [r for r in rows if r.pulse != "none" and r.pulse_mm < 3.0]
+    if len(low) == 1:
+        low[0].drop_pulse()
+        low[0].x_start = low[0].x_left
+    pulsed = [r for r in rows if r.pulse != "none"]
+    if len(rows) >= 4 and len(pulsed) < len(rows) / 2:
+        # a pulse in few of many rows must at least stand at a standard gain's height (a
+        # 4.2-mm box in one row of a page without pulses had set its gain to 5 mm/mV)
+        for r in pulsed:
+            if not r.pulse_mm >= 3.0 or abs(np.log(r.pulse_mm / snap_gain(r.pulse_mm))) > 0.1:
+                r.drop_pulse()
+                r.x_start = r.x_left
+    if all(r.pulse == "none" for r in rows) and len(rows) > 1:
+        x = float(np.median([r.x_start for r in rows]))
+        for r in rows:
+            if 2 * k < abs(r.x_start - x) < 25 * k:
+                r.x_start = x
+        return
+    for side, other in (("left", "right"), ("right", "left")):
+        # a printout's pulses are all on one side: a lone "pulse" on the other side of its
+        # row is something else (a label, the footer's text) — the row is timed as the rest
+        found = [r for r in rows if r.pulse == side]
+        if len(found) >= 2 and len(found) > len(rows) / 2:
+            for r in rows:
+                if r.pulse == other:
+                    r.drop_pulse()
+                    if side == "right":  # its start: the others' (x_end is set below)
+                        r.x_start = float(np.median([f.x_start for f in found]))
+    for side in ("left", "right"):
+        found = [r for r in rows if r.pulse == side]
+        if not found:
+            continue
+        most = len(found) >= len(rows) / 2
+        if side == "left" and len(found) >= 3:
+            # a pulse whose falling stroke was misplaced (a shadow or a crease beside it read
+            # as its edge: eik val scan 00053's fifth row 5 mm late) while its rise stands
+            # where the others' do, and most of them agree with each other (eik val scan
+            # 00207: two of seven rows read a stepped pulse from the row above): it starts
+            # where they do, and its pulse was not stepped
+            for r in found:
+                rest = [f for f in found if f is not r]
+                x = float(np.median([f.x_start for f in rest]))
+                agree = [f for f in rest if abs(f.x_start - x) <= 0.5 * k]
+                if len(agree) < 2 or len(agree) < 0.6 * len(rest):
+                    continue
+                x = float(np.median([f.x_start for f in agree]))
+                x_rise = float(np.median([f.x_left for f in agree]))
+                if abs(r.x_start - x) > 2 * k and abs(r.x_left - x_rise) <= k:
+                    r.x_start = x
+                    r.step_mm = r.pulse_mm
+        if side == "left":
+            x = float(np.median([r.x_start for r in found]))
+            for r in rows:
+                if r.pulse == "none" and (most or abs(r.x_left - (x - 8 * k)) < 6 * k):
+                    r.x_start = x
+        else:
+            x = float(np.median([r.x_end for r in found]))
+            x0 = float(np.median([r.x_start for r in found]))
+            if len(found) >= 3:  # a pulsed row whose ink starts early (a stroke before it)
+                for r in found:
+                    if abs(r.x_start - x0) > 2 * k and abs(r.x_end - x) < k:
+                        r.x_start = x0 + (r.x_end - x)
+            for r in rows:
+                if r.pulse == "none" and (most or abs(r.x_right - (x + 8 * k)) < 6 * k):
+                    # its end, and its start too: the rows' own ink can run past it (a row
+                    # cut by the image's edge, a stroke before the first sample)
+                    r.x_end, r.x_start = x, x0
