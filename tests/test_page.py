@@ -181,6 +181,32 @@ def test_trace_start_to_a_fraction_of_a_pixel(pulse, tol_px, seed, split):
             assert abs(row.pulse_mm - p["height_mm"]) < 0.5 and abs(row.step_mm - p["step_mm"]) < 0.5
 
 
+@pytest.mark.parametrize("dpi", [150.0, 200.0])
+def test_a_qrs_at_the_pulse_fall_does_not_move_the_time_origin(dpi):
+    """A trace drawn flush with its pulse (ecg-image-kit's convention) whose first sample
+    lies on a QRS: the R wave's upstroke merges with the pulse's falling stroke and pulled its
+    ink centroid 0.3-0.6 mm late (eik val 00113, three rows of four). The stroke's edge inside
+    the pulse places it. Oracle: the renderer's panel start, every row."""
+    rng = np.random.default_rng(7)
+    t = np.arange(5000) / 500.0
+    phase = (t + 0.975) % 1.0  # an R peak 25 ms after each row's first sample
+    beat = 1.6 * np.exp(-0.5 * ((phase - 1.0 + 1e-9) / 0.012) ** 2) + \
+        1.6 * np.exp(-0.5 * (phase / 0.012) ** 2)
+    sig = np.stack([beat * (1.0 if j % 3 else 0.8) for j in range(12)], 1)
+    spec = sample_spec(rng, "3x4+1", "clean", pulse="left", dpi=dpi, speed=25.0,
+                       trace_width_mm=0.3, antialias=True, pulse_tail_mm=0.0, pulse_gap_mm=0.0,
+                       grid="lines")
+    page = render_page(sig.astype(np.float32), 500.0, spec)
+    g = analyse(page.image)
+    k = page.meta["px_per_mm"]
+    firsts = [m for m in page.meta["leads"] if m["col"] == 0]
+    assert len(g.rows) == len(firsts)
+    for row, m in zip(g.rows, firsts):
+        assert row.pulse == "left"
+        x = cv2.perspectiveTransform(np.array([[[row.x_start, row.y]]]), g.to_image)[0, 0, 0]
+        assert abs(x - m["x0_mm"] * k) < 0.6, (x, m["x0_mm"] * k)
+
+
 def test_rows_take_their_own_pulse_gain_only_when_several_agree():
     from digitize.page import PageGeometry, Row
     from digitize.pipeline import row_gains

@@ -31,6 +31,9 @@ LAST_SAMPLE_MM = 0.15
 #: printers draw the pulse from its own zero while the trace's first sample lies off it
 #: (ecg-image-kit pages: up to ~1.5 mm).
 FOOT_OFF_MM = 3.0
+#: A pulse's timing stroke is placed by its inner edge where its ink centroid lies this far
+#: (px) beyond that edge's estimate (``_clear_of_trace``).
+STROKE_PULL_PX = 0.5
 #: A gap between pulse and trace is blank this far (mm) above and below the baseline.
 GAP_CLEAR_MM = 6.0
 #: How far below the trace's baseline a pulse's edge stroke is followed to find its base.
@@ -226,6 +229,41 @@ def _stroke_centre(ratio: np.ndarray, mask: np.ndarray, x0: int, x1: int, y0: in
     return float(max(0, x0) + (np.arange(len(col)) * col).sum() / col.sum())
 
 
+def _stroke_edges(ratio: np.ndarray, mask: np.ndarray, x0: int, x1: int, y0: int, y1: int
+                  ) -> tuple[float, float] | None:
+    """x of a vertical stroke's left and right edges in a window (where its column ink
+    crosses half its peak; nan where ink runs on to the window's end), or None."""
+    col = _ink_columns(ratio, mask, x0, x1, y0, y1)
+    if len(col) < 3 or col.max() <= 0:
+        return None
+    a = _crossing(col, 0.5 * float(col.max()), rising=True)
+    b = _crossing(col, 0.5 * float(col.max()), rising=False)
+    return (float("nan") if a is None else max(0, x0) + a,
+            float("nan") if b is None else max(0, x0) + b)
+
+
+def _clear_of_trace(c: float, inner: tuple[float, float] | None,
+                    outer: tuple[float, float] | None, side: str) -> float:
+    """A pulse's timing stroke, ``c`` (its ink centroid), where the trace's first (last) QRS
+    begins right at it: the ink beside the stroke pulls the centroid off it (eik val 00113:
+    0.3-0.5 mm late on three rows of four). The stroke's edge inside the pulse (blank paper on
+    that side) is not pulled: it plus half the pen's width, measured between the edges of the
+    pulse's other, outer stroke (paper on both sides), places it instead — or, where both its
+    edges show at the outer stroke's width (to a pixel: nothing joins it), their midpoint —
+    where the centroid lies more than STROKE_PULL_PX off it that way."""
+    if inner is None or outer is None:
+        return c
+    pen = outer[1] - outer[0]
+    if np.isfinite(inner[0]) and np.isfinite(inner[1]) and abs(inner[1] - inner[0] - pen) <= 1.0:
+        alt = (inner[0] + inner[1]) / 2
+    else:  # the falling stroke's left edge is inside the pulse (the right's rising, its right)
+        alt = inner[0] + pen / 2 if side == "left" else inner[1] - pen / 2
+    if not np.isfinite(alt):
+        return c
+    pulled = c - alt if side == "left" else alt - c
+    return alt if pulled > STROKE_PULL_PX else c
+
+
 def _crossing(col: np.ndarray, level: float, rising: bool) -> float | None:
     """Sub-pixel index where ``col`` first rises through (last falls through) ``level``."""
     above = col >= level
@@ -319,10 +357,19 @@ def _ends(mask: np.ndarray, r: Row, k: float, ratio: np.ndarray | None = None,
         x_fall = left[1] - 0.5 - half
         if ratio is not None:  # the falling stroke's centre: its ink centroid, sub-pixel
             top = int(round(r.y - left[3] * k))  # the falling stroke: from the step
-            c = _stroke_centre(ratio, mask, int(left[1] - 2 * half) - 4, int(left[1]) + 4,
-                               top + int(half) + 2, yb - int(half) - 1)
+            win = (int(left[1] - 2 * half) - 4, int(left[1]) + 4, top + int(half) + 2,
+                   yb - int(half) - 1)
+            c = _stroke_centre(ratio, mask, *win)
             if c is not None and abs(c - x_fall) < 1.5:
                 x_fall = c
+            top0 = int(round(r.y - left[2] * k))  # the rising stroke: blank on both sides
+            win0 = (int(left[0]) - 4, int(left[0] + 2 * half) + 4, top0 + int(half) + 2,
+                    yb - int(half) - 1)
+            # (the stroke's edges looked for from 1 mm further inside the pulse: a QRS merged
+            # with the stroke moved the flat top's measured end onto it)
+            inner = (win[0] - int(k),) + win[1:]
+            x_fall = _clear_of_trace(x_fall, _stroke_edges(ratio, mask, *inner),
+                                     _stroke_edges(ratio, mask, *win0), "left")
         r.x_stroke = x_fall
         r.x_resume = _gap_edge(mask, r, x_fall, half, k, "left", ratio)
         # provisional: the trace begins where the ink resumes after a blank gap, else at the
@@ -333,10 +380,17 @@ def _ends(mask: np.ndarray, r: Row, k: float, ratio: np.ndarray | None = None,
         x_rise = right[0] - 0.5 + half
         if ratio is not None:
             top = int(round(r.y - right[2] * k))
-            c = _stroke_centre(ratio, mask, int(right[0]) - 4, int(right[0] + 2 * half) + 4,
-                               top + int(half) + 2, yb - int(half) - 1)
+            win = (int(right[0]) - 4, int(right[0] + 2 * half) + 4, top + int(half) + 2,
+                   yb - int(half) - 1)
+            c = _stroke_centre(ratio, mask, *win)
             if c is not None and abs(c - x_rise) < 1.5:
                 x_rise = c
+            top1 = int(round(r.y - right[3] * k))  # the falling stroke, outside
+            win1 = (int(right[1] - 2 * half) - 4, int(right[1]) + 4, top1 + int(half) + 2,
+                    yb - int(half) - 1)
+            inner = (win[0], win[1] + int(k)) + win[2:]
+            x_rise = _clear_of_trace(x_rise, _stroke_edges(ratio, mask, *inner),
+                                     _stroke_edges(ratio, mask, *win1), "right")
         # the trace ends where its ink stops before a blank gap, else at the rising stroke
         stop = _gap_edge(mask, r, x_rise, half, k, "right", ratio)
         r.x_stroke, r.x_resume = x_rise, stop
