@@ -53,9 +53,18 @@ def _clusters(sub: np.ndarray, k: float) -> list[list[tuple[int, int, int, int]]
     boxes.sort()
     groups: list[list[tuple[int, int, int, int]]] = []
     for b in boxes:
-        g = groups[-1] if groups else None
-        if g is not None and b[0] - (g[-1][0] + g[-1][2]) <= SPACING_MM * k and \
-                abs((b[1] + b[3]) - (g[-1][1] + g[-1][3])) <= LINE_MM * k:  # shared baseline
+        # the latest group, if this glyph continues it (side by side, on a shared baseline);
+        # a speck of noise in between (under half this glyph's height) is a group of its own
+        # and does not part two glyphs of one label (eik val scan 00207: "V", a speck, "2")
+        g = None
+        for prev in reversed(groups):
+            if b[0] - (prev[-1][0] + prev[-1][2]) <= SPACING_MM * k and \
+                    abs((b[1] + b[3]) - (prev[-1][1] + prev[-1][3])) <= LINE_MM * k:
+                g = prev
+                break
+            if any(h >= 0.5 * b[3] for _, _, _, h in prev):
+                break
+        if g is not None:
             g.append(b)
         else:
             groups.append([b])

@@ -137,6 +137,28 @@ def test_labels_are_read_beside_each_panel():
         "V1", "V4", "I", "aVR", "V2", "V5", "II", "aVL", "V3", "V6", "III", "aVF", "II"]
 
 
+def test_a_speck_between_two_glyphs_does_not_part_a_label():
+    """A label's glyphs are grouped side by side on one baseline; a speck of scan noise
+    between them (eik val scan 00207: "V", a speck, "2") is no glyph of the label and does not
+    part it, while a stroke as tall as the glyphs (a piece of a QRS) still does."""
+    k = 8.0
+    sub = np.zeros((120, 160), np.uint8)
+
+    def box(x_mm, w_mm, h_mm, base_mm=10.0):
+        x, w, h, b = (int(round(v * k)) for v in (x_mm, w_mm, h_mm, base_mm))
+        sub[b - h:b, x:x + w] = 1
+    box(2.0, 2.6, 3.2)  # "V"
+    box(5.0, 0.4, 1.2, base_mm=7.0)  # a speck, above the baseline
+    box(5.6, 2.1, 3.1)  # "2", 0.9 mm after the "V"
+    groups = labels._clusters(sub, k)
+    assert [len(g) for g in groups if len(g) > 1] == [2]
+    sub[:] = 0
+    box(2.0, 1.7, 4.9)
+    box(4.0, 0.4, 4.9, base_mm=12.5)  # as tall as the glyphs, off their baseline
+    box(4.8, 1.7, 4.9)
+    assert all(len(g) == 1 for g in labels._clusters(sub, k))
+
+
 def test_lead_names_from_ocr_readings():
     assert labels.normalise("aVR") == "aVR"
     assert labels.normalise("VR") == "aVR"  # the small 'a' lost
