@@ -240,7 +240,7 @@ class Reading:
     """One reading of a 6x2 page's panels: where its lead order comes from, and whether
     the right column is drawn at the same time as the left one (some generators) rather
     than 5 s after it (the standard)."""
-    order: str  # one of ORDER_SOURCES
+    order: str  # STANDARD, LABELS, LABELS_KNOWN or UNREAD_ORDER (below)
     simultaneous: bool = False
 
     @property
