@@ -28,8 +28,12 @@ BEFORE_MM, AFTER_MM, HALF_HEIGHT_MM = 3.0, 10.0, 12.0
 GLYPH_MM = (0.8, 6.0, 6.0)
 #: Glyphs of one label lie this close (mm) side by side and at one height.
 SPACING_MM, LINE_MM = 1.2, 1.5
-#: A label to erase lies at least this far (mm) from any other ink.
+#: A label to erase lies at least this far (mm) from any other ink (pieces of a trace broken
+#: where it crosses grid lines lie closer to the rest of it); nearer, it is erased only where
+#: it reads as a lead name.
 CLEAR_MM = 0.5
+#: Ink near a label that is smaller than this (mm²) is a speck of scan noise, not trace.
+SPECK_MM2 = 0.1
 #: Glyphs of a word of a label (aVR, V1, II) are at least this tall (mm): a lower-case 'a' of
 #: 2.5-mm capitals.
 WORD_MM = 1.2
@@ -39,8 +43,12 @@ TEXT_PX = 32
 _TOKEN = re.compile(r"^(A?V[RLF]|V?[1-6])$")
 
 
-def _clusters(sub: np.ndarray, k: float) -> list[list[tuple[int, int, int, int]]]:
-    """Glyph-like components of a mask window (not touching its border), grouped into labels."""
+def _clusters(sub: np.ndarray, k: float, loose: bool = False
+              ) -> list[list[tuple[int, int, int, int]]]:
+    """Glyph-like components of a mask window (not touching its border), grouped into labels.
+    ``loose``: a shape wholly above or below a label's line does not part it either (eik val
+    scan 00074: a QRS's broken-off tip between "V" and "6"; so loose, pieces of a QRS may
+    group too: such a label is only taken where it reads as a lead name)."""
     n, _, st, _ = cv2.connectedComponentsWithStats(sub, 8)
     lo, hi, wide = (v * k for v in GLYPH_MM)
     boxes = []
@@ -62,7 +70,8 @@ def _clusters(sub: np.ndarray, k: float) -> list[list[tuple[int, int, int, int]]
                     abs((b[1] + b[3]) - (prev[-1][1] + prev[-1][3])) <= LINE_MM * k:
                 g = prev
                 break
-            if any(h >= 0.5 * b[3] for _, _, _, h in prev):
+            if any(h >= 0.5 * b[3] and (not loose or (y < b[1] + b[3] and y + h > b[1]))
+                   for _, y, _, h in prev):
                 break
         if g is not None:
             g.append(b)
@@ -101,10 +110,22 @@ def _window(mask: np.ndarray, x0: float, y0: float, k: float):
     return xa, ya, np.ascontiguousarray(mask[ya:yb, xa:xb])
 
 
+def _words(groups, k: float, px: float, py: float):
+    """Groups of two or three glyphs of alike height ("II", "V1", "aVR"; one shape alone may
+    be a piece of trace, a spike cut off where it crosses a grid line), nearest (px, py)
+    first."""
+    words = [g for g in groups if 2 <= len(g) <= 3
+             and max(b[3] for b in g) <= 2 * min(b[3] for b in g)]
+    return sorted(words, key=lambda g: _distance(g, px, py))
+
+
+def _distance(group, px: float, py: float) -> float:
+    return float(np.hypot(max(0.0, group[0][0] - px, px - (group[-1][0] + group[-1][2])),
+                          min(abs(b[1] + b[3] / 2 - py) for b in group)))
+
+
 def _nearest(groups, px: float, py: float):
-    return min(groups, key=lambda g: np.hypot(
-        max(0.0, g[0][0] - px, px - (g[-1][0] + g[-1][2])),
-        min(abs(b[1] + b[3] / 2 - py) for b in g)))
+    return min(groups, key=lambda g: _distance(g, px, py))
 
 
 def _labels_near(mask: np.ndarray, starts: list[tuple[float, float]], k: float):
@@ -116,34 +137,65 @@ def _labels_near(mask: np.ndarray, starts: list[tuple[float, float]], k: float):
         yield (xa, ya, sub, groups) if groups else None
 
 
-def glyph_mask(mask: np.ndarray, starts: list[tuple[float, float]], k: float) -> np.ndarray:
+#: Labels printed against other ink, per panel start, that are read (nearest first).
+AGAINST_INK_TRIES = 2
+
+
+def glyph_mask(mask: np.ndarray, starts: list[tuple[float, float]], k: float,
+               names: list[str | None] | None = None) -> np.ndarray:
     """uint8 mask (deskewed, like ``mask``) of the label glyphs nearest each panel start:
-    ink that is not the trace, which the trace model must not follow."""
+    ink that is not the trace, which the trace model must not follow.
+
+    A label printed clear of other ink is taken as it is. One printed against the trace (a
+    printer puts it under the baseline, where the panel's first S wave comes down to it) is
+    taken only where it reads as a lead name (OCR, where installed): the panel's ``names[i]``,
+    or any lead where that is None. Only the glyphs' own ink is taken, never the trace's."""
     out = np.zeros_like(mask)
-    for (x0, y0), near_start in zip(starts, _labels_near(mask, starts, k)):
+    pending = []  # (start index, window origin, the glyphs' own ink, the glyphs as text)
+    for i, ((x0, y0), near_start) in enumerate(zip(starts, _labels_near(mask, starts, k))):
         if near_start is None:
             continue
         xa, ya, sub, groups = near_start
-        # a label of two or three glyphs of alike height ("II", "V1", "aVR"): one shape
-        # alone may be a piece of trace (a spike cut off where it crosses a grid line)
-        groups = [g for g in groups if 2 <= len(g) <= 3
-                  and max(b[3] for b in g) <= 2 * min(b[3] for b in g)]
-        if not groups:
-            continue
-        g = _nearest(groups, x0 - xa, y0 - ya)
-        n, lab = cv2.connectedComponents(sub, connectivity=8)
-        mine = np.zeros(sub.shape, np.uint8)
-        for x, y, w, h in g:
-            ids = np.unique(lab[y:y + h, x:x + w])
-            mine[y:y + h, x:x + w] |= np.isin(lab[y:y + h, x:x + w], ids[ids > 0]).astype(
-                np.uint8)
-        # printed apart from the trace: pieces of a trace broken where it crosses grid
-        # lines lie a pixel or two from the rest of it
+        n, lab, st, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)
         r = max(2, int(round(CLEAR_MM * k)))
-        near = cv2.dilate(mine, np.ones((2 * r + 1, 2 * r + 1), np.uint8))
-        if ((near > 0) & (sub > 0) & (mine == 0)).any() and _roman(g, k) is None:
-            continue  # (upright bars of one height, II or III, are a label wherever they lie)
-        out[ya:ya + sub.shape[0], xa:xa + sub.shape[1]] |= mine
+        to_read = []  # labels against other ink, or grouped loosely: taken if read
+        # nearest the panel's start first: pieces of a QRS broken on grid lines may lie
+        # nearer than the label (eik val scan 00074, V6)
+        for nth, g in enumerate(_words(groups, k, x0 - xa, y0 - ya)):
+            mine = np.isin(lab, [j for j in range(1, n)
+                                 if tuple(int(v) for v in st[j, :4]) in set(g)])
+            # printed apart from the trace: pieces of a trace broken where it crosses grid
+            # lines lie a pixel or two from the rest of it (specks of scan noise aside)
+            near = cv2.dilate(mine.astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8))
+            others = np.unique(lab[(near > 0) & (sub > 0) & ~mine])
+            if not (st[others, cv2.CC_STAT_AREA] >= SPECK_MM2 * k * k).any() \
+                    or (nth == 0 and _roman(g, k) is not None):
+                # (upright bars of one height nearest the start, II or III, are a label
+                # wherever they lie; further off, they are as likely pieces of a QRS)
+                out[ya:ya + sub.shape[0], xa:xa + sub.shape[1]] |= mine.astype(np.uint8)
+                break
+            to_read.append((g, mine))
+        else:
+            seen = {tuple(g) for g, _ in to_read}
+            for g in _words(_clusters(sub, k, loose=True), k, x0 - xa, y0 - ya):
+                if tuple(g) not in seen:
+                    to_read.append((g, np.isin(lab, [j for j in range(1, n) if tuple(
+                        int(v) for v in st[j, :4]) in set(g)])))
+            to_read.sort(key=lambda gm: _distance(gm[0], x0 - xa, y0 - ya))
+            for g, mine in to_read[:AGAINST_INK_TRIES]:
+                x1, x2 = g[0][0], g[-1][0] + g[-1][2]
+                y1, y2 = min(b[1] for b in g), max(b[1] + b[3] for b in g)
+                text = np.full((y2 - y1, x2 - x1), 255, np.uint8)
+                text[mine[y1:y2, x1:x2]] = 0
+                pending.append((i, xa, ya, mine.astype(np.uint8), text))
+    if pending and printed.available():
+        done = set()
+        for (i, xa, ya, mine, _), read in zip(pending, _ocr([t for *_, t in pending])):
+            lead = normalise(read)
+            if i not in done and lead is not None and (names is None
+                                                       or names[i] in (None, lead)):
+                out[ya:ya + mine.shape[0], xa:xa + mine.shape[1]] |= mine
+                done.add(i)
     return out
 
 

@@ -431,6 +431,27 @@ def window_start(w: LeadWindow) -> tuple[float, float]:
     return w.geom.x0_mm * w.geom.px_per_mm, w.geom.centre_mm * w.geom.px_per_mm
 
 
+def paper_fill(grey: np.ndarray, m: np.ndarray, k: float) -> None:
+    """Paint each shape of ``m`` with the paper's brightness around it (in place): the 90th
+    percentile of the grey within PAPER_AROUND_MM. (One value for the whole page left a dark
+    silhouette of a label on a shaded scan, eik val scan 00074; inpainting from the edges
+    drew the trace on into the separator bars it crosses, eik val clean 00098.)"""
+    n, lab, st, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
+    d = max(2, int(round(PAPER_AROUND_MM * k)))
+    h, w = grey.shape
+    for j in range(1, n):
+        x, y, bw, bh = (int(v) for v in st[j, :4])
+        ya, yb, xa, xb = max(0, y - d), min(h, y + bh + d), max(0, x - d), min(w, x + bw + d)
+        box, inside = grey[ya:yb, xa:xb], lab[ya:yb, xa:xb] == j
+        around = box[m[ya:yb, xa:xb] == 0]
+        if around.size:
+            box[inside] = int(np.percentile(around, 90))
+
+
+#: How far around a label or separator the paper's brightness is taken from (mm).
+PAPER_AROUND_MM = 1.5
+
+
 def six_by_two_readings(geom: PageGeometry, results, fs: float, n: int):
     """Readings of a 6x2 page's panels, standard first: (``Reading``, results) for the lead order
     read from the printed labels (where it differs and is readable), each with the right
@@ -704,23 +725,27 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
 
     def run(layout: str):
         wins = windows_for(geom, layout, opts, gains, grid_maps)
-        sig, results = reconstruct(unlabelled(wins), wins, engine, opts.fs, n,
+        sig, results = reconstruct(unlabelled(wins, layout), wins, engine, opts.fs, n,
                                    opts.batch_size, trim_conf=TRIM_CONF)
         return sig, results
 
     grey = even_light(grey, geom.px_per_mm)  # what the model reads: creases and shadows out
 
-    def unlabelled(wins) -> np.ndarray:
+    def unlabelled(wins, layout: str) -> np.ndarray:
         """The page without the lead labels beside the windows' starts (a label under a
         panel's first millimetres was read as trace)."""
         if geom.mask is None:
             return grey
         starts = [window_start(w) for w in wins]
+        # the label each panel should carry: a 3x4 page's panels are in the standard order;
+        # 6x2 orders and the rhythm strips' leads vary (any lead name)
+        names = [w.lead if layout.startswith("3x4") and w.t1 - w.t0 <= 0.6 * n / opts.fs
+                 else None for w in wins]
         # the separator bars at the panels' starts, then the labels (one may touch a bar)
         pen = float(np.median([trace_width(geom.mask, r, geom.px_per_mm) for r in geom.rows]))
         seps = separator_mask(geom.mask, starts, geom.px_per_mm, pen)
         gm = seps | glyph_mask(geom.mask & ~seps if seps.any() else geom.mask, starts,
-                               geom.px_per_mm)
+                               geom.px_per_mm, names)
         if not gm.any():
             return grey
         size = (grey.shape[1], grey.shape[0])
@@ -730,7 +755,7 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         ink = int(np.percentile(grey[cv2.warpPerspective(geom.mask, geom.to_image, size,
                                                          flags=cv2.INTER_NEAREST) > 0], 10)) \
             if seps.any() else 0
-        out[m > 0] = int(np.percentile(grey[::4, ::4], 90))  # the paper
+        paper_fill(out, m, geom.px_per_mm)
         if seps.any():  # the trace drawn on through the separators taken out
             b = cv2.warpPerspective(separator_bridges(geom.mask, seps, starts, geom.px_per_mm, pen),
                                     geom.to_image, size, flags=cv2.INTER_NEAREST)
