@@ -596,14 +596,85 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
 
 
 def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
+    """One page as it lies: its geometry, layout candidates and gains, the model's reading of
+    each candidate's windows, the best-fitting reading, then its quality."""
+    geom = read_geometry(bgr, opts)
+    grid_maps = row_grid_maps(geom)
+    if geom.on_background and not geom.rectified and not any(grid_maps):
+        raise PageError("photographed page: neither the paper's outline nor its grid could be "
+                        "measured, so its perspective cannot be undone (timing would be a guess)")
+    candidates = layout_candidates(geom, opts)
+    gains = read_gains(geom, opts)
+    if gains.stepped:
+        candidates = fit_steps(candidates, geom.rows)
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
-    flat = page_homography(bgr)  # a photo: the page on a background, in perspective
+    page = _Page(geom=geom, opts=opts, engine=engine, gains=gains, grid_maps=grid_maps,
+                 grey=even_light(grey, geom.px_per_mm),  # what the model reads: creases out
+                 n=int(round(min(ROW_WIDTH_MM / opts.speed, 10.0) * opts.fs)))
+    choice = select_layout(page, candidates)
+    warnings = list(geom.warnings) + list(gains.notes) + list(choice.notes)
+    sig, results, gain, chest = choice.sig, choice.results, gains.page, gains.chest
+    printed = _printed_gain(gains)
+    if printed is not None:  # millivolts scale with 1/gain; the choices above do not depend on it
+        gain, chest = printed
+        results = [_at_gain(r, chest if chest is not None and r.window.lead in CHEST_LEADS
+                            else gain) for r in results]
+        sig = assemble(results, page.n)
+        warnings[[w.code for w in warnings].index(Code.GAIN_ASSUMED)] = Note(
+            Code.GAIN_PRINTED, f"{GAIN_PRINTED}: {gain:g}"
+            + ("" if chest is None else f", chest {chest:g}") + " mm/mV")
+    quality = page_quality(page, bgr, sig, results, choice, warnings, chest)
+    return PageResult(sig, choice.layout, gain, geom, results, quality, warnings, chest)
+
+
+def read_geometry(bgr: np.ndarray, opts: Options) -> PageGeometry:
+    """The page's geometry (``digitize.page.analyse``), read again in other ways where the
+    first reading's rows fit no layout: a photographed sheet flattened first; a dark or
+    thin grid opened or filtered away; a noisy or shaded page evened out."""
     want = _BY_ROWS if opts.layout == "auto" else \
         [n for n, v in _BY_ROWS.items() if opts.layout in v]
 
     def fits(g: PageGeometry) -> bool:
         return len(g.rows) in want
 
+    flat = page_homography(bgr)  # a photo: the page on a background, in perspective
+    if flat is not None:
+        return _flattened_geometry(bgr, opts, flat, fits)
+    return _plain_geometry(bgr, opts, fits)
+
+
+def _flattened_geometry(bgr: np.ndarray, opts: Options, flat, fits) -> PageGeometry:
+    """A photographed sheet's geometry, read on the sheet warped flat."""
+    hom, size = flat
+    # the sheet is cut a little inside its outline: that much paper lies past the flat
+    # image's edges (a strip's trace runs off them), in flat px (the local scale at the
+    # image's centre, from 100 px across it)
+    cx, cy = bgr.shape[1] / 2, bgr.shape[0] / 2
+    fc = cv2.perspectiveTransform(np.array([[[cx - 50, cy]], [[cx + 50, cy]]]), hom)
+    border = outline_inset(bgr.shape) * float(np.linalg.norm(fc[1] - fc[0])) / 100.0
+
+    def flatten(hom, size, wide=False):
+        return analyse(cv2.warpPerspective(bgr, hom, size, flags=cv2.INTER_LINEAR,
+                                           borderMode=cv2.BORDER_REPLICATE),
+                       opts.px_per_mm, flattened=True, border=border, wide_lines=wide)
+
+    geom = flatten(hom, size)
+    wide = False
+    if not fits(geom):  # a dark grid's remnants read as rows?
+        alt = _better(geom, lambda: flatten(hom, size, wide=True), fits)
+        wide, geom = alt is not geom, alt
+    stretch = vertical_stretch(geom)
+    if stretch is not None:  # the sheet's shape was misjudged: make its pixels square
+        hom = np.diag([1.0, stretch, 1.0]) @ hom
+        size = (size[0], int(round(size[1] * stretch)))
+        geom = flatten(hom, size, wide=wide)
+    geom.deskew = geom.deskew @ hom  # image → flat page → deskewed
+    geom.rectified = True
+    return geom
+
+
+def _plain_geometry(bgr: np.ndarray, opts: Options, fits) -> PageGeometry:
+    """A scanned (or rendered) page's geometry, with its retries."""
     def gridded(g: PageGeometry) -> bool:
         return fits(g) and g.scale_source == "grid"
 
@@ -613,264 +684,298 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         return fits(g) and g.scale_source == "grid" \
             and sum(r.pulse != "none" for r in g.rows) >= len(g.rows) / 2
 
-    if flat is not None:
-        hom, size = flat
+    def opened():  # a grid as dark as the trace but thinner than the pen, opened away
+        g = analyse(bgr, opts.px_per_mm, thin_grid=True)
+        g.warnings.append(DARK_GRID)
+        return g
 
-        # the sheet is cut a little inside its outline: that much paper lies past the flat
-        # image's edges (a strip's trace runs off them), in flat px (the local scale at the
-        # image's centre, from 100 px across it)
-        cx, cy = bgr.shape[1] / 2, bgr.shape[0] / 2
-        fc = cv2.perspectiveTransform(np.array([[[cx - 50, cy]], [[cx + 50, cy]]]), hom)
-        border = outline_inset(bgr.shape) * float(np.linalg.norm(fc[1] - fc[0])) / 100.0
+    try:
+        geom = analyse(bgr, opts.px_per_mm)
+    except PageError as exc:  # such a grid can hide the rows altogether
+        geom = _better(None, opened, gridded)
+        if geom is None:
+            raise exc
+    noisy = geom.mask is not None and float(geom.mask.mean()) > NOISY_INK
+    if fits(geom) and not has(geom.warnings, Code.DARK_GRID) and \
+            not all(r.pulse != "none" for r in geom.rows) and geom.thin_grid:
+        # ... or add rows of its own (a 6x1 page read as 12 rows; rows that each show a
+        # calibration pulse are the page's own)
+        other = _better(geom, opened, gridded)
+        if len(other.rows) != len(geom.rows):
+            geom = other
+    if not fits(geom):  # a dark grid's remnants read as rows?
+        geom = _better(geom, lambda: analyse(bgr, opts.px_per_mm, wide_lines=True), fits)
+    if not fits(geom):
+        geom = _better(geom, opened, gridded)
+    if not fits(geom):  # a grid as dark as the trace read as rows?
+        dark = _better(geom, lambda: analyse(bgr, opts.px_per_mm, dark_grid=True), anchored)
+        if dark is not geom:
+            geom = dark
+            geom.warnings.append(DARK_GRID)
+    if not fits(geom) or (noisy and (not anchored(geom) or len(geom.rows) == 1)):
+        # ink everywhere (noise, shadows, a grid in them) and rows that fit no layout or
+        # show no pulses, or one row (a band of noise across the page): the page with its
+        # grid filtered out is read where its rows fit
+        geom = _better(geom, lambda: analyse(bgr, opts.px_per_mm, degrid=True), fits)
+    if noisy and not anchored(geom):
+        # dark blotches (a crumpled sheet's shading, eik val scan 00265) read as ink rows:
+        # the page brought to one paper brightness first, kept where it reads anchored
+        geom = _better(geom, lambda: analyse(evenly_lit(bgr), opts.px_per_mm, degrid=True),
+                       anchored)
+    return geom
 
-        def flatten(hom, size, wide=False):
-            return analyse(cv2.warpPerspective(bgr, hom, size, flags=cv2.INTER_LINEAR,
-                                               borderMode=cv2.BORDER_REPLICATE),
-                           opts.px_per_mm, flattened=True, border=border, wide_lines=wide)
 
-        geom = flatten(hom, size)
-        wide = False
-        if not fits(geom):  # a dark grid's remnants read as rows?
-            alt = _better(geom, lambda: flatten(hom, size, wide=True), fits)
-            wide, geom = alt is not geom, alt
-        stretch = vertical_stretch(geom)
-        if stretch is not None:  # the sheet's shape was misjudged: make its pixels square
-            hom = np.diag([1.0, stretch, 1.0]) @ hom
-            size = (size[0], int(round(size[1] * stretch)))
-            geom = flatten(hom, size, wide=wide)
-        geom.deskew = geom.deskew @ hom  # image → flat page → deskewed
-        geom.rectified = True
-    else:
-        def opened():  # a grid as dark as the trace but thinner than the pen, opened away
-            g = analyse(bgr, opts.px_per_mm, thin_grid=True)
-            g.warnings.append(DARK_GRID)
-            return g
-
-        try:
-            geom = analyse(bgr, opts.px_per_mm)
-        except PageError as exc:  # such a grid can hide the rows altogether
-            geom = _better(None, opened, gridded)
-            if geom is None:
-                raise exc
-        noisy = geom.mask is not None and float(geom.mask.mean()) > NOISY_INK
-        if fits(geom) and not has(geom.warnings, Code.DARK_GRID) and \
-                not all(r.pulse != "none" for r in geom.rows) and geom.thin_grid:
-            # ... or add rows of its own (a 6x1 page read as 12 rows; rows that each show a
-            # calibration pulse are the page's own)
-            other = _better(geom, opened, gridded)
-            if len(other.rows) != len(geom.rows):
-                geom = other
-        if not fits(geom):  # a dark grid's remnants read as rows?
-            geom = _better(geom, lambda: analyse(bgr, opts.px_per_mm, wide_lines=True), fits)
-        if not fits(geom):
-            geom = _better(geom, opened, gridded)
-        if not fits(geom):  # a grid as dark as the trace read as rows?
-            dark = _better(geom, lambda: analyse(bgr, opts.px_per_mm, dark_grid=True), anchored)
-            if dark is not geom:
-                geom = dark
-                geom.warnings.append(DARK_GRID)
-        if not fits(geom) or (noisy and (not anchored(geom) or len(geom.rows) == 1)):
-            # ink everywhere (noise, shadows, a grid in them) and rows that fit no layout or
-            # show no pulses, or one row (a band of noise across the page): the page with its
-            # grid filtered out is read where its rows fit
-            geom = _better(geom, lambda: analyse(bgr, opts.px_per_mm, degrid=True), fits)
-        if noisy and not anchored(geom):
-            # dark blotches (a crumpled sheet's shading, eik val scan 00265) read as ink rows:
-            # the page brought to one paper brightness first, kept where it reads anchored
-            geom = _better(geom, lambda: analyse(evenly_lit(bgr), opts.px_per_mm, degrid=True),
-                           anchored)
-    warnings = list(geom.warnings)
+def layout_candidates(geom: PageGeometry, opts: Options) -> tuple[str, ...]:
+    """The layouts the page's rows can be (``--layout``'s alone where given)."""
     n_rows = len(geom.rows)
-    grid_maps = row_grid_maps(geom)
-    if geom.on_background and not geom.rectified and not any(grid_maps):
-        raise PageError("photographed page: neither the paper's outline nor its grid could be "
-                        "measured, so its perspective cannot be undone (timing would be a guess)")
     if opts.layout == "auto":
         candidates = _BY_ROWS.get(n_rows)
         if candidates is None:
             raise PageError(f"no supported layout has {n_rows} trace rows",
                             pulses=sum(r.pulse != "none" for r in geom.rows), rows=n_rows)
-    else:
-        if opts.layout not in LAYOUTS:
-            raise PageError(f"unsupported layout {opts.layout!r}")
-        want = {v: k for k, vs in _BY_ROWS.items() for v in vs}[opts.layout]
-        if n_rows != want:
-            raise PageError(f"--layout {opts.layout} needs {want} trace rows, found {n_rows}")
-        candidates = (opts.layout,)
-    gain, gw = gain_from_pulses(geom, opts.gain)
+        return candidates
+    if opts.layout not in LAYOUTS:
+        raise PageError(f"unsupported layout {opts.layout!r}")
+    want = {v: k for k, vs in _BY_ROWS.items() for v in vs}[opts.layout]
+    if n_rows != want:
+        raise PageError(f"--layout {opts.layout} needs {want} trace rows, found {n_rows}")
+    return (opts.layout,)
+
+
+@dataclass(frozen=True)
+class Gains:
+    """The page's gains (mm/mV): ``page`` (the limb leads'), ``chest`` where stepped pulses
+    split it (else None), each row's, whether pulses were stepped, what was noted, and the
+    printed gain's OCR where no pulse gives it (running while the model reads)."""
+    page: float
+    chest: float | None
+    rows: tuple
+    stepped: bool
+    notes: tuple[Note, ...]
+    printed: object = None  # a Future of ``printed_gain``, or None
+
+
+def read_gains(geom: PageGeometry, opts: Options) -> Gains:
+    gain, notes = gain_from_pulses(geom, opts.gain)
+    notes = list(notes)
     ocr = None  # no pulse: the printed gain, read while the model runs (which needs no gain)
-    if opts.read_printed_gain and has(gw, Code.GAIN_ASSUMED) and geom.grey is not None:
+    if opts.read_printed_gain and has(notes, Code.GAIN_ASSUMED) and geom.grey is not None:
         ocr = _ocr_pool().submit(printed_gain, geom.grey, [r.y for r in geom.rows],
                                  geom.px_per_mm)
-    warnings += gw
-    row_s = min(ROW_WIDTH_MM / opts.speed, 10.0)
-    n = int(round(row_s * opts.fs))
-
     chest = chest_gain_from_steps(geom, gain)
-    if chest is not None:
-        candidates = fit_steps(candidates, geom.rows)
+    stepped = chest is not None
     if chest is not None and opts.gain != "auto":
-        warnings.append(Note(Code.GAIN_FORCED,
-                             f"--gain {opts.gain} but stepped calibration pulses say the chest "
-                             f"leads are at {chest:g} mm/mV"))
+        notes.append(Note(Code.GAIN_FORCED,
+                          f"--gain {opts.gain} but stepped calibration pulses say the chest "
+                          f"leads are at {chest:g} mm/mV"))
         chest = None
     elif chest is not None:
-        warnings.append(Note(Code.SPLIT_GAIN,
-                             f"split gain (stepped calibration pulses): limb {gain:g}, "
-                             f"chest {chest:g} mm/mV"))
-    gains = row_gains(geom, gain, opts.gain, chest)
-    if chest is None and len(set(gains)) > 1:
-        warnings.append(Note(Code.ROW_GAINS, "rows at different gains (their pulses): "
-                             + ", ".join(f"{g:g}" for g in gains) + " mm/mV"))
+        notes.append(Note(Code.SPLIT_GAIN,
+                          f"split gain (stepped calibration pulses): limb {gain:g}, "
+                          f"chest {chest:g} mm/mV"))
+    rows = row_gains(geom, gain, opts.gain, chest)
+    if chest is None and len(set(rows)) > 1:
+        notes.append(Note(Code.ROW_GAINS, "rows at different gains (their pulses): "
+                          + ", ".join(f"{g:g}" for g in rows) + " mm/mV"))
+    return Gains(gain, chest, tuple(rows), stepped, tuple(notes), ocr)
 
-    def run(layout: str):
-        wins = windows_for(geom, layout, opts, gains, grid_maps)
-        sig, results = reconstruct(unlabelled(wins, layout), wins, engine, opts.fs, n,
-                                   opts.batch_size, trim_conf=TRIM_CONF)
-        return sig, results
 
-    grey = even_light(grey, geom.px_per_mm)  # what the model reads: creases and shadows out
+def _printed_gain(gains: Gains):
+    """(gain, chest gain) printed on the page, where its OCR ran and read one, else None."""
+    if gains.printed is None:
+        return None
+    try:
+        return gains.printed.result()
+    except Exception as exc:  # noqa: BLE001 - the OCR is a hint: losing it loses no page
+        log.debug("printed gain not read: %s", exc)
+        return None
 
-    def unlabelled(wins, layout: str) -> np.ndarray:
-        """The page without the lead labels beside the windows' starts (a label under a
-        panel's first millimetres was read as trace)."""
-        if geom.mask is None:
-            return grey
-        starts = [window_start(w) for w in wins]
-        # the label each panel should carry: a 3x4 page's panels are in the standard order;
-        # 6x2 orders and the rhythm strips' leads vary (any lead name)
-        names = [w.lead if layout.startswith("3x4") and w.t1 - w.t0 <= 0.6 * n / opts.fs
-                 else None for w in wins]
-        # the separator bars at the panels' starts, then the labels (one may touch a bar)
-        pen = float(np.median([trace_width(geom.mask, r, geom.px_per_mm) for r in geom.rows]))
-        seps = separator_mask(geom.mask, starts, geom.px_per_mm, pen)
-        gm = seps | glyph_mask(geom.mask & ~seps if seps.any() else geom.mask, starts,
-                               geom.px_per_mm, names)
-        if not gm.any():
-            return grey
-        size = (grey.shape[1], grey.shape[0])
-        m = cv2.warpPerspective(gm, geom.to_image, size, flags=cv2.INTER_NEAREST)
-        m = cv2.dilate(m, np.ones((3, 3), np.uint8))
-        out = grey.copy()
-        ink = int(np.percentile(grey[cv2.warpPerspective(geom.mask, geom.to_image, size,
-                                                         flags=cv2.INTER_NEAREST) > 0], 10)) \
-            if seps.any() else 0
-        paper_fill(out, m, geom.px_per_mm)
-        if seps.any():  # the trace drawn on through the separators taken out
-            b = cv2.warpPerspective(separator_bridges(geom.mask, seps, starts, geom.px_per_mm, pen),
-                                    geom.to_image, size, flags=cv2.INTER_NEAREST)
-            out[b > 0] = ink
-        return out
 
-    def hypotheses(layout: str):
-        """(sig, results) per reading of the rows; lead names that only relabel the same
-        windows (6x1 limb/chest, the rhythm strips' leads) reuse the model's output."""
-        sig, results = run(layout)
-        rhythm_read = None  # the rhythm strips' printed labels, where already read
-        if layout.startswith("6x2"):  # printers differ in lead order and column timing
-            readings, read, rhythm_read = six_by_two_readings(geom, results, opts.fs, n)
-            scored = []
-            for reading, res in readings:
-                r, checked = _rel_residual(assemble(res, n), LIMB_RELATIONS)
-                scored.append((r if np.isfinite(r) else 1.0, -checked, reading, res))
-            best6 = scored[0]
-            for cand in scored[1:]:
-                if cand[2].order == UNREAD_ORDER and best6[2].order != UNREAD_ORDER:
-                    # by a clear margin, well explained, and checked on as many samples (own
-                    # val 00873, a 6x1 page, read so at 0.20 on a quarter of the samples)
-                    if cand[0] < min(best6[0] - SIX_BY_TWO_UNREAD_MARGIN, UNREAD_ORDER_FIT) \
-                            and cand[1] <= best6[1]:
-                        best6 = cand
-                elif cand[0] < best6[0] - SIX_BY_TWO_MARGIN or (
-                        cand[0] < best6[0] + SIX_BY_TWO_MARGIN and cand[1] < best6[1]):
-                    best6 = cand
-            results = best6[3]
-            sig = assemble(results, n)
-            notes6.clear()
-            notes6.append(Note(Code.SIX_BY_TWO_READING, f"6x2 read as: {best6[2].name}"))
-            if best6[2].order == UNREAD_ORDER:
-                notes6.append(LABELS_NOT_READ_KNOWN)
-            elif best6[2].order == STANDARD and any(lead is None for lead in read):
-                notes6.append(LABELS_NOT_READ)
-        k = sum((r.window.t1 - r.window.t0) > 0.6 * n / opts.fs for r in results)
-        yield sig, results, ["layout's usual lead"] * k
-        if layout == "6x1":
-            as_chest = relabel(results, list(LEADS[6:]))
-            yield assemble(as_chest, n), as_chest, []
-        elif "+" in layout:
-            rows_sig = _rhythm_signals(results, opts.fs, n)
-            groups = None
-            if chest is not None:  # a rhythm row's plain pulse at the limb or the chest gain
-                own = [single_gain(r, (gain, chest)) for r in geom.rows[-len(rows_sig):]]
-                groups = [None if g is None else LEADS[:6] if g == gain else CHEST_LEADS
-                          for g in own]
-            # a strip's printed label, where it can be read, names it (the matching can take
-            # a limb lead of alike shape for it)
-            printed_names = rhythm_read
-            if printed_names is None and geom.mask is not None:
-                printed_names = read_labels(
-                    geom.mask, [window_start(r.window) for r in results[-len(rows_sig):]],
-                    geom.px_per_mm)
-            panels = _panels_only(results, opts.fs, n)
-            matched = _identify_rhythm(panels, rows_sig, opts.fs, groups)
-            printed_as = _identify_rhythm(panels, rows_sig, opts.fs, groups, printed_names)
-            k = len(rows_sig)  # the rhythm strips are the last windows
-            # the identified rhythm leads replace the default guess; a printed label read
-            # otherwise (a bar of "II" lost reads "I") competes with them by the limb leads'
-            # relations (a strip named for a lead it is not overwrites that lead)
-            for rhythm in dict.fromkeys((matched, printed_as)):
-                named = relabel(results, [r.window.lead for r in results[:-k]] + list(rhythm))
-                how = [" and ".join(x for x, ok in (
-                    ("printed label", printed_names is not None and printed_names[i] == lead),
-                    ("best-matching panel", matched[i] == lead)) if ok) or "layout's usual lead"
-                    for i, lead in enumerate(rhythm)]
-                yield assemble(named, n), named, how
+@dataclass(frozen=True)
+class _Page:
+    """What every layout hypothesis reads from: the page's geometry and gains, the image the
+    model reads, and the samples of a row (``n``)."""
+    geom: PageGeometry
+    opts: Options
+    engine: object
+    gains: Gains
+    grid_maps: list | None
+    grey: np.ndarray
+    n: int
 
+
+def model_input(page: _Page, wins: list[LeadWindow], layout: str) -> np.ndarray:
+    """The page without the separator bars and lead labels beside the windows' starts (a
+    label under a panel's first millimetres was read as trace)."""
+    geom, grey, n, fs = page.geom, page.grey, page.n, page.opts.fs
+    if geom.mask is None:
+        return grey
+    starts = [window_start(w) for w in wins]
+    # the label each panel should carry: a 3x4 page's panels are in the standard order;
+    # 6x2 orders and the rhythm strips' leads vary (any lead name)
+    names = [w.lead if layout.startswith("3x4") and w.t1 - w.t0 <= 0.6 * n / fs else None
+             for w in wins]
+    # the separator bars at the panels' starts, then the labels (one may touch a bar)
+    pen = float(np.median([trace_width(geom.mask, r, geom.px_per_mm) for r in geom.rows]))
+    seps = separator_mask(geom.mask, starts, geom.px_per_mm, pen)
+    gm = seps | glyph_mask(geom.mask & ~seps if seps.any() else geom.mask, starts,
+                           geom.px_per_mm, names)
+    if not gm.any():
+        return grey
+    size = (grey.shape[1], grey.shape[0])
+    m = cv2.warpPerspective(gm, geom.to_image, size, flags=cv2.INTER_NEAREST)
+    m = cv2.dilate(m, np.ones((3, 3), np.uint8))
+    out = grey.copy()
+    ink = int(np.percentile(grey[cv2.warpPerspective(geom.mask, geom.to_image, size,
+                                                     flags=cv2.INTER_NEAREST) > 0], 10)) \
+        if seps.any() else 0
+    paper_fill(out, m, geom.px_per_mm)
+    if seps.any():  # the trace drawn on through the separators taken out
+        b = cv2.warpPerspective(separator_bridges(geom.mask, seps, starts, geom.px_per_mm, pen),
+                                geom.to_image, size, flags=cv2.INTER_NEAREST)
+        out[b > 0] = ink
+    return out
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    """One reading of the page: its signal, the model's windows, how each rhythm strip's
+    lead was chosen, and what the reading noted (a 6x2 page's lead order)."""
+    sig: np.ndarray
+    results: list
+    how: list
+    notes: tuple[Note, ...] = ()
+
+
+def _six_by_two(page: _Page, results):
+    """A 6x2 page's best reading of lead order and column timing: (results, notes, the
+    rhythm strips' printed labels where read)."""
+    n, fs = page.n, page.opts.fs
+    readings, read, rhythm_read = six_by_two_readings(page.geom, results, fs, n)
+    scored = []
+    for reading, res in readings:
+        r, checked = _rel_residual(assemble(res, n), LIMB_RELATIONS)
+        scored.append((r if np.isfinite(r) else 1.0, -checked, reading, res))
+    best6 = scored[0]
+    for cand in scored[1:]:
+        if cand[2].order == UNREAD_ORDER and best6[2].order != UNREAD_ORDER:
+            # by a clear margin, well explained, and checked on as many samples (own
+            # val 00873, a 6x1 page, read so at 0.20 on a quarter of the samples)
+            if cand[0] < min(best6[0] - SIX_BY_TWO_UNREAD_MARGIN, UNREAD_ORDER_FIT) \
+                    and cand[1] <= best6[1]:
+                best6 = cand
+        elif cand[0] < best6[0] - SIX_BY_TWO_MARGIN or (
+                cand[0] < best6[0] + SIX_BY_TWO_MARGIN and cand[1] < best6[1]):
+            best6 = cand
+    notes = [Note(Code.SIX_BY_TWO_READING, f"6x2 read as: {best6[2].name}")]
+    if best6[2].order == UNREAD_ORDER:
+        notes.append(LABELS_NOT_READ_KNOWN)
+    elif best6[2].order == STANDARD and any(lead is None for lead in read):
+        notes.append(LABELS_NOT_READ)
+    return best6[3], tuple(notes), rhythm_read
+
+
+def hypotheses(page: _Page, layout: str):
+    """``Hypothesis`` per reading of the rows in ``layout``; lead names that only relabel the
+    same windows (6x1 limb/chest, the rhythm strips' leads) reuse the model's output. For a
+    layout with rhythm strips, the first is the layout's usual leads for them."""
+    geom, opts, n, gains = page.geom, page.opts, page.n, page.gains
+    wins = windows_for(geom, layout, opts, list(gains.rows), page.grid_maps)
+    sig, results = reconstruct(model_input(page, wins, layout), wins, page.engine, opts.fs, n,
+                               opts.batch_size, trim_conf=TRIM_CONF)
+    rhythm_read, notes = None, ()  # the rhythm strips' printed labels, where already read
+    if layout.startswith("6x2"):  # printers differ in lead order and column timing
+        results, notes, rhythm_read = _six_by_two(page, results)
+        sig = assemble(results, n)
+    k = sum((r.window.t1 - r.window.t0) > 0.6 * n / opts.fs for r in results)
+    yield Hypothesis(sig, results, ["layout's usual lead"] * k, notes)
+    if layout == "6x1":
+        as_chest = relabel(results, list(LEADS[6:]))
+        yield Hypothesis(assemble(as_chest, n), as_chest, [], notes)
+    elif "+" in layout:
+        rows_sig = _rhythm_signals(results, opts.fs, n)
+        groups = None
+        if gains.chest is not None:  # a rhythm row's plain pulse at the limb or the chest gain
+            own = [single_gain(r, (gains.page, gains.chest)) for r in geom.rows[-len(rows_sig):]]
+            groups = [None if g is None else LEADS[:6] if g == gains.page else CHEST_LEADS
+                      for g in own]
+        # a strip's printed label, where it can be read, names it (the matching can take
+        # a limb lead of alike shape for it)
+        printed_names = rhythm_read
+        if printed_names is None and geom.mask is not None:
+            printed_names = read_labels(
+                geom.mask, [window_start(r.window) for r in results[-len(rows_sig):]],
+                geom.px_per_mm)
+        panels = _panels_only(results, opts.fs, n)
+        matched = _identify_rhythm(panels, rows_sig, opts.fs, groups)
+        printed_as = _identify_rhythm(panels, rows_sig, opts.fs, groups, printed_names)
+        k = len(rows_sig)  # the rhythm strips are the last windows
+        # the identified rhythm leads replace the default guess; a printed label read
+        # otherwise (a bar of "II" lost reads "I") competes with them by the limb leads'
+        # relations (a strip named for a lead it is not overwrites that lead)
+        for rhythm in dict.fromkeys((matched, printed_as)):
+            named = relabel(results, [r.window.lead for r in results[:-k]] + list(rhythm))
+            how = [" and ".join(x for x, ok in (
+                ("printed label", printed_names is not None and printed_names[i] == lead),
+                ("best-matching panel", matched[i] == lead)) if ok) or "layout's usual lead"
+                for i, lead in enumerate(rhythm)]
+            yield Hypothesis(assemble(named, n), named, how, notes)
+
+
+@dataclass(frozen=True)
+class LayoutChoice:
+    """The reading kept: its layout, signal and windows, how its rhythm strips were named,
+    its fit against the other layouts' (``layout_fit``) and what it noted."""
+    layout: str
+    sig: np.ndarray
+    results: list
+    how: list
+    layout_fit: dict
+    notes: tuple[Note, ...]
+
+
+def select_layout(page: _Page, candidates: tuple[str, ...]) -> LayoutChoice:
+    """The hypothesis whose leads best obey Einthoven's relations, over every candidate
+    layout; where another layout fits about as well and none clearly, that is noted."""
     best = None
-    notes6: list[Note] = []
     per_layout: dict[str, float] = {}  # each layout's best fit (limb-lead residual)
     for layout in candidates:
-        found = list(hypotheses(layout))
+        found = list(hypotheses(page, layout))
         if "+" in layout:
             found = found[1:]  # the identified rhythm leads replace the default guess
-        for sig, results, how in found:
-            res, checked = _rel_residual(sig, EINTHOVEN)
+        for hyp in found:
+            res, checked = _rel_residual(hyp.sig, EINTHOVEN)
             # a hypothesis that cannot be checked (6x1 chest) wins only when all others are poor
             score = res if np.isfinite(res) else UNCHECKED_FIT
             per_layout[layout] = min(per_layout.get(layout, np.inf), score)
             if best is None or score < best[0] - 1e-9 or (abs(score - best[0]) < 0.02
-                                                         and checked > best[4]):
-                best = (score, layout, sig, results, checked, how)
-    fit, layout, sig, results, _, rhythm_how = best
+                                                         and checked > best[3]):
+                best = (score, layout, hyp, checked)
+    fit, layout, hyp, _ = best
     rivals = {k: v for k, v in per_layout.items() if k != layout}
     layout_fit = dict(layout=layout, residual=round(float(fit), 4),
                       others={k: round(float(v), 4) for k, v in rivals.items()})
+    notes = []
     close = [k for k, v in rivals.items() if v < fit + LAYOUT_MARGIN]
     if close and fit > LAYOUT_CLEAR:
         # rows that fit more than one layout about as well, none clearly: a doubt, not a
         # silent pick (where readings explain the limb leads all but exactly — a 6x1 limb page
         # read as 6x2 names the same ink — the fit cannot tell and is no doubt)
-        warnings.append(Note(Code.LAYOUT_AMBIGUOUS,
-                             f"{LAYOUT_AMBIGUOUS}: {', '.join(close)} fits about as well as "
-                             f"{layout} (limb-lead residual "
-                             f"{min(rivals[k] for k in close):.2f} vs {fit:.2f})"))
-    if layout.startswith("6x2"):
-        warnings += notes6
-    printed = None
-    if ocr is not None:
-        try:
-            printed = ocr.result()
-        except Exception as exc:  # noqa: BLE001 - the OCR is a hint: losing it loses no page
-            log.debug("printed gain not read: %s", exc)
-    if printed is not None:  # millivolts scale with 1/gain; the choices above do not depend on it
-        gain, chest = printed
-        results = [_at_gain(r, chest if chest is not None and r.window.lead in CHEST_LEADS
-                            else gain) for r in results]
-        sig = assemble(results, n)
-        warnings[[w.code for w in warnings].index(Code.GAIN_ASSUMED)] = Note(
-            Code.GAIN_PRINTED, f"{GAIN_PRINTED}: {gain:g}"
-            + ("" if chest is None else f", chest {chest:g}") + " mm/mV")
-    quality = lead_quality(sig, results, opts.fs, engine.spec)
+        notes.append(Note(Code.LAYOUT_AMBIGUOUS,
+                          f"{LAYOUT_AMBIGUOUS}: {', '.join(close)} fits about as well as "
+                          f"{layout} (limb-lead residual "
+                          f"{min(rivals[k] for k in close):.2f} vs {fit:.2f})"))
+    return LayoutChoice(layout, hyp.sig, hyp.results, hyp.how, layout_fit,
+                        tuple(notes) + hyp.notes)
+
+
+def page_quality(page: _Page, bgr: np.ndarray, sig: np.ndarray, results, choice: LayoutChoice,
+                 warnings: list[Note], chest: float | None) -> dict:
+    """The record's quality: each lead's own, raised by the page's doubts, then weighed by
+    the status model (``digitize.quality``); with the page's heart rate, ECG evidence,
+    layout fit and rhythm strips' leads."""
+    geom, opts, n = page.geom, page.opts, page.n
+    quality = lead_quality(sig, results, opts.fs, page.engine.spec)
     # page-level doubts make every lead at least 'warn': a lead cannot be trusted more than the
     # page geometry it was read with
     # (hard: a gain the user forced, or read from the text rather than a pulse; a grid as dark
@@ -900,16 +1005,16 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     flag_heart_rates(quality, hr)
     quality["evidence"] = evidence(geom, quality, consensus_beats(sig, opts.fs)[1], bgr)
     quality["rhythm_agreement"] = rhythm_agreement(results, opts.fs, n)
-    quality["layout_fit"] = layout_fit
+    quality["layout_fit"] = choice.layout_fit
     strips = [r.window.lead for r in results if (r.window.t1 - r.window.t0) > 0.6 * n / opts.fs]
-    if strips and "+" in layout:  # which lead each rhythm strip holds, and why
+    if strips and "+" in choice.layout:  # which lead each rhythm strip holds, and why
         quality["rhythm_strips"] = [dict(lead=lead, source=src)
-                                    for lead, src in zip(strips, rhythm_how)]
+                                    for lead, src in zip(strips, choice.how)]
     quality["photographed"] = bool(geom.rectified or geom.on_background)
     calibrate(quality, [w.code for w in warnings], geom.px_per_mm, geom.scale_source,
-              len(geom.rows),
-              quality["evidence"]["pulses"])
-    return PageResult(sig, layout, gain, geom, results, quality, warnings, chest)
+              len(geom.rows), quality["evidence"]["pulses"])
+    return quality
+
 
 
 _POOL = None
