@@ -214,6 +214,15 @@ def test_time_origin_weighs_the_page_evidence():
     assert all(abs(r.x_start - (100 + PULSE_TO_TRACE_MM["left"][-1] * k
                                 + PULSE_BIAS_PX["left"])) < 1e-9 for r in rows)
     assert _snap(0.7 * k, k, "left") == 0.7 * k  # 0.7 mm: neither flush nor 2 mm
+    # rows' ends that disagree (eik val scan 00092: two rows ran on into noise, two ended
+    # 2.5 mm apart) measure nothing: their median had put the trace 2 mm late
+    rows = _rows([100.0] * 4, [nan] * 4, [100.0 + full + d * k for d in (0.35, 2.8, 13.8, 13.4)])
+    assert _time_origin(rows, k)
+    assert all(abs(r.x_start - (100 + PULSE_BIAS_PX["left"])) < 1e-9 for r in rows)
+    # ... while ends that agree in half the rows do
+    rows = _rows([100.0] * 4, [nan] * 4, [100.0 + full + d * k for d in (1.9, 2.1, 13.8, nan)])
+    assert not _time_origin(rows, k)
+    assert all(abs(r.x_start - (100 + 2.0 * k + PULSE_BIAS_PX["left"])) < 1e-9 for r in rows)
 
 
 def test_retime_moves_a_window_and_its_samples():

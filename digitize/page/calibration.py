@@ -20,6 +20,8 @@ from digitize.page.rows import trace_width
 #: measurement picks one where it agrees within CONVENTION_SNAP_MM, else is used as measured.
 PULSE_TO_TRACE_MM = {"left": (0.0, 2.0), "right": (0.0, 1.5)}
 CONVENTION_SNAP_MM = 0.6
+#: How far apart (mm) the rows' end readings of the time origin may lie to be read at all.
+END_SPREAD_MM = 1.0
 #: Residual bias (px) of the stroke-centre estimators (their ink centroid; mostly OpenCV's
 #: pixel-centre convention), measured on 160 rendered validation-split clean and scan pages:
 #: median |error| 0.05 px after a left pulse, 0.13 px before a right one.
@@ -520,7 +522,11 @@ def _time_origin(rows: list[Row], k: float, scale_known: bool = True) -> bool:
     offs = [o for o in offs if -0.5 * k <= o <= 4 * k]
     # (a single row's gap edge is read to ~1 px at low resolution, the stroke to 0.1 px)
     by_gap = float(np.median(gaps)) if gaps and len(gaps) > len(left) / 2 else None
-    by_end = float(np.median(offs)) if offs else None
+    # the rows' ends, where at least half the rows give one and they agree within
+    # END_SPREAD_MM (eik val scan 00092: two rows ran on into noise, the other two ended
+    # 2.5 mm apart, and their median put the page's trace 2 mm late)
+    by_end = float(np.median(offs)) if offs and len(offs) >= len(left) / 2 \
+        and max(offs) - min(offs) <= END_SPREAD_MM * k else None
     assumed = False
     if by_gap is not None and by_end is not None and abs(by_gap - by_end) <= 1.0 * k:
         off = (by_gap + by_end) / 2  # two independent readings of one offset
