@@ -570,7 +570,10 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     mirrored = False
     if mirror_suspect(best, opts.fs):
         alt = attempt(oriented(bgr, deg, mirrored=True))
-        if turn_credible(alt) and better_mirrored(alt, best, opts.fs):
+        # mirrored, a one-row read reads the same ink as one row: it need not show pulses
+        # or limb leads of its own (the example strip has neither)
+        if (turn_credible(alt) or (one_row(best) and one_row(alt))) \
+                and better_mirrored(alt, best, opts.fs):
             best, mirrored = alt, True
     if isinstance(best, PageError):  # in no orientation: an ECG that failed, or no ECG
         ev = failure_evidence(bgr, best.pulses, best.rows)

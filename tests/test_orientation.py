@@ -175,6 +175,32 @@ def test_a_strip_without_pulse_or_steady_beats_is_read_upright(deg):
     assert res.layout == "strip" and res.rotated == (360 - deg) % 360 and not res.mirrored
 
 
+def test_a_mirrored_strip_without_pulse_is_read_the_right_way_round():
+    """The same strip mirrored: one row, no pulse, no limb leads; its beats run backwards, and
+    mirrored back they run forwards (a one-row read needs no pulse to be credible mirrored:
+    it reads the same ink). As printed, it is not mirrored."""
+    from digitize.engine import Engine, default_model_path
+    from digitize.pipeline import Options, convert_page
+    engine = Engine(default_model_path(), device="cpu")
+    im = cv2.imread(str(STRIP))
+    res = convert_page(cv2.flip(im, 1), engine, Options())
+    assert res.layout == "strip" and res.mirrored and res.rotated == 0
+    assert not convert_page(im, engine, Options()).mirrored
+
+
+def test_time_direction_at_a_fast_rate_looks_no_further_back_than_the_p_wave():
+    """At 115 bpm the previous beat's T wave lies 0.25 s before an R: a window of 0.4 s
+    before each R took it for this beat's and the direction came out backwards."""
+    fs = 500.0
+    t = np.arange(int(10 * fs)) / fs
+    sig = np.zeros((len(t), 1))
+    for r in np.arange(0.5, 10, 0.52):
+        sig[:, 0] += 0.1 * np.exp(-((t - r + 0.14) / 0.025) ** 2) \
+            + 1.2 * np.exp(-((t - r) / 0.012) ** 2) + 0.35 * np.exp(-((t - r - 0.24) / 0.05) ** 2)
+    assert time_direction(sig, fs) > 0.25
+    assert time_direction(sig[::-1], fs) < -0.25
+
+
 def test_a_tall_text_strip_becomes_no_record():
     """A receipt has a strip's shape on its side: turned, it still yields no record. (Its
     evenly spaced lines of text can pass for a grid's pattern, so it may be reported as an ECG
