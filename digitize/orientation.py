@@ -259,6 +259,20 @@ def strip_turned_over(turned, first, fs: float) -> bool:
     return asymmetry(turned.signal) - asymmetry(first.signal) >= FLIP_GAIN and gain >= MIRROR_DIR
 
 
+def turned_over_better(flipped, first, fs: float) -> bool:
+    """A sheet scanned from its back the other way up is flipped top to bottom (turned 180
+    and mirrored): read as it lies its pulses hang down from their rows and are not seen,
+    while its beats still run forwards and its columns keep their place, so neither the
+    turn nor the mirror alone rights it. Flipped back (``flipped``) it is taken where that
+    read is credible, shows pulses at its rows' starts that ``first`` did not, its beats run
+    forwards and it scores higher."""
+    if isinstance(flipped, Exception) or isinstance(first, Exception):
+        return False
+    return turn_credible(flipped) and _pulsed(flipped, _cues(flipped)[0]) \
+        and not _pulsed(first, _cues(first)[0]) and time_direction(flipped.signal, fs) > 0 \
+        and score(flipped) > score(first)
+
+
 def tall(bgr: np.ndarray) -> bool:
     """An image over ``TALL`` times taller than wide: a strip lying on its side."""
     return bgr.shape[0] > TALL * bgr.shape[1]

@@ -27,7 +27,7 @@ from digitize.labels import glyph_mask, read_labels, separator_bridges, separato
 from digitize.orientation import (SIDEWAYS_MARGIN, better_mirrored, better_turned, one_row,
                                   strip_turned_over, tall,
                                   mirror_suspect, oriented, rotated, sideways_suspect,
-                                  turn_credible, upside_down_suspect)
+                                  turn_credible, turned_over_better, upside_down_suspect)
 from digitize.orientation import score as orientation_score
 from digitize.layouts import LAYOUTS, ROW_WIDTH_MM, row_leads
 from digitize.printed import printed_gain
@@ -575,6 +575,10 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
         if (turn_credible(alt) or (one_row(best) and one_row(alt))) \
                 and better_mirrored(alt, best, opts.fs):
             best, mirrored = alt, True
+        else:  # neither turned nor mirrored alone: flipped top to bottom (both)?
+            alt = attempt(oriented(bgr, (deg + 180) % 360, mirrored=True))
+            if turned_over_better(alt, best, opts.fs):
+                best, deg, mirrored = alt, (deg + 180) % 360, True
     if isinstance(best, PageError):  # in no orientation: an ECG that failed, or no ECG
         ev = failure_evidence(bgr, best.pulses, best.rows)
         if not ev["ecg"]:

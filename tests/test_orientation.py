@@ -229,3 +229,44 @@ def test_a_pulseless_page_whose_columns_check_out_is_not_read_turned_over(page_r
                                 pipeline.Options())
     assert asymmetry(res.signal) < 0 and res.layout == "3x4+1"  # the premise
     assert res.rotated == 0 and not res.mirrored and len(page_reads) == 1
+
+
+def test_a_page_flipped_top_to_bottom_is_read_turned_over_and_mirrored():
+    """A sheet scanned from its back the other way up is flipped top to bottom: its pulses
+    hang down unseen, its beats still run forwards. Printed from a signal that swings mostly
+    down (as eik val 00265's), the flipped page swings up, so it does not look upside down
+    either; only turned and mirrored back do its pulses rise at the rows' starts again."""
+    import wfdb
+    from digitize.engine import Engine, default_model_path
+    from digitize.pipeline import Options, convert_page
+    from trainer.render import PageSpec, render_page
+    rec = wfdb.rdrecord(str(CLEAN.with_suffix("")))
+    sig = -rec.p_signal.astype(np.float32)
+    spec = PageSpec(layout="3x4+1", paper="letter", dpi=150, pulse="left", labels=True,
+                    x_start_mm=12.0)
+    page = render_page(sig, float(rec.fs), spec).image
+    engine = Engine(default_model_path(), device="cpu")
+    upright = convert_page(page, engine, Options())
+    assert upright.rotated == 0 and not upright.mirrored
+    back = convert_page(cv2.flip(page, 0), engine, Options())
+    assert back.rotated == 180 and back.mirrored and back.layout == "3x4+1"
+    assert all(r.pulse == "left" for r in back.geometry.rows)
+    err = np.nanmean(np.abs(back.signal - upright.signal))
+    assert err < 0.05 * np.nanmax(np.abs(upright.signal))
+
+
+def test_an_ecg_image_kit_page_flipped_top_to_bottom_is_read_turned_over_and_mirrored():
+    """The same on a page someone else drew (eik val bw 00265): flipped, its traces swing
+    further up than down and its limb leads miss by only 0.33, so neither the upside-down
+    nor the sideways check fires; its mirror alone shows pulses on the right and beats that
+    run backwards. Only turned and mirrored back does it show its pulses and check out."""
+    from digitize.engine import Engine, default_model_path
+    from digitize.pipeline import Options, convert_page
+    page = cv2.imread(str(REPO / "tests" / "fixtures" / "eik" / "00265_hr-0.png"))
+    engine = Engine(default_model_path(), device="cpu")
+    upright = convert_page(page, engine, Options())
+    assert upright.rotated == 0 and not upright.mirrored
+    back = convert_page(cv2.flip(page, 0), engine, Options())
+    assert back.rotated == 180 and back.mirrored and back.layout == upright.layout
+    err = np.nanmean(np.abs(back.signal - upright.signal))
+    assert err < 0.05 * np.nanmax(np.abs(upright.signal))
