@@ -675,9 +675,8 @@ def _flattened_geometry(bgr: np.ndarray, opts: Options, flat, fits) -> PageGeome
         hom = np.diag([1.0, stretch, 1.0]) @ hom
         size = (size[0], int(round(size[1] * stretch)))
         geom = flatten(hom, size, wide=wide)
-    geom.deskew = geom.deskew @ hom  # image → flat page → deskewed
-    geom.rectified = True
-    return geom
+    return replace(geom, deskew=geom.deskew @ hom,  # image → flat page → deskewed
+                   rectified=True)
 
 
 def _plain_geometry(bgr: np.ndarray, opts: Options, fits) -> PageGeometry:
@@ -693,8 +692,7 @@ def _plain_geometry(bgr: np.ndarray, opts: Options, fits) -> PageGeometry:
 
     def opened():  # a grid as dark as the trace but thinner than the pen, opened away
         g = analyse(bgr, opts.px_per_mm, thin_grid=True)
-        g.warnings.append(DARK_GRID)
-        return g
+        return replace(g, warnings=g.warnings + (DARK_GRID,))
 
     try:
         geom = analyse(bgr, opts.px_per_mm)
@@ -717,8 +715,7 @@ def _plain_geometry(bgr: np.ndarray, opts: Options, fits) -> PageGeometry:
     if not fits(geom):  # a grid as dark as the trace read as rows?
         dark = _better(geom, lambda: analyse(bgr, opts.px_per_mm, dark_grid=True), anchored)
         if dark is not geom:
-            geom = dark
-            geom.warnings.append(DARK_GRID)
+            geom = replace(dark, warnings=dark.warnings + (DARK_GRID,))
     if not fits(geom) or (noisy and (not anchored(geom) or len(geom.rows) == 1)):
         # ink everywhere (noise, shadows, a grid in them) and rows that fit no layout or
         # show no pulses, or one row (a band of noise across the page): the page with its

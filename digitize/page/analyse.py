@@ -2,6 +2,8 @@
 ``PageGeometry`` (scale, skew, trace rows with their pulses and time origin)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 
@@ -39,7 +41,7 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
         clean = degridded(bgr, k)
         g = analyse(clean, k, flattened=flattened, border=border, close_gaps=True)
         if not px_per_mm_hint:
-            g.scale_source = "grid"
+            g = replace(g, scale_source="grid")
             ext = float(np.median([r.x_right - r.x_left for r in g.rows])) if g.rows else k * 250
             k_rows = ext / ROW_WIDTH_MM  # (a pulse adds a few mm)
             if not 0.8 < k / k_rows < 1.25:
@@ -53,9 +55,8 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
                 if source == "rows":
                     k2 = k_rows
                 g = analyse(clean, k2, flattened=flattened, border=border, close_gaps=True)
-                g.scale_source = source
-                if source == "rows":
-                    g.warnings.append(GRID_NOT_MEASURED)
+                g = replace(g, scale_source=source, warnings=g.warnings + (
+                    (GRID_NOT_MEASURED,) if source == "rows" else ()))
             if g.scale_source == "grid":
                 # the 2-D spectrum's pitch is good to ~0.3 %, which over a 10-s row is 30 ms:
                 # sharpen it over the whole width of the page turned upright, as for clean pages
@@ -64,13 +65,11 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
                 k3, ratio = refine_pitch(255.0 - up.mean(axis=0), g.px_per_mm, span=0.03)
                 if ratio >= GRID_RATIO and abs(k3 / g.px_per_mm - 1) > 5e-4:
                     g = analyse(clean, k3, flattened=flattened, border=border, close_gaps=True)
-                    g.scale_source = "grid"
-        g.grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
-        if abs(g.skew_deg) > 0.02:
-            g.grey = cv2.warpAffine(g.grey, g.deskew[:2], g.size, flags=cv2.INTER_LINEAR,
-                                    borderValue=255)
-        g.warnings.append(DEGRIDDED)
-        return g
+                    g = replace(g, scale_source="grid")
+        if abs(g.skew_deg) > 0.02:  # the page as it is (not degridded), deskewed
+            grey = cv2.warpAffine(grey, g.deskew[:2], g.size, flags=cv2.INTER_LINEAR,
+                                  borderValue=255)
+        return replace(g, grey=grey, warnings=g.warnings + (DEGRIDDED,))
     try:
         return _analyse(bgr, px_per_mm_hint, faint=False, **kw)
     except NoTraceRows:
@@ -171,4 +170,4 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
     return PageGeometry(px_per_mm=float(k), scale_source=source, skew_deg=skew, rows=rows,
                         deskew=deskew, size=size, grid_px_per_mm=float(grid), mask=mask,
                         grey=grey_d, on_background=paper is not None,
-                        warnings=warnings, dark=(ratio < 0.6).astype(np.uint8))
+                        warnings=tuple(warnings), dark=(ratio < 0.6).astype(np.uint8))

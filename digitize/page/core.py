@@ -2,7 +2,7 @@
 the errors that refuse a page, and the page-level warnings the stages emit."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -59,8 +59,11 @@ class Row:
         self.pulse, self.pulse_mm, self.step_mm = "none", float("nan"), float("nan")
 
 
-@dataclass
+@dataclass(frozen=True)
 class PageGeometry:
+    """What the page stages read from one page image. Frozen: a stage that reads the page
+    another way returns a new one (``dataclasses.replace``); only its rows' timing is filled
+    in, by the calibration stage, before it is built."""
     px_per_mm: float
     scale_source: str  # 'grid' | 'rows' | 'given'
     skew_deg: float
@@ -72,7 +75,7 @@ class PageGeometry:
     rectified: bool = False  # a page quadrilateral was found and flattened (photos)
     on_background: bool = False  # a sheet photographed on a darker background
     grey: np.ndarray | None = None  # deskewed grey page (for local grid measurements)
-    warnings: list[Note] = field(default_factory=list)
+    warnings: tuple[Note, ...] = ()
     dark: np.ndarray | None = None  # deskewed: 1 where 40 % darker than the paper, lines and all
 
     @property
