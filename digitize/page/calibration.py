@@ -496,6 +496,19 @@ def _snap(off_px: float, k: float, side: str) -> float:
     return off_px
 
 
+def _agreeing(values: list[float], spread: float) -> list[float]:
+    """The largest set of ``values`` that lie within ``spread`` of each other."""
+    v = sorted(values)
+    best: list[float] = []
+    for i in range(len(v)):
+        j = i
+        while j + 1 < len(v) and v[j + 1] - v[i] <= spread:
+            j += 1
+        if j + 1 - i > len(best):
+            best = v[i:j + 1]
+    return best
+
+
 def _time_origin(rows: list[Row], k: float, scale_known: bool = True) -> bool:
     """Each pulsed row's time origin from the evidence on this page, not from one convention.
 
@@ -522,11 +535,12 @@ def _time_origin(rows: list[Row], k: float, scale_known: bool = True) -> bool:
     offs = [o for o in offs if -0.5 * k <= o <= 4 * k]
     # (a single row's gap edge is read to ~1 px at low resolution, the stroke to 0.1 px)
     by_gap = float(np.median(gaps)) if gaps and len(gaps) > len(left) / 2 else None
-    # the rows' ends, where at least half the rows give one and they agree within
-    # END_SPREAD_MM (eik val scan 00092: two rows ran on into noise, the other two ended
-    # 2.5 mm apart, and their median put the page's trace 2 mm late)
-    by_end = float(np.median(offs)) if offs and len(offs) >= len(left) / 2 \
-        and max(offs) - min(offs) <= END_SPREAD_MM * k else None
+    # the rows' ends, where at least half the rows give ends that agree within END_SPREAD_MM
+    # (eik val scan 00092: two rows ran on into noise, the other two ended 2.5 mm apart, and
+    # their median put the page's trace 2 mm late; real scan HB(105): three rows agree to
+    # 0.02 mm, the rhythm row's pulse edge was misplaced by 2 mm)
+    ends = _agreeing(offs, END_SPREAD_MM * k)
+    by_end = float(np.median(ends)) if ends and len(ends) >= len(left) / 2 else None
     assumed = False
     if by_gap is not None and by_end is not None and abs(by_gap - by_end) <= 1.0 * k:
         off = (by_gap + by_end) / 2  # two independent readings of one offset
