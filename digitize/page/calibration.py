@@ -20,7 +20,8 @@ from digitize.page.rows import trace_width
 #: measurement picks one where it agrees within CONVENTION_SNAP_MM, else is used as measured.
 PULSE_TO_TRACE_MM = {"left": (0.0, 2.0), "right": (0.0, 1.5)}
 CONVENTION_SNAP_MM = 0.6
-#: How far apart (mm) the rows' end readings of the time origin may lie to be read at all.
+#: How far apart (mm) the rows' end readings of the time origin may lie to count as one reading
+#: (the largest such set is used, where it holds half the pulsed rows).
 END_SPREAD_MM = 1.0
 #: Residual bias (px) of the stroke-centre estimators (their ink centroid; mostly OpenCV's
 #: pixel-centre convention), measured on 160 rendered validation-split clean and scan pages:
