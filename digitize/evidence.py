@@ -67,6 +67,13 @@ BEATS_CONF = 0.95
 #: pages (eik val, real scans, examples, own val renders): >= 0.40; generated tables and
 #: forms: <= 0.11, text <= 0.18 (line charts and noise reach 0.8-1.0, but show no grid pattern).
 TRACE_EXTENT = 0.25
+#: Trace rows seen in the ink alone (``stacked_traces``): strokes a quarter of the page's width
+#: or more, thin (at most ``TRACE_INK`` px of ink per column at ~1000 px: a pen's line and its
+#: QRS spikes, not a shape's filled edge) and stacked one under another without overlapping.
+#: ECG val pages: own photographed pages whose grid is too faint to measure (00697, 00989)
+#: show 4; generated non-ECG images at most 2 (a shape's edge, a chart's series overlap).
+TRACE_ROWS = 4
+TRACE_INK = 16.0
 #: A page that failed with more rows than any ECG layout has (12x1 + a strip) and no pulses
 #: is lines of text or a table's rows, whatever its periodic pattern.
 MAX_ECG_ROWS = 14
@@ -194,7 +201,10 @@ def evidence(geom, quality: dict, support: int, bgr: np.ndarray | None = None) -
         # 2.44 as photographed, 2.52 as read; the generated non-ECG images that are read stay
         # far below, none with a grid)
         ev.update(page_grid(geom.grey if getattr(geom, "grey", None) is not None else bgr))
-        cues = ev["grid"]
+        # trace rows in the ink of the page as it lies (a photographed page whose grid is
+        # too faint to measure and whose columns' timing misaligns its limb leads)
+        ev["trace_rows"] = stacked_traces(_ink_mask(bgr))
+        cues = ev["grid"] or ev["trace_rows"] >= TRACE_ROWS
     ev["ecg"] = bool(cues)
     return ev
 
@@ -217,10 +227,12 @@ def failure_evidence(bgr: np.ndarray, pulses: int | None, rows: int | None = Non
     ink = _ink_mask(bgr)
     ev["ink"] = round(float(ink.mean()), 5)
     ev["trace_extent"] = round(trace_extent(ink), 3)
+    ev["trace_rows"] = stacked_traces(ink)
     pattern = ev["grid_strength"] >= GRID_STRENGTH and ev["grid_crossed"] >= GRID_CROSSED \
         and ev["trace_extent"] >= TRACE_EXTENT \
         and not (rows and rows > MAX_ECG_ROWS) and ev["ink"] >= NEAR_BLANK
-    ev["ecg"] = bool(ev["grid"] or pattern or _enough_pulses(pulses, None))
+    ev["ecg"] = bool(ev["grid"] or pattern or _enough_pulses(pulses, None)
+                     or ev["trace_rows"] >= TRACE_ROWS)
     return ev
 
 
@@ -236,21 +248,44 @@ def _ink_mask(bgr: np.ndarray) -> np.ndarray:
     return (v < 0.75 * paper).astype(np.uint8)
 
 
-def trace_extent(ink: np.ndarray) -> float:
-    """The widest stroke of an ink mask (``_ink_mask``) once its straight lines are taken
-    away, as a share of its width. Lines: runs of ink an eighth of the page's longer side
-    (grid lines, a table's rules; a trace's QRS or flat stretch is shorter); what is left is
-    joined across gaps of 4 px (a trace cut where such a line crossed it)."""
-    if ink.size == 0:
-        return 0.0
+def _strokes(ink: np.ndarray) -> np.ndarray:
+    """Connected strokes of an ink mask (``_ink_mask``) once its straight lines are taken
+    away (OpenCV component stats, one row per stroke). Lines: runs of ink an eighth of the
+    page's longer side (grid lines, a table's rules; a trace's QRS or flat stretch is
+    shorter); what is left is joined across gaps of 4 px (a trace cut where such a line
+    crossed it)."""
     n = max(ink.shape) // 8
     lines = cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((1, n), np.uint8)) | \
         cv2.morphologyEx(ink, cv2.MORPH_OPEN, np.ones((n, 1), np.uint8))
     rest = cv2.dilate(ink & (1 - lines), np.ones((3, 5), np.uint8))
-    count, _, stats, _ = cv2.connectedComponentsWithStats(rest, connectivity=8)
-    if count <= 1:
+    _, _, stats, _ = cv2.connectedComponentsWithStats(rest, connectivity=8)
+    return stats[1:]
+
+
+def trace_extent(ink: np.ndarray) -> float:
+    """The widest stroke of an ink mask (``_strokes``), as a share of its width."""
+    stats = _strokes(ink) if ink.size else np.zeros((0, 5), int)
+    if len(stats) == 0:
         return 0.0
-    return float(stats[1:, cv2.CC_STAT_WIDTH].max() / ink.shape[1])
+    return float(stats[:, cv2.CC_STAT_WIDTH].max() / ink.shape[1])
+
+
+def stacked_traces(ink: np.ndarray) -> int:
+    """How many trace-like strokes (``TRACE_EXTENT`` of the width or more, at most
+    ``TRACE_INK`` px of ink per column) stand one under another, none overlapping the next:
+    an ECG's rows, seen without reading the page."""
+    if ink.size == 0:
+        return 0
+    stats = _strokes(ink)
+    width = stats[:, cv2.CC_STAT_WIDTH] if len(stats) else np.zeros(0)
+    thin = [s for s, wd in zip(stats, width) if wd >= TRACE_EXTENT * ink.shape[1]
+            and s[cv2.CC_STAT_AREA] / wd <= TRACE_INK]
+    taken: list[tuple[int, int]] = []
+    for s in sorted(thin, key=lambda s: -s[cv2.CC_STAT_WIDTH]):
+        y0, y1 = s[cv2.CC_STAT_TOP], s[cv2.CC_STAT_TOP] + s[cv2.CC_STAT_HEIGHT]
+        if all(y1 <= a or y0 >= b for a, b in taken):
+            taken.append((y0, y1))
+    return len(taken)
 
 
 def beats_cue(sig: np.ndarray, quality: dict, fs: float) -> dict:
@@ -289,6 +324,8 @@ def describe(ev: dict) -> str:
     if ev.get("trace_extent") is not None and ev["trace_extent"] < TRACE_EXTENT:
         parts.append(f"no trace-long stroke (straight lines aside, the longest spans "
                      f"{100 * ev['trace_extent']:.0f} % of the page's width)")
+    if ev.get("trace_rows") is not None:
+        parts.append(f"{ev['trace_rows']} trace-like rows in the ink (< {TRACE_ROWS})")
     if ev.get("ink") is not None and ev["ink"] < NEAR_BLANK:
         parts.insert(0, f"near-blank ({100 * ev['ink']:.2f} % ink)")
     if ev.get("rows") and ev["rows"] > MAX_ECG_ROWS:

@@ -609,7 +609,8 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     grid_maps = row_grid_maps(geom)
     if geom.on_background and not geom.rectified and not any(grid_maps):
         raise PageError("photographed page: neither the paper's outline nor its grid could be "
-                        "measured, so its perspective cannot be undone (timing would be a guess)")
+                        "measured, so its perspective cannot be undone (timing would be a guess)",
+                        pulses=sum(r.pulse != "none" for r in geom.rows), rows=len(geom.rows))
     candidates = layout_candidates(geom, opts)
     gains = read_gains(geom, opts)
     if gains.stepped:

@@ -129,3 +129,25 @@ def test_the_grid_cue_is_read_on_the_page_as_read():
                            grey=cv2.cvtColor(page, cv2.COLOR_BGR2GRAY))
     assert evidence(geom, {}, 0, slanted)["grid"]
     assert not evidence(SimpleNamespace(rows=geom.rows, grey=None), {}, 0, slanted)["grid"]
+
+
+def test_rows_of_trace_in_the_ink_are_ecg_evidence():
+    """A photographed ECG whose grid is too faint to measure and whose perspective is not
+    undone shows no grid, no pulses it can read and no checked limb leads, yet its ink holds
+    rows of thin trace one under another, which no generated document, chart or scene does
+    (a chart's series overlap, a shape's edge is filled). Oracles: thin wiggly strokes drawn
+    here, five rows of them; the generator's own non-ECG kinds."""
+    import numpy as np
+
+    from digitize.evidence import TRACE_ROWS, _ink_mask, stacked_traces
+    rng = np.random.default_rng(3)
+    img = np.full((700, 1000, 3), 245, np.uint8)
+    x = np.arange(80, 920)
+    for i in range(5):
+        y = 100 + 120 * i + 6 * np.sin(x / 17.0) + 30 * (np.abs((x % 90) - 45) < 2)
+        y = y + rng.normal(0, 0.5, len(x))
+        cv2.polylines(img, [np.stack([x, y], 1).astype(np.int32)], False, (30, 30, 30), 2)
+    assert stacked_traces(_ink_mask(img)) == 5
+    for seed in range(42):
+        kind, other = non_ecg.make(seed)
+        assert stacked_traces(_ink_mask(other)) < TRACE_ROWS, (seed, kind)
