@@ -512,6 +512,29 @@ def test_a_lone_pulse_off_every_standard_height_is_not_a_pulse():
     assert five[3].pulse == "left" and five[3].pulse_mm == 4.9
 
 
+def test_pulses_under_3_mm_alone_on_a_page_are_not_pulses():
+    """A page photographed upright without pulses, read turned over, showed 1.7-2.4-mm
+    steps at three rows' ends (the traces' first millimetres): read as 2.5-mm/mV pulses,
+    they made the turned read look printed and it was kept (-13 dB). Pulses under 3 mm
+    count only beside a row whose pulse stands at 5 mm/mV or more (a 12x1 page's chest rows
+    at half of 5, beside its limb rows at 5)."""
+    from digitize.page import Row
+    from digitize.page.calibration import _consensus
+
+    def rows(heights):
+        out = [Row(y=100.0 * i, x_left=50.0, x_right=1900.0, x_start=52.0) for i in range(4)]
+        for r, h in zip(out, heights):
+            if h:
+                r.pulse, r.pulse_mm, r.x_start = "left", h, 110.0
+        return out
+    alone = rows([2.3, 0, 2.4, 1.7])
+    _consensus(alone, 8.0)
+    assert all(r.pulse == "none" for r in alone) and all(r.x_start < 60 for r in alone)
+    beside = rows([5.0, 2.5, 5.0, 2.5])
+    _consensus(beside, 8.0)
+    assert [r.pulse_mm for r in beside] == [5.0, 2.5, 5.0, 2.5]
+
+
 @pytest.mark.parametrize("rotation", [1.7, -2.4, 3.3])
 def test_pulses_of_a_tilted_low_resolution_scan(rotation):
     """At 2.66 px/mm with a few degrees of tilt, the levelled pulse's edges step a pixel

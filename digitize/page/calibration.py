@@ -584,8 +584,15 @@ def _consensus(rows: list[Row], k: float) -> None:
     # a 2-3 mm pulse (2.5 mm/mV: a 12x1 page's chest rows at half of 5) counts only where
     # another row shows one too (a 2.8-mm box in one row of a page printed without pulses at
     # 20 mm/mV had set its gain to 2.5)
+    # — and only beside a row whose pulse stands at a standard height (3 mm or more): a page
+    # photographed upright without pulses, read turned over, showed 1.7-2.4-mm steps at
+    # three rows' ends (the traces' starts) and was taken turned at 2.5 mm/mV
     low = [r for r in rows if r.pulse != "none" and r.pulse_mm < 3.0]
-    if len(low) == 1:
+    if low and not any(r.pulse != "none" and r.pulse_mm >= 3.0 for r in rows):
+        for r in low:
+            r.drop_pulse()
+            r.x_start = r.x_left
+    elif len(low) == 1:
         low[0].drop_pulse()
         low[0].x_start = low[0].x_left
     pulsed = [r for r in rows if r.pulse != "none"]
