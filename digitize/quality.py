@@ -317,9 +317,13 @@ def calibrate(quality: dict, codes: Iterable[str], px_per_mm: float, scale_sourc
 #: The status model, fitted by benchmarks/fit_status.py on 1589 leads of validation pages (96
 #: own renders of fold 8, 57 ecg-image-kit val pages; see FEATURES for the order), and its
 #: thresholds: on those leads, ok under 10 dB <= 1.5 %, leads under 5 dB flagged >= 97 %,
-#: leads under 0 dB failed 85 %.
+#: leads under 0 dB failed 85 %. T_WARN was re-chosen on the current reads of the same val
+#: pages (benchmarks/fit_status.py --warn-threshold): the smallest under which 61 % of the
+#: clean pages' leads are ok (target 60 %; 0.0576 gave 53 %) with ok under 10 dB 1.9 %
+#: (target 2 %) and 97 % of the leads under 5 dB flagged. Chosen on one half of the pages,
+#: the other half came out at 2.75 % and 93.7 %: the margin is thin.
 W10 = np.array([-5.224, 0.955, 0.593, 1.291, 1.923, -0.793, 1.583, 0.793, 0.567, 1.548, -0.537,
                 0.411, 0.926, 0.115, 0.924, -0.317, 0.45, 0.389, 0.669, 1.163, 0.533])
 W0 = np.array([-9.999, 0.804, 0.191, 0.819, -0.076, 0.741, -0.139, -0.132, 1.256, 1.954, -1.587,
                1.795, 1.039, -0.209, 0.102, 0.264, 0.959, 0.454, 1.467, 1.144, 0.769])
-T_WARN, T_FAIL = 0.0576, 0.3364
+T_WARN, T_FAIL = 0.0675, 0.3364
