@@ -159,7 +159,12 @@ def warn_threshold(folders: list[str]) -> int:
               f"{s['clean_ok']:7.1%}")
     t = choose_warn(rows, T_FAIL, grid)
     print(f"chosen: T_WARN = {t}")
-    half = np.array([zlib.crc32(r[5].encode()) % 2 for r in rows])
+    # by page: its file name and variant folder (not the run folder, so the halves stay the
+    # same from run to run)
+    def key(path: str) -> str:
+        return Path(path).name + next((f"/{v}" for v in ("clean", "bw", "scan")
+                                       if f"/{v}/" in path), "")
+    half = np.array([zlib.crc32(key(r[5]).encode()) % 2 for r in rows])
     for h in (0, 1):
         fit_rows = [r for r, g in zip(rows, half) if g != h]
         test_rows = [r for r, g in zip(rows, half) if g == h]

@@ -1,6 +1,6 @@
 """Grid comb both ways (geometry.crossed_comb) on ECG val pages (eik val, real scans, examples)
 and generated non-ECG images (tests 0..41, benchmark seeds 1000..1048): the basis of
-evidence.GRID_CROSSED.  python benchmarks/grid_crossed.py > benchmarks/grid_crossed.txt"""
+evidence.EVIDENCE.grid_crossed.  python benchmarks/grid_crossed.py > benchmarks/grid_crossed.txt"""
 import sys, glob, cv2, numpy as np
 sys.path.insert(0,'tests')
 import non_ecg

@@ -5,21 +5,22 @@ is tried again turned:
 
 - **any turn**: the page could not be read, or was read without calibration pulses and
   without limb leads that check out (a sideways page can still yield rows that fit a layout).
-  The three turns are read; the best replaces the first read only where its score (``score``: pulses, limb-lead relations, upward swing, a multi-column layout,
-  confidence) is higher by ``SIDEWAYS_MARGIN``. A page that cannot be read and shows no ECG
+  The three turns are read; the best replaces the first read only where its score
+  (``score``: pulses, limb-lead relations, upward swing, a multi-column layout, confidence) is
+  higher by ``sideways_margin``. A page that cannot be read and shows no ECG
   evidence as it lies is also tried turned (a photographed page's grid may not be measured).
-- **a strip on its side**: an image over ``TALL`` times taller than it is wide is no printed
+- **a strip on its side**: an image over ``tall`` times taller than it is wide is no printed
   ECG page (portrait pages are at most ~1.5 times taller): it is tried turned, and a turned
   read of one row is credible (the final ECG-evidence check still applies to it).
 - **upside down** (180 degrees), for a read whose limb leads do check out (but not so well,
-  on a page of several columns, that it cannot be upside down: ``UPRIGHT_REL``): it has fewer than
-  two calibration pulses (a pulse is
-  only recognised rising from its baseline at a row's start, so a page turned over shows
-  none) and its traces swing further down than up (``asymmetry`` < 0: R waves point up in most
-  leads). The turned read replaces it where it shows pulses, or where its traces swing up by
-  ``FLIP_GAIN`` more without its limb leads checking out worse by more than ``FLIP_REL_SLACK``.
+  on a page of several columns, that it cannot be upside down: ``upright_rel``): it has fewer
+  than two calibration pulses (a pulse is only recognised rising from its baseline at a row's
+  start, so a page turned over shows none) and its traces swing further down than up
+  (``asymmetry`` < 0: R waves point up in most leads). The turned read replaces it where it
+  shows pulses, or where its traces swing up by ``flip_gain`` more without its limb leads
+  checking out worse by more than ``flip_rel_slack``.
   A one-row read (a strip: no limb leads to check, no pulse to show) is turned over only
-  where its beats' time direction also gains ``MIRROR_DIR`` or more: turned over, time runs
+  where its beats' time direction also gains ``mirror_dir`` or more: turned over, time runs
   backwards and the trace swings the other way, so both cues must agree (a V1 strip's deep
   S waves swing down, but its beats still run forwards).
 
@@ -27,20 +28,22 @@ is tried again turned:
   as a time-reversed ECG that obeys every relation the other checks use. Beats say which way
   time runs: in each lead's average beat the T wave after the QRS outweighs the P wave before
   it (``time_direction`` > 0). A read without left-hand pulses (a mirrored page's pulses stand
-  at the rows' right ends) whose beats run backwards (``time_direction`` < -MIRROR_DIR) is
+  at the rows' right ends) whose beats run backwards (``time_direction`` < -``mirror_dir``) is
   read again mirrored, and the mirrored read is kept where its beats run forwards by as much
-  and it scores no worse than ``MIRROR_SLACK`` below the first.
+  and it scores no worse than ``mirror_slack`` below the first.
   On a page of several columns a mirror also swaps the columns: the first column read holds
   the chest leads the printer put last, so the limb leads stop checking out. A multi-column
-  read without left-hand pulses whose limb leads miss by more than ``MIRROR_REL`` is read
+  read without left-hand pulses whose limb leads miss by more than ``mirror_rel`` is read
   mirrored too, and the mirrored read is kept where ``mirror_gain`` — half the gain in beat
-  direction plus the gain in limb-lead residual — exceeds ``MIRROR_GAIN`` (a page printed
+  direction plus the gain in limb-lead residual — exceeds ``mirror_gain`` (a page printed
   with its pulses on the right loses as much by mirroring as a mirrored page gains).
 
-Thresholds were chosen on the ecg-image-kit val pages, the real scans and our own val renders,
-read as they lie and turned (benchmarks/orientation.py).
+Thresholds (``ORIENT``, an ``OrientationParams``) were chosen on the ecg-image-kit val pages,
+the real scans and our own val renders, read as they lie and turned (benchmarks/orientation.py).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -48,38 +51,49 @@ import numpy as np
 ROTATIONS = {90: cv2.ROTATE_90_CLOCKWISE, 180: cv2.ROTATE_180,
              270: cv2.ROTATE_90_COUNTERCLOCKWISE}
 WEAK_LAYOUTS = ("strip", "6x1", "12x1")
-SIDEWAYS_MARGIN = 1.0
-FLIP_GAIN = 0.4
-FLIP_REL_SLACK = 0.1
-#: What a turned read must show of its own (val: righted eik pages >= 4 pulses or limb leads
-#: <= 0.15; generated non-ECG images turned: <= 2 pulse-like marks, limbs >= 0.45).
-CREDIBLE_PULSES = 3
-CREDIBLE_REL = 0.35
-#: Height over width past which an image is a strip lying on its side.
-TALL = 2.5
 
 
-#: |time_direction| that counts. Val: upright reads of own renders, ecg-image-kit pages and
-#: real scans lie at most 0.23 below 0 (a pulse-less 12x1 render, wrongly mirrored at a
-#: threshold of 0.1); 75 % of the same reads time-reversed lie under -0.25.
-MIRROR_DIR = 0.25
-#: The share of the beat interval either side of an R peak that ``time_direction`` looks at
-#: (at most 0.4 s). Val (189 upright reads: own fold-8 renders, ecg-image-kit val pages, real
-#: scans): with 0.4 s whatever the rate, 27.0 % lay under MIRROR_DIR (lowest -0.21); with
-#: 0.45 RR, 14.3 % (lowest -0.22).
-RR_SHARE = 0.45
-MIRROR_SLACK = 0.5
-#: Multi-column reads. Val (ecg-image-kit clean+bw, own fold-8 renders, read as printed and
-#: mirrored): mirrored multi-column pages' limb leads miss by 0.34 or more (upright pages
-#: printed with right-hand pulses: 0.18 at most); their mirror_gain is 0.20 or more, that of
-#: pages read the right way round -0.03 or less.
-MIRROR_REL = 0.25
-MIRROR_GAIN = 0.1
-#: Limb-lead residual under which a multi-column read is not suspected upside down. Val
-#: (ecg-image-kit clean+bw and own fold-8 multi-column renders, read turned over): 0.30 or
-#: more; 100 own 3x4 test-split renders (benchmarks/digitize_speed.py): 2 pulse-less pages
-#: with limb leads at 0.05-0.12 were read a second time turned over for nothing.
-UPRIGHT_REL = 0.2
+@dataclass(frozen=True)
+class OrientationParams:
+    """When a read is tried turned, mirrored or flipped, and when that read is kept (the cues
+    above); chosen on val reads (benchmarks/orientation.py)."""
+    #: A turned read replaces a sideways-suspect one where its ``score`` is this much higher.
+    sideways_margin: float = 1.0
+    #: A read turned over (180) must swing up this much more (``asymmetry``), its limb leads
+    #: checking out no worse than ``flip_rel_slack`` more.
+    flip_gain: float = 0.4
+    flip_rel_slack: float = 0.1
+    #: What a turned read must show of its own (val: righted eik pages >= 4 pulses or limb leads
+    #: <= 0.15; generated non-ECG images turned: <= 2 pulse-like marks, limbs >= 0.45).
+    credible_pulses: int = 3
+    credible_rel: float = 0.35
+    #: Height over width past which an image is a strip lying on its side.
+    tall: float = 2.5
+    #: |time_direction| that counts. Val: upright reads of own renders, ecg-image-kit pages and
+    #: real scans lie at most 0.23 below 0 (a pulse-less 12x1 render, wrongly mirrored at a
+    #: threshold of 0.1); 75 % of the same reads time-reversed lie under -0.25.
+    mirror_dir: float = 0.25
+    #: The share of the beat interval either side of an R peak that ``time_direction`` looks at
+    #: (at most 0.4 s). Val (189 upright reads: own fold-8 renders, ecg-image-kit val pages, real
+    #: scans): with 0.4 s whatever the rate, 27.0 % lay under ORIENT.mirror_dir (lowest -0.21); with
+    #: 0.45 RR, 14.3 % (lowest -0.22).
+    rr_share: float = 0.45
+    #: A mirrored read is kept only where it scores no worse than this below the first.
+    mirror_slack: float = 0.5
+    #: Multi-column reads. Val (ecg-image-kit clean+bw, own fold-8 renders, read as printed and
+    #: mirrored): mirrored multi-column pages' limb leads miss by 0.34 or more (upright pages
+    #: printed with right-hand pulses: 0.18 at most); their mirror_gain is 0.20 or more, that of
+    #: pages read the right way round -0.03 or less.
+    mirror_rel: float = 0.25
+    mirror_gain: float = 0.1
+    #: Limb-lead residual under which a multi-column read is not suspected upside down. Val
+    #: (ecg-image-kit clean+bw and own fold-8 multi-column renders, read turned over): 0.30 or
+    #: more; 100 own 3x4 test-split renders (benchmarks/digitize_speed.py): 2 pulse-less pages
+    #: with limb leads at 0.05-0.12 were read a second time turned over for nothing.
+    upright_rel: float = 0.2
+
+
+ORIENT = OrientationParams()
 
 
 def time_direction(sig: np.ndarray, fs: float) -> float:
@@ -102,7 +116,7 @@ def time_direction(sig: np.ndarray, fs: float) -> float:
         p = r_peaks(x, fs)
         if len(p) < 2:
             continue
-        b = int(min(0.4 * fs, RR_SHARE * np.median(np.diff(p))))
+        b = int(min(0.4 * fs, ORIENT.rr_share * np.median(np.diff(p))))
         if b <= a + 2:
             continue
         p = p[(p - b >= 0) & (p + b < len(x))]
@@ -123,9 +137,9 @@ def _columns(res) -> bool:
 def mirror_suspect(res, fs: float) -> bool:
     if isinstance(res, Exception) or any(r.pulse == "left" for r in res.geometry.rows):
         return False
-    if _columns(res) and _cues(res)[1] > MIRROR_REL:
+    if _columns(res) and _cues(res)[1] > ORIENT.mirror_rel:
         return True
-    return time_direction(res.signal, fs) < -MIRROR_DIR
+    return time_direction(res.signal, fs) < -ORIENT.mirror_dir
 
 
 def mirror_gain(alt, first, fs: float) -> float:
@@ -136,11 +150,11 @@ def mirror_gain(alt, first, fs: float) -> float:
 
 
 def better_mirrored(alt, first, fs: float) -> bool:
-    if isinstance(alt, Exception) or score(alt) < score(first) - MIRROR_SLACK:
+    if isinstance(alt, Exception) or score(alt) < score(first) - ORIENT.mirror_slack:
         return False
     if _columns(alt) and _columns(first):
-        return mirror_gain(alt, first, fs) > MIRROR_GAIN
-    return time_direction(alt.signal, fs) > MIRROR_DIR
+        return mirror_gain(alt, first, fs) > ORIENT.mirror_gain
+    return time_direction(alt.signal, fs) > ORIENT.mirror_dir
 
 
 def oriented(bgr: np.ndarray, deg: int, mirrored: bool = False) -> np.ndarray:
@@ -188,14 +202,14 @@ def score(res) -> float:
 
 def turn_credible(res) -> bool:
     """A turned read is taken only where it shows strong ECG cues of its own —
-    ``CREDIBLE_PULSES`` pulses or more, or limb leads within ``CREDIBLE_REL``: a text page
-    turned a quarter can yield a 'strip' with a pulse-like mark, a table a 12x1 whose limb
+    ``ORIENT.credible_pulses`` pulses or more, or limb leads within ``ORIENT.credible_rel``: a
+    text page turned a quarter can yield a 'strip' with a pulse-like mark, a table a 12x1 whose limb
     leads agree to 0.45 by chance, a chart two pulse-like marks. (So a strip turned on its
     side, without pulses, is not righted.)"""
     if isinstance(res, Exception):
         return False
     pulses, rel, _ = _cues(res)
-    return pulses >= CREDIBLE_PULSES or (rel is not None and rel <= CREDIBLE_REL)
+    return pulses >= ORIENT.credible_pulses or (rel is not None and rel <= ORIENT.credible_rel)
 
 
 def _pulsed(res, pulses: int) -> bool:
@@ -228,12 +242,12 @@ def sideways_suspect(res, fs: float = 500.0) -> bool:
 
 def upside_down_suspect(res) -> bool:
     """No pulses and traces that swing further down than up — unless the read has several
-    columns whose limb leads check out to ``UPRIGHT_REL``: turned over, a page's columns
+    columns whose limb leads check out to ``ORIENT.upright_rel``: turned over, a page's columns
     swap, so its limb leads would not."""
     if isinstance(res, Exception):
         return False
     pulses, rel, asym = _cues(res)
-    if _columns(res) and rel <= UPRIGHT_REL:
+    if _columns(res) and rel <= ORIENT.upright_rel:
         return False
     return not _pulsed(res, pulses) and asym < 0
 
@@ -245,18 +259,19 @@ def better_turned(turned, first) -> bool:
     p2, r2, a2 = _cues(turned)
     if p2 >= 2 > p1:
         return True
-    rel_ok = r1 is None or r2 is None or r2 <= r1 + FLIP_REL_SLACK
-    return a2 - a1 >= FLIP_GAIN and rel_ok
+    rel_ok = r1 is None or r2 is None or r2 <= r1 + ORIENT.flip_rel_slack
+    return a2 - a1 >= ORIENT.flip_gain and rel_ok
 
 
 def strip_turned_over(turned, first, fs: float) -> bool:
-    """A one-row read turned over (180) that swings up by ``FLIP_GAIN`` more and whose beats
-    run forwards by ``MIRROR_DIR`` more: both cues that a strip was upside down."""
+    """A one-row read turned over (180) that swings up by ``ORIENT.flip_gain`` more and whose beats
+    run forwards by ``ORIENT.mirror_dir`` more: both cues that a strip was upside down."""
     if isinstance(turned, Exception) or len(first.geometry.rows) != 1 \
             or len(turned.geometry.rows) != 1:
         return False
     gain = time_direction(turned.signal, fs) - time_direction(first.signal, fs)
-    return asymmetry(turned.signal) - asymmetry(first.signal) >= FLIP_GAIN and gain >= MIRROR_DIR
+    return asymmetry(turned.signal) - asymmetry(first.signal) >= ORIENT.flip_gain \
+        and gain >= ORIENT.mirror_dir
 
 
 def turned_over_better(flipped, first, fs: float) -> bool:
@@ -274,8 +289,8 @@ def turned_over_better(flipped, first, fs: float) -> bool:
 
 
 def tall(bgr: np.ndarray) -> bool:
-    """An image over ``TALL`` times taller than wide: a strip lying on its side."""
-    return bgr.shape[0] > TALL * bgr.shape[1]
+    """An image over ``ORIENT.tall`` times taller than wide: a strip lying on its side."""
+    return bgr.shape[0] > ORIENT.tall * bgr.shape[1]
 
 
 def one_row(res) -> bool:

@@ -18,13 +18,13 @@ import numpy as np
 
 from digitize.leads import CHEST_LEADS, LEADS
 from digitize.geometry import grid_coordinate, refine_pitch
-from digitize.page import (GRID_RATIO, GRID_RATIO_NEAR_ROWS, PageError, PageGeometry, analyse, baseline,
+from digitize.page import (FRAME, LAYOUT, READ, PageError, PageGeometry, analyse, baseline,
                            outline_inset, page_homography, size_scale, snap_gain, trace_width)
 from digitize.evidence import (NotEcg, beats_cue, consensus_beats, describe, evidence,
                                failure_evidence, flag_heart_rates, page_heart_rate)
 from digitize.notes import Code, Note, has
 from digitize.labels import glyph_mask, read_labels, separator_bridges, separator_mask
-from digitize.orientation import (SIDEWAYS_MARGIN, better_mirrored, better_turned, one_row,
+from digitize.orientation import (ORIENT, better_mirrored, better_turned, one_row,
                                   strip_turned_over, tall,
                                   mirror_suspect, oriented, rotated, sideways_suspect,
                                   turn_credible, turned_over_better, upside_down_suspect)
@@ -40,9 +40,6 @@ _BY_ROWS = {1: ("strip",), 3: ("3x4",), 4: ("3x4+1",), 5: ("3x4+2",),
             6: ("6x2", "3x4+3", "6x1"), 7: ("6x2+1",), 12: ("12x1",)}
 _RHYTHM_DEFAULT = ("II", "V1", "V5")
 log = logging.getLogger(__name__)
-#: A row whose ink ends this far (mm) before its 10 s has nothing drawn after its end (the
-#: printout's rows were shorter than 250 mm).
-INK_END_MARGIN_MM = 1.0
 
 
 @dataclass
@@ -113,7 +110,7 @@ def windows_for(geom: PageGeometry, layout: str, opts: Options,
             # ink's end there is only grid, which must not be read as trace
             t_end = float("inf")
             if c == len(leads) - 1 and np.isfinite(row.x_end) and \
-                    row.x_end < x1 - INK_END_MARGIN_MM * kc:
+                    row.x_end < x1 - READ.ink_end_margin_mm * kc:
                 t_end = c * win + (row.x_end - x0) / kc / opts.speed
             out.append(LeadWindow(lead, c * win, (c + 1) * win, g, opts.speed,
                                   StripGeometry(x0 / kc, win * opts.speed, y / kc, kc,
@@ -161,7 +158,7 @@ def _row_grid_mm(geom: PageGeometry, row, half_band: float, k: float):
     mm = None
     for period in (1.0, 5.0):  # the 1-mm lines, else the 5-mm ones (blur erases thin lines)
         pitch, strength = refine_pitch(prof, period * k, span=0.12)
-        if strength >= GRID_RATIO_NEAR_ROWS:
+        if strength >= FRAME.grid_ratio_near_rows:
             mm = grid_coordinate(prof, pitch)
             if mm is not None:
                 mm = mm * period
@@ -191,7 +188,7 @@ def _local_pitch(geom: PageGeometry, y: float, half_band: float, x0: float, widt
     if y1 - y0 < 5 or xb - xa < 30 * k:
         return k
     kc, ratio = refine_pitch(255.0 - g[y0:y1, xa:xb].mean(axis=0), k, span=0.04)
-    return kc if ratio >= GRID_RATIO and abs(kc / k - 1) < 0.04 else k
+    return kc if ratio >= FRAME.grid_ratio and abs(kc / k - 1) < 0.04 else k
 
 
 def _rel_residual(sig: np.ndarray, relations: list[dict]) -> tuple[float, int]:
@@ -213,23 +210,11 @@ LIMB_RELATIONS = EINTHOVEN + [{"aVR": 1.0, "I": 0.5, "II": 0.5},
                               {"aVL": 1.0, "aVR": -1.0, "I": -1.5},
                               {"aVF": 1.0, "aVR": -1.0, "II": -1.5},
                               {"aVF": 1.0, "aVL": -1.0, "III": -1.5}]
-#: A 6x2 reading (lead order from the printed labels, columns simultaneous) replaces the
-#: standard one only where it explains the limb leads' relations clearly better.
-SIX_BY_TWO_MARGIN = 0.05
-#: Up to this many unread labels are filled by elimination (every order tried).
-LABELS_MAY_MISS = 3
 #: 6x2 panel orders (row by row, left then right) of printers other than the standard one:
 #: ecg-image-kit's V1|V4, I|aVR, V2|V5, II|aVL, V3|V6, III|aVF.
 KNOWN_6X2_ORDERS = (("V1", "V4", "I", "aVR", "V2", "V5", "II", "aVL", "V3", "V6", "III", "aVF"),)
 LABELS_NOT_READ = Note(Code.LABELS_NOT_READ, "6x2 lead labels not read: standard order assumed "
                        "(I-aVF left, V1-V6 right)")
-#: A 6x2 page whose labels tell nothing (none read on a noisy scan) is also read in the known
-#: printers' orders; such an order wins only where it explains the limb leads better than the
-#: standard one by this much, to under ``UNREAD_ORDER_FIT`` (residuals on eik val scans: the
-#: right order simultaneous 0.006-0.6, the wrong 1.2-1.5; the cap gives up the worse-read right
-#: orders for safety), checked on as many samples as the standard reading.
-SIX_BY_TWO_UNREAD_MARGIN = 0.5
-UNREAD_ORDER_FIT = 0.3
 LABELS_NOT_READ_KNOWN = Note(Code.LABELS_NOT_READ_KNOWN,
                              "6x2 lead labels not read: a known printer's order (V1|V4, I|aVR, "
                              "...) chosen by the limb leads' relations")
@@ -256,28 +241,11 @@ STANDARD, LABELS, LABELS_KNOWN, UNREAD_ORDER = (
     "not read")
 
 
-#: Another layout whose rows' reading explains the limb leads within this much of the chosen
-#: one's residual makes the layout a doubt (val: see benchmarks/quality_calibration.txt).
-LAYOUT_MARGIN = 0.05
-LAYOUT_CLEAR = 0.1
-UNCHECKED_FIT = 0.6  # the 'residual' of a reading whose limb leads cannot be checked
 LAYOUT_AMBIGUOUS = "layout ambiguous"
 GAIN_ASSUMED = Note(Code.GAIN_ASSUMED, "no calibration pulse found: gain 10 mm/mV assumed")
 #: No pulse, but the page's printed text states the gain (read by OCR where available).
 GAIN_PRINTED = "no calibration pulse found: gain read from the printed text"
 DARK_GRID = Note(Code.DARK_GRID, "grid lines as dark as the trace: removed to find the rows")
-#: A page whose ink mask covers more than this share is noisy: its grid is filtered out
-#: first (ecg-image-kit val scans: 0.064-0.45; its clean and b/w pages at most 0.029, our
-#: rendered clean and scan pages at most 0.054).
-NOISY_INK = 0.06
-#: Window ends where the model's confidence stays under this are "not drawn" (NaN).
-TRIM_CONF = 0.3
-#: Uncertainty (px) of a row's start: timed by a calibration pulse's stroke, or by the pen
-#: caps of a row without one (p75 of the errors on rendered validation pages, digitize/page/).
-START_SIGMA_PX = {"pulse": 0.3, "caps": 0.7}
-#: Above this timing uncertainty no lead is marked ok: at 100 Hz 4 ms is 0.4 of a sample,
-#: which alone can cost 10 dB.
-TIMING_WARN_MS = 4.0
 
 
 def gain_from_pulses(geom: PageGeometry, gain_opt: str) -> tuple[float, list[Note]]:
@@ -350,25 +318,17 @@ def row_gains(geom: PageGeometry, page_gain: float, gain_opt: str,
             for g in snapped]
 
 
-RHYTHM_MIN_R2 = 0.8
-RHYTHM_MARGIN = 0.05
-#: A rhythm strip's printed label names it unless its panel explains this much less of the
-#: strip's variance than the best-matching panel (a label misread: a bar of "II" lost).
-PRINTED_MARGIN = 0.3
-RHYTHM_LAG_S = 0.02
-
-
 def _identify_rhythm(sig_panels: np.ndarray, rhythm_sigs: list[np.ndarray], fs: float,
                      groups: list[tuple[str, ...] | None] | None = None,
                      printed: list[str | None] | None = None) -> tuple[str, ...]:
     """Lead of each rhythm strip: the 3x4 panel it matches best over that panel's window
-    (R² of the panel as the strip, offsets removed, best within ±RHYTHM_LAG_S: shape and
+    (R² of the panel as the strip, offsets removed, best within ±LAYOUT.rhythm_lag_s: shape and
     amplitude, so leads of alike shape — aVR and V1 both negative — are told apart by their
     size, and a few ms of timing error between rows do not decide). The standard lead of the
     row stays unless another panel explains ≥ 80 % of the strip's variance and clearly more
     than the standard one does. ``groups``: per strip, the leads it can be (a split-gain page
     says by its pulse's height whether a strip is a limb or a chest lead), or None."""
-    lag = int(round(RHYTHM_LAG_S * fs))
+    lag = int(round(LAYOUT.rhythm_lag_s * fs))
     names = []
     for j, r in enumerate(rhythm_sigs):
         scores = {}
@@ -394,21 +354,15 @@ def _identify_rhythm(sig_panels: np.ndarray, rhythm_sigs: list[np.ndarray], fs: 
         if default not in group:  # the group's best, however poor
             default = max(scores, key=scores.get, default=group[0])
         best = max(scores, key=scores.get, default=default)
-        if scores.get(best, 0.0) < RHYTHM_MIN_R2 or (
-                scores[best] < scores.get(default, -np.inf) + RHYTHM_MARGIN):
+        if scores.get(best, 0.0) < LAYOUT.rhythm_min_r2 or (
+                scores[best] < scores.get(default, -np.inf) + LAYOUT.rhythm_margin):
             best = default
         label = printed[j] if printed else None
         if label in group and (label not in scores or scores[label] >= scores.get(
-                best, -np.inf) - PRINTED_MARGIN or scores[best] < RHYTHM_MIN_R2):
+                best, -np.inf) - LAYOUT.printed_margin or scores[best] < LAYOUT.rhythm_min_r2):
             best = label  # the printed label, unless the panels clearly contradict it
         names.append(best)
     return tuple(names)
-
-
-#: A flattened photo's vertical grid pitch that differs from its horizontal one by more than
-#: this share is corrected (foreshortening leaves letter and A4 sheets — 9 % apart in shape —
-#: hard to tell by their outline; the grid is square).
-MAX_ASPECT_ERROR = 0.003
 
 
 def retime(results, shifts_s: list[float], fs: float):
@@ -433,11 +387,11 @@ def window_start(w: LeadWindow) -> tuple[float, float]:
 
 def paper_fill(grey: np.ndarray, m: np.ndarray, k: float) -> None:
     """Paint each shape of ``m`` with the paper's brightness around it (in place): the 90th
-    percentile of the grey within PAPER_AROUND_MM. (One value for the whole page left a dark
+    percentile of the grey within READ.paper_around_mm. (One value for the whole page left a dark
     silhouette of a label on a shaded scan, eik val scan 00074; inpainting from the edges
     drew the trace on into the separator bars it crosses, eik val clean 00098.)"""
     n, lab, st, _ = cv2.connectedComponentsWithStats(m, connectivity=8)
-    d = max(2, int(round(PAPER_AROUND_MM * k)))
+    d = max(2, int(round(READ.paper_around_mm * k)))
     h, w = grey.shape
     for j in range(1, n):
         x, y, bw, bh = (int(v) for v in st[j, :4])
@@ -446,10 +400,6 @@ def paper_fill(grey: np.ndarray, m: np.ndarray, k: float) -> None:
         around = box[m[ya:yb, xa:xb] == 0]
         if around.size:
             box[inside] = int(np.percentile(around, 90))
-
-
-#: How far around a label or separator the paper's brightness is taken from (mm).
-PAPER_AROUND_MM = 1.5
 
 
 def six_by_two_readings(geom: PageGeometry, results, fs: float, n: int):
@@ -473,10 +423,10 @@ def six_by_two_readings(geom: PageGeometry, results, fs: float, n: int):
     agreeing = [(source, list(names)) for source, names in
                 [orders[0]] + [(LABELS_KNOWN, k) for k in KNOWN_6X2_ORDERS]
                 if all(x is None or x == y for x, y in zip(sure, names))]
-    if len(panels) == 12 and len(missing) <= LABELS_MAY_MISS and agreeing:
+    if len(panels) == 12 and len(missing) <= LAYOUT.labels_may_miss and agreeing:
         orders = [(source if missing or source == STANDARD else LABELS, names)
                   for source, names in agreeing]
-    elif len(panels) == 12 and len(missing) <= LABELS_MAY_MISS:
+    elif len(panels) == 12 and len(missing) <= LAYOUT.labels_may_miss:
         # the leads not read, in every order: the limb leads' relations choose
         rest_leads = [lead for lead in LEADS if lead not in sure]
         for perm in itertools.permutations(rest_leads):
@@ -496,7 +446,7 @@ def six_by_two_readings(geom: PageGeometry, results, fs: float, n: int):
                 orders.append((LABELS_KNOWN, list(order)))
             elif list(order) != orders[0][1] and agreement(order) >= base:
                 # no label tells (none read, or as many for either): the limb leads' relations
-                # decide, by a clear margin (``SIX_BY_TWO_UNREAD_MARGIN``)
+                # decide, by a clear margin (``LAYOUT.unread_margin``)
                 orders.append((UNREAD_ORDER, list(order)))
     out = []
     for source, leads in orders:
@@ -511,12 +461,12 @@ def six_by_two_readings(geom: PageGeometry, results, fs: float, n: int):
 def vertical_stretch(geom: PageGeometry) -> float | None:
     """Factor for a flattened photo's vertical axis that makes its 1-mm grid square (a wrong
     sheet shape scales every amplitude); None where the pitch is already square to
-    MAX_ASPECT_ERROR or the horizontal lines do not clearly repeat."""
+    READ.max_aspect_error or the horizontal lines do not clearly repeat."""
     if geom.grey is None:
         return None
     k = geom.px_per_mm
     py, ratio = refine_pitch(255.0 - geom.grey.mean(axis=1), k, span=0.12)
-    if ratio < GRID_RATIO or abs(py / k - 1) <= MAX_ASPECT_ERROR:
+    if ratio < FRAME.grid_ratio or abs(py / k - 1) <= READ.max_aspect_error:
         return None
     return float(k / py)
 
@@ -559,7 +509,7 @@ def convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
             over = d == 180 and one_row(first) and strip_turned_over(alt, first, opts.fs)
             if (over or turn_credible(alt) or (on_side and d != 180 and one_row(alt))) and \
                     orientation_score(alt) > max(orientation_score(best), orientation_score(
-                        first) + (0.0 if over else SIDEWAYS_MARGIN)):
+                        first) + (0.0 if over else ORIENT.sideways_margin)):
                 best, deg = alt, d
     elif upside_down_suspect(best):
         d = (deg + 180) % 360
@@ -701,7 +651,7 @@ def _plain_geometry(bgr: np.ndarray, opts: Options, fits) -> PageGeometry:
         geom = _better(None, opened, gridded)
         if geom is None:
             raise exc
-    noisy = geom.mask is not None and float(geom.mask.mean()) > NOISY_INK
+    noisy = geom.mask is not None and float(geom.mask.mean()) > READ.noisy_ink
     if fits(geom) and not has(geom.warnings, Code.DARK_GRID) and \
             not all(r.pulse != "none" for r in geom.rows) and geom.thin_grid:
         # ... or add rows of its own (a 6x1 page read as 12 rows; rows that each show a
@@ -866,11 +816,11 @@ def _six_by_two(page: _Page, results):
         if cand[2].order == UNREAD_ORDER and best6[2].order != UNREAD_ORDER:
             # by a clear margin, well explained, and checked on as many samples (own
             # val 00873, a 6x1 page, read so at 0.20 on a quarter of the samples)
-            if cand[0] < min(best6[0] - SIX_BY_TWO_UNREAD_MARGIN, UNREAD_ORDER_FIT) \
+            if cand[0] < min(best6[0] - LAYOUT.unread_margin, LAYOUT.unread_order_fit) \
                     and cand[1] <= best6[1]:
                 best6 = cand
-        elif cand[0] < best6[0] - SIX_BY_TWO_MARGIN or (
-                cand[0] < best6[0] + SIX_BY_TWO_MARGIN and cand[1] < best6[1]):
+        elif cand[0] < best6[0] - LAYOUT.six_by_two_margin or (
+                cand[0] < best6[0] + LAYOUT.six_by_two_margin and cand[1] < best6[1]):
             best6 = cand
     notes = [Note(Code.SIX_BY_TWO_READING, f"6x2 read as: {best6[2].name}")]
     if best6[2].order == UNREAD_ORDER:
@@ -887,7 +837,7 @@ def hypotheses(page: _Page, layout: str):
     geom, opts, n, gains = page.geom, page.opts, page.n, page.gains
     wins = windows_for(geom, layout, opts, list(gains.rows), page.grid_maps)
     sig, results = reconstruct(model_input(page, wins, layout), wins, page.engine, opts.fs, n,
-                               opts.batch_size, trim_conf=TRIM_CONF)
+                               opts.batch_size, trim_conf=READ.trim_conf)
     rhythm_read, notes = None, ()  # the rhythm strips' printed labels, where already read
     if layout.startswith("6x2"):  # printers differ in lead order and column timing
         results, notes, rhythm_read = _six_by_two(page, results)
@@ -951,7 +901,7 @@ def select_layout(page: _Page, candidates: tuple[str, ...]) -> LayoutChoice:
         for hyp in found:
             res, checked = _rel_residual(hyp.sig, EINTHOVEN)
             # a hypothesis that cannot be checked (6x1 chest) wins only when all others are poor
-            score = res if np.isfinite(res) else UNCHECKED_FIT
+            score = res if np.isfinite(res) else LAYOUT.unchecked_fit
             per_layout[layout] = min(per_layout.get(layout, np.inf), score)
             if best is None or score < best[0] - 1e-9 or (abs(score - best[0]) < 0.02
                                                          and checked > best[3]):
@@ -961,8 +911,8 @@ def select_layout(page: _Page, candidates: tuple[str, ...]) -> LayoutChoice:
     layout_fit = dict(layout=layout, residual=round(float(fit), 4),
                       others={k: round(float(v), 4) for k, v in rivals.items()})
     notes = []
-    close = [k for k, v in rivals.items() if v < fit + LAYOUT_MARGIN]
-    if close and fit > LAYOUT_CLEAR:
+    close = [k for k, v in rivals.items() if v < fit + LAYOUT.margin]
+    if close and fit > LAYOUT.clear:
         # rows that fit more than one layout about as well, none clearly: a doubt, not a
         # silent pick (where readings explain the limb leads all but exactly — a 6x1 limb page
         # read as 6x2 names the same ink — the fit cannot tell and is no doubt)
@@ -996,8 +946,8 @@ def page_quality(page: _Page, bgr: np.ndarray, sig: np.ndarray, results, choice:
         doubts.append("photographed page: paper outline not found, perspective not corrected")
     timed = "pulse" if sum(r.pulse != "none" for r in geom.rows) >= len(geom.rows) / 2 \
         else "caps"
-    timing_ms = START_SIGMA_PX[timed] / geom.px_per_mm / opts.speed * 1000
-    if timing_ms > TIMING_WARN_MS:
+    timing_ms = READ.start_sigma_px[timed] / geom.px_per_mm / opts.speed * 1000
+    if timing_ms > READ.timing_warn_ms:
         doubts.append(f"timing uncertain: ±{timing_ms:.1f} ms (start from the "
                       f"{'calibration pulse' if timed == 'pulse' else 'trace ends'} at "
                       f"{geom.px_per_mm:.2f} px/mm)")
@@ -1019,7 +969,6 @@ def page_quality(page: _Page, bgr: np.ndarray, sig: np.ndarray, results, choice:
     calibrate(quality, [w.code for w in warnings], geom.px_per_mm, geom.scale_source,
               len(geom.rows), quality["evidence"]["pulses"])
     return quality
-
 
 
 _POOL = None

@@ -198,8 +198,8 @@ def make(i: int) -> tuple[str, np.ndarray]:
 
 
 def receipt(rng, dpi):
-    """A till receipt or label: a text strip over ``orientation.TALL`` times taller than wide,
-    the shape of an ECG strip lying on its side (not in KINDS: the benchmark's corpus stays
+    """A till receipt or label: a text strip over ``orientation.ORIENT.tall`` times taller than
+    wide, the shape of an ECG strip lying on its side (not in KINDS: the benchmark's corpus stays
     as it was)."""
     k = dpi / 25.4
     w, h = rng.uniform(55, 80), rng.uniform(240, 320)

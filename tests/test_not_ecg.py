@@ -82,7 +82,7 @@ def test_ecg_pages_are_not_taken_for_not_ecg(tmp_path):
 def test_a_pattern_that_repeats_one_way_is_no_grid():
     """Lines of text repeat down the page only; ECG paper's grid repeats both ways at one
     period. Oracle: the generator's own kinds (text pages, the bundled ECG pages)."""
-    from digitize.evidence import GRID_CROSSED, failure_evidence
+    from digitize.evidence import EVIDENCE, failure_evidence
     for seed in range(42):
         kind, img = non_ecg.make(seed)
         if kind == "text":
@@ -90,25 +90,25 @@ def test_a_pattern_that_repeats_one_way_is_no_grid():
             assert not ev["ecg"], (seed, ev)
     for page in sorted(PAGES.glob("*.png")):
         ev = failure_evidence(cv2.imread(str(page)), 0, 9)
-        assert ev["grid_crossed"] >= GRID_CROSSED and ev["ecg"], (page.name, ev)
+        assert ev["grid_crossed"] >= EVIDENCE.grid_crossed and ev["ecg"], (page.name, ev)
 
 
 def test_a_table_with_even_cells_is_no_trace():
     """A table whose rows and columns share a period's harmonics looks like a grid to the
     spectrum; its entries are short words, where an ECG row is one long stroke. Oracle: the
     generator's own kinds (its tables, forms and text pages; the bundled ECG pages)."""
-    from digitize.evidence import TRACE_EXTENT, failure_evidence
+    from digitize.evidence import EVIDENCE, failure_evidence
     seen = 0
     for seed in range(42):
         kind, img = non_ecg.make(seed)
         if kind in ("table", "form", "text"):
             ev = failure_evidence(img, 0, 9)
-            assert ev["trace_extent"] < TRACE_EXTENT and not ev["ecg"], (seed, kind, ev)
+            assert ev["trace_extent"] < EVIDENCE.trace_extent and not ev["ecg"], (seed, kind, ev)
             seen += kind == "table" and ev["grid_crossed"] >= 2.5  # a grid-like table
     assert seen, "no table with a crossed pattern among the seeds: the test shows nothing"
     for page in sorted(PAGES.glob("*.png")):
         ev = failure_evidence(cv2.imread(str(page)), 0, 9)
-        assert ev["trace_extent"] >= TRACE_EXTENT and ev["ecg"], (page.name, ev)
+        assert ev["trace_extent"] >= EVIDENCE.trace_extent and ev["ecg"], (page.name, ev)
 
 
 def test_the_grid_cue_is_read_on_the_page_as_read():
@@ -139,7 +139,7 @@ def test_rows_of_trace_in_the_ink_are_ecg_evidence():
     here, five rows of them; the generator's own non-ECG kinds."""
     import numpy as np
 
-    from digitize.evidence import TRACE_ROWS, _ink_mask, stacked_traces
+    from digitize.evidence import EVIDENCE, _ink_mask, stacked_traces
     rng = np.random.default_rng(3)
     img = np.full((700, 1000, 3), 245, np.uint8)
     x = np.arange(80, 920)
@@ -150,4 +150,4 @@ def test_rows_of_trace_in_the_ink_are_ecg_evidence():
     assert stacked_traces(_ink_mask(img)) == 5
     for seed in range(42):
         kind, other = non_ecg.make(seed)
-        assert stacked_traces(_ink_mask(other)) < TRACE_ROWS, (seed, kind)
+        assert stacked_traces(_ink_mask(other)) < EVIDENCE.trace_rows, (seed, kind)

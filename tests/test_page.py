@@ -53,13 +53,13 @@ def test_photographed_page_is_flattened():
     expect = np.float32([[0, 0], [pw - 1, 0], [pw - 1, ph - 1], [0, ph - 1]])
     assert np.abs(corners - expect).max() < 0.01 * pw
     assert page_homography(img) is None  # a scan: paper to the edges
-    # a softer photo: the sheet's edges to a pixel or two, cut OUTLINE_INSET inside them
-    from digitize.page import OUTLINE_INSET
+    # a softer photo: the sheet's edges to a pixel or two, cut SHEET.outline_inset inside them
+    from digitize.page import SHEET
     soft = cv2.GaussianBlur(photo, (0, 0), 1.0)
     hom, (pw, ph) = page_homography(soft)
     corners = cv2.perspectiveTransform((dst - 0.5).reshape(-1, 1, 2), hom).reshape(-1, 2)
     expect = np.float32([[0, 0], [pw - 1, 0], [pw - 1, ph - 1], [0, ph - 1]])
-    inset = OUTLINE_INSET * max(soft.shape[:2])
+    inset = SHEET.outline_inset * max(soft.shape[:2])
     assert np.abs(np.abs(corners - expect) - inset).max() < 1.5
 
 
@@ -364,7 +364,7 @@ def _photo_of(page: np.ndarray, dst: np.ndarray, size: tuple[int, int], shade=No
 def test_sheet_outline_past_a_dim_band_and_the_frame(case):
     """The sheet's sides are its sharp edges, not where a global brightness threshold cuts a
     dimly lit band off, and a side that leaves the image is still fitted along what shows."""
-    from digitize.page import OUTLINE_INSET
+    from digitize.page import SHEET
     img = cv2.imread(str(PAGE.with_suffix(".png")))
     h, w = img.shape[:2]
     if case == "dim top":
@@ -389,7 +389,7 @@ def test_sheet_outline_past_a_dim_band_and_the_frame(case):
     hom, (pw, ph) = found
     corners = cv2.perspectiveTransform((dst - 0.5).reshape(-1, 1, 2), hom).reshape(-1, 2)
     expect = np.float32([[0, 0], [pw - 1, 0], [pw - 1, ph - 1], [0, ph - 1]])
-    inset = OUTLINE_INSET * max(photo.shape[:2])
+    inset = SHEET.outline_inset * max(photo.shape[:2])
     assert np.abs(np.abs(corners - expect) - inset).max() < 2.0
 
 
@@ -732,7 +732,8 @@ def test_limb_relations_tell_a_6x2_pages_column_timing():
     shares its time, but the rhythm strip does (II = (aVF - aVR) / 1.5). Oracle: leads derived
     from I and II by Goldberger's definitions, an irregular signal."""
     from digitize.leads import LEADS
-    from digitize.pipeline import LIMB_RELATIONS, SIX_BY_TWO_MARGIN, _rel_residual
+    from digitize.page import LAYOUT
+    from digitize.pipeline import LIMB_RELATIONS, _rel_residual
     rng = np.random.default_rng(3)
     n, half = 5000, 2500
     lead_i = np.cumsum(rng.normal(size=n)) * 0.01
@@ -753,4 +754,4 @@ def test_limb_relations_tell_a_6x2_pages_column_timing():
     simultaneous, _ = _rel_residual(reading(0), LIMB_RELATIONS)
     shifted, _ = _rel_residual(reading(half), LIMB_RELATIONS)
     assert simultaneous < 0.02  # (each lead's median offset is removed first)
-    assert shifted > simultaneous + SIX_BY_TWO_MARGIN, shifted
+    assert shifted > simultaneous + LAYOUT.six_by_two_margin, shifted

@@ -16,7 +16,7 @@ from digitize.engine import Engine, default_model_path
 from digitize.leads import LEADS
 from digitize.metrics import resample_to, score_record
 from digitize.layouts import ROW_WIDTH_MM
-from digitize.page import LAST_SAMPLE_MM, PULSE_BIAS_PX, PULSE_TO_TRACE_MM, Row, analyse
+from digitize.page import TIMING, Row, analyse
 from digitize.page.calibration import _snap, _time_origin
 from digitize.pipeline import LABELS_NOT_READ, Options, convert_page, retime
 from digitize.reconstruct import LeadResult, LeadWindow
@@ -189,15 +189,15 @@ def _rows(strokes, resumes, cap_ends):
 def test_time_origin_weighs_the_page_evidence():
     k = 8.0
     nan = float("nan")
-    full = (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k
+    full = (ROW_WIDTH_MM - TIMING.last_sample_mm) * k
     # flush: no gap, the rows' ends 250 mm on say the trace starts at the stroke
     rows = _rows([100.0] * 3, [nan] * 3, [100.0 + 0.3 + full] * 3)
     assert not _time_origin(rows, k)
-    assert all(abs(r.x_start - (100 + PULSE_BIAS_PX["left"])) < 1e-9 for r in rows)
+    assert all(abs(r.x_start - (100 + TIMING.pulse_bias_px["left"])) < 1e-9 for r in rows)
     # a 2-mm gap seen in most rows: that convention, whatever one row's noisy edge says
     rows = _rows([100.0] * 3, [100 + 2.1 * k, 100 + 1.9 * k, nan], [nan] * 3)
     _time_origin(rows, k)
-    assert all(abs(r.x_start - (100 + 2.0 * k + PULSE_BIAS_PX["left"])) < 1e-9 for r in rows)
+    assert all(abs(r.x_start - (100 + 2.0 * k + TIMING.pulse_bias_px["left"])) < 1e-9 for r in rows)
     # an offset no known printer uses is taken as measured
     rows = _rows([100.0] * 2, [100 + 3.4 * k] * 2, [nan] * 2)
     _time_origin(rows, k)
@@ -206,28 +206,28 @@ def test_time_origin_weighs_the_page_evidence():
     # stroke (flush), and the page is told
     rows = _rows([100.0] * 2, [nan] * 2, [nan] * 2)
     assert _time_origin(rows, k)
-    assert all(abs(r.x_start - (100 + PULSE_TO_TRACE_MM["left"][0] * k
-                                + PULSE_BIAS_PX["left"])) < 1e-9 for r in rows)
+    assert all(abs(r.x_start - (100 + TIMING.pulse_to_trace_mm["left"][0] * k
+                                + TIMING.pulse_bias_px["left"])) < 1e-9 for r in rows)
     # ... while the rows still measure the scale (no grid): the foot-and-gap convention
     rows = _rows([100.0] * 2, [nan] * 2, [100.0 + full] * 2)
     assert _time_origin(rows, k, scale_known=False)
-    assert all(abs(r.x_start - (100 + PULSE_TO_TRACE_MM["left"][-1] * k
-                                + PULSE_BIAS_PX["left"])) < 1e-9 for r in rows)
+    assert all(abs(r.x_start - (100 + TIMING.pulse_to_trace_mm["left"][-1] * k
+                                + TIMING.pulse_bias_px["left"])) < 1e-9 for r in rows)
     assert _snap(0.7 * k, k, "left") == 0.7 * k  # 0.7 mm: neither flush nor 2 mm
     # rows' ends that disagree (eik val scan 00092: two rows ran on into noise, two ended
     # 2.5 mm apart) measure nothing: their median had put the trace 2 mm late
     rows = _rows([100.0] * 4, [nan] * 4, [100.0 + full + d * k for d in (0.35, 2.8, 13.8, 13.4)])
     assert _time_origin(rows, k)
-    assert all(abs(r.x_start - (100 + PULSE_BIAS_PX["left"])) < 1e-9 for r in rows)
+    assert all(abs(r.x_start - (100 + TIMING.pulse_bias_px["left"])) < 1e-9 for r in rows)
     # ... while ends that agree in most rows do, whatever one misread row says (real scan
     # HB(105): the rhythm row's pulse edge 2 mm off)
     rows = _rows([100.0] * 4, [nan] * 4, [100.0 + full + d * k for d in (1.96, 1.94, 1.95, 3.86)])
     assert not _time_origin(rows, k)
-    assert all(abs(r.x_start - (100 + 2.0 * k + PULSE_BIAS_PX["left"])) < 1e-9 for r in rows)
+    assert all(abs(r.x_start - (100 + 2.0 * k + TIMING.pulse_bias_px["left"])) < 1e-9 for r in rows)
     # ... and so do ends that agree in half the rows
     rows = _rows([100.0] * 4, [nan] * 4, [100.0 + full + d * k for d in (1.9, 2.1, 13.8, nan)])
     assert not _time_origin(rows, k)
-    assert all(abs(r.x_start - (100 + 2.0 * k + PULSE_BIAS_PX["left"])) < 1e-9 for r in rows)
+    assert all(abs(r.x_start - (100 + 2.0 * k + TIMING.pulse_bias_px["left"])) < 1e-9 for r in rows)
 
 
 def test_retime_moves_a_window_and_its_samples():

@@ -21,21 +21,23 @@ Everything here works on the image alone (numpy/OpenCV); the model is not involv
    At 100 Hz a 0.1-mm error in where a panel starts is a third of a sample, so ends are found
    to a fraction of a pixel from pen-edge profiles.
 
-``analyse`` (``analyse``) runs them in order and returns the page's ``PageGeometry``.
+``analyse`` (``analyse``) runs them in order and returns the page's ``PageGeometry``. Their
+thresholds are grouped by stage in ``params`` (``SHEET``, ``INK``, ``FRAME``, ``SCALE``,
+``PULSE``, ``TIMING``).
 """
 from digitize.page.analyse import analyse
-from digitize.page.calibration import (LAST_SAMPLE_MM, PULSE_BIAS_PX, PULSE_TO_TRACE_MM,
-                                       find_pulse, snap_gain)
-from digitize.page.core import (DEGRIDDED, GRID_NOT_MEASURED, MIN_PX_PER_MM, TIME_ORIGIN_ASSUMED,
-                                WARN_PX_PER_MM, NoTraceRows, PageError, PageGeometry, Row)
-from digitize.page.frame import GRID_RATIO, GRID_RATIO_NEAR_ROWS, estimate_skew, size_scale
+from digitize.page.calibration import find_pulse, snap_gain
+from digitize.page.core import (DEGRIDDED, GRID_NOT_MEASURED, TIME_ORIGIN_ASSUMED, NoTraceRows,
+                                PageError, PageGeometry, Row)
+from digitize.page.frame import estimate_skew, size_scale
 from digitize.page.ink import degridded, drop_grid_lines, ink_mask, open_lines, pen_opening
+from digitize.page.params import FRAME, INK, LAYOUT, PULSE, READ, SCALE, SHEET, TIMING
 from digitize.page.rows import baseline, block_max, find_rows, trace_width
-from digitize.page.sheet import OUTLINE_INSET, outline_inset, page_homography, paper_region
+from digitize.page.sheet import outline_inset, page_homography, paper_region
 
-__all__ = ["analyse", "LAST_SAMPLE_MM", "PULSE_BIAS_PX", "PULSE_TO_TRACE_MM", "find_pulse",
-           "snap_gain", "DEGRIDDED", "GRID_NOT_MEASURED", "MIN_PX_PER_MM", "TIME_ORIGIN_ASSUMED",
-           "WARN_PX_PER_MM", "NoTraceRows", "PageError", "PageGeometry", "Row", "GRID_RATIO",
-           "GRID_RATIO_NEAR_ROWS", "estimate_skew", "size_scale", "block_max", "degridded",
-           "drop_grid_lines", "ink_mask", "open_lines", "pen_opening", "baseline", "find_rows",
-           "trace_width", "OUTLINE_INSET", "outline_inset", "page_homography", "paper_region"]
+__all__ = ["analyse", "find_pulse", "snap_gain", "DEGRIDDED", "GRID_NOT_MEASURED",
+           "TIME_ORIGIN_ASSUMED", "NoTraceRows", "PageError", "PageGeometry", "Row",
+           "estimate_skew", "size_scale", "block_max", "degridded", "drop_grid_lines",
+           "ink_mask", "open_lines", "pen_opening", "baseline", "find_rows", "trace_width",
+           "outline_inset", "page_homography", "paper_region",
+           "FRAME", "INK", "LAYOUT", "PULSE", "READ", "SCALE", "SHEET", "TIMING"]

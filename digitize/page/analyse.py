@@ -11,11 +11,11 @@ from digitize.geometry import grid_pitch, refine_pitch
 from digitize.layouts import ROW_WIDTH_MM
 from digitize.notes import Code, Note
 from digitize.page.calibration import _consensus, _ends, _time_origin
-from digitize.page.core import (DEGRIDDED, GRID_NOT_MEASURED, MIN_PX_PER_MM, NoTraceRows,
-                                PageError, PageGeometry, TIME_ORIGIN_ASSUMED, WARN_PX_PER_MM)
-from digitize.page.frame import (_deskew_matrix, estimate_skew, GRID_RATIO, GRID_RATIO_NEAR_ROWS,
-                                 size_scale, WEAK_GRID_ROWS_AGREE)
+from digitize.page.core import (DEGRIDDED, GRID_NOT_MEASURED, NoTraceRows, PageError,
+                                PageGeometry, TIME_ORIGIN_ASSUMED)
+from digitize.page.frame import _deskew_matrix, estimate_skew, size_scale
 from digitize.page.ink import degridded, drop_grid_lines, ink_mask
+from digitize.page.params import FRAME, SCALE
 from digitize.page.rows import find_rows
 from digitize.page.sheet import _on_paper, paper_region
 
@@ -36,7 +36,7 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
     if degrid:  # the grid's pitch from the page as it is, the rows from it made clean
         grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
         k = px_per_mm_hint or grid_pitch(grey).px_per_mm
-        if not np.isfinite(k) or k < MIN_PX_PER_MM:
+        if not np.isfinite(k) or k < SCALE.min_px_per_mm:
             raise PageError("no grid to filter out")
         clean = degridded(bgr, k)
         g = analyse(clean, k, flattened=flattened, border=border, close_gaps=True)
@@ -51,7 +51,7 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
                 up = grey if abs(g.skew_deg) <= 0.02 else cv2.warpAffine(
                     grey, g.deskew[:2], g.size, flags=cv2.INTER_LINEAR, borderValue=255)
                 k2, ratio = refine_pitch(255.0 - up.mean(axis=0), k_rows, span=0.06)
-                source = "grid" if ratio >= GRID_RATIO_NEAR_ROWS else "rows"
+                source = "grid" if ratio >= FRAME.grid_ratio_near_rows else "rows"
                 if source == "rows":
                     k2 = k_rows
                 g = analyse(clean, k2, flattened=flattened, border=border, close_gaps=True)
@@ -63,7 +63,7 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
                 up = grey if abs(g.skew_deg) <= 0.02 else cv2.warpAffine(
                     grey, g.deskew[:2], g.size, flags=cv2.INTER_LINEAR, borderValue=255)
                 k3, ratio = refine_pitch(255.0 - up.mean(axis=0), g.px_per_mm, span=0.03)
-                if ratio >= GRID_RATIO and abs(k3 / g.px_per_mm - 1) > 5e-4:
+                if ratio >= FRAME.grid_ratio and abs(k3 / g.px_per_mm - 1) > 5e-4:
                     g = analyse(clean, k3, flattened=flattened, border=border, close_gaps=True)
                     g = replace(g, scale_source="grid")
         if abs(g.skew_deg) > 0.02:  # the page as it is (not degridded), deskewed
@@ -137,13 +137,13 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
     near_grid = refine_pitch(profile, grid, span=0.03) if np.isfinite(grid) else (grid, 0.0)
     if px_per_mm_hint:
         k, source = px_per_mm_hint, "given"
-    elif near_rows[1] >= GRID_RATIO_NEAR_ROWS and not edge_to_edge and (
-            near_rows[1] >= GRID_RATIO or not rows_sure
-            or abs(near_rows[0] / k_rows - 1) < WEAK_GRID_ROWS_AGREE):
+    elif near_rows[1] >= FRAME.grid_ratio_near_rows and not edge_to_edge and (
+            near_rows[1] >= FRAME.grid_ratio or not rows_sure
+            or abs(near_rows[0] / k_rows - 1) < FRAME.weak_grid_rows_agree):
         # a weak periodicity (a faint grid, or none: text, separators) counts only where it
         # does not contradict rows whose ends agree
         k, source = near_rows[0], "grid"
-    elif near_grid[1] >= GRID_RATIO and not rows_sure:
+    elif near_grid[1] >= FRAME.grid_ratio and not rows_sure:
         k, source = near_grid[0], "grid"
     else:
         k, source = k_rows, "rows"
@@ -163,9 +163,9 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
     if _time_origin(rows, k, scale_known=source != "rows"):
         warnings.append(TIME_ORIGIN_ASSUMED)
     _consensus(rows, k)
-    if k < MIN_PX_PER_MM:
-        raise PageError(f"resolution too low ({k:.2f} px/mm < {MIN_PX_PER_MM})")
-    if k < WARN_PX_PER_MM:
+    if k < SCALE.min_px_per_mm:
+        raise PageError(f"resolution too low ({k:.2f} px/mm < {SCALE.min_px_per_mm})")
+    if k < SCALE.warn_px_per_mm:
         warnings.append(Note(Code.LOW_RESOLUTION, f"low resolution ({k:.2f} px/mm)"))
     return PageGeometry(px_per_mm=float(k), scale_source=source, skew_deg=skew, rows=rows,
                         deskew=deskew, size=size, grid_px_per_mm=float(grid), mask=mask,

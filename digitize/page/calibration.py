@@ -10,37 +10,8 @@ import numpy as np
 from digitize.layouts import GAINS, ROW_WIDTH_MM
 from digitize.page.core import Row
 from digitize.page.ink import _drop_specks, _runs
+from digitize.page.params import PULSE, TIMING
 from digitize.page.rows import trace_width
-
-
-#: Offsets (mm) from a calibration pulse's timing stroke to the trace's first sample (left
-#: pulse) or from the last sample to the stroke (right pulse) that printers are known to use:
-#: flush (ecg-image-kit), or after a foot and a gap (1 + 1 mm left, 0.5 + 1 mm right: our
-#: renderer's, modelled on electrocardiographs that print the pulse apart). A page's own
-#: measurement picks one where it agrees within CONVENTION_SNAP_MM, else is used as measured.
-PULSE_TO_TRACE_MM = {"left": (0.0, 2.0), "right": (0.0, 1.5)}
-CONVENTION_SNAP_MM = 0.6
-#: How far apart (mm) the rows' end readings of the time origin may lie to count as one reading
-#: (the largest such set is used, where it holds half the pulsed rows).
-END_SPREAD_MM = 1.0
-#: Residual bias (px) of the stroke-centre estimators (their ink centroid; mostly OpenCV's
-#: pixel-centre convention), measured on 160 rendered validation-split clean and scan pages:
-#: median |error| 0.05 px after a left pulse, 0.13 px before a right one.
-PULSE_BIAS_PX = {"left": 0.49, "right": 0.58}
-#: A full row's last sample lies 1/fs before its 10 s: 0.25 mm at 100 Hz, 0.05 mm at 500 Hz
-#: (25 mm/s). The source's rate is unknown, so the middle is taken (error at most 4 ms).
-LAST_SAMPLE_MM = 0.15
-#: How far above the trace's baseline a calibration pulse's vertical stroke may end: some
-#: printers draw the pulse from its own zero while the trace's first sample lies off it
-#: (ecg-image-kit pages: up to ~1.5 mm).
-FOOT_OFF_MM = 3.0
-#: A pulse's timing stroke is placed by its inner edge where its ink centroid lies this far
-#: (px) beyond that edge's estimate (``_clear_of_trace``).
-STROKE_PULL_PX = 0.5
-#: A gap between pulse and trace is blank this far (mm) above and below the baseline.
-GAP_CLEAR_MM = 6.0
-#: How far below the trace's baseline a pulse's edge stroke is followed to find its base.
-BASE_BELOW_MM = 4.0
 
 
 def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
@@ -49,23 +20,24 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
     step_mm): ``step_mm`` is the height of a stepped pulse's second half (split gain: limb
     leads at ``height_mm``, chest leads at ``step_mm``), else ``height_mm``.
 
-    Per column the topmost ink above the baseline; a pulse is a run of 2.5–13 mm of columns
-    at a constant height of 2+ mm (or two runs a factor 2 apart), joined to the baseline by a
-    vertical edge at its row-end side (which rules out the pulse of the row above), at most
-    3.5 mm from the row's end.
+    Per column the topmost ink above the baseline; a pulse is a run of columns
+    (``PULSE.width_mm``) at a constant height (``PULSE.flat_mm``, ``PULSE.min_height_mm``;
+    or two runs a factor 2 apart), joined to the baseline by a vertical edge at its row-end
+    side (which rules out the pulse of the row above), at most ``PULSE.end_mm`` from the
+    row's end.
     """
     k = px_per_mm
     h, w = mask.shape
     # the row's ink extent may stop at the pulse's near edge (a tall pulse's top lies outside
-    # the row band): the window reaches 14 mm past it (a 50-mm/s pulse is 12 mm long)
-    span = int(round(28 * k))
+    # the row band): the window reaches past it either way
+    span = int(round(2 * PULSE.reach_mm * k))
     if side == "left":
-        x0 = int(max(0, row.x_left - 14 * k))
+        x0 = int(max(0, row.x_left - PULSE.reach_mm * k))
         x1 = min(w, x0 + span)
     else:
-        x1 = int(min(w, row.x_right + 14 * k))
+        x1 = int(min(w, row.x_right + PULSE.reach_mm * k))
         x0 = max(0, x1 - span)
-    y0 = int(max(0, row.y - 24 * k))
+    y0 = int(max(0, row.y - PULSE.above_mm * k))
     yb = int(round(row.y))
     sub = mask[y0:min(h, yb + 1), x0:x1]
     if sub.size == 0 or sub.shape[0] < 3 * k:
@@ -91,24 +63,25 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
         height = _bridge(raw, gap)
         bridged = np.isfinite(height) & ~np.isfinite(raw)
         flat = np.zeros(len(height), bool)
-        flat[1:] = np.abs(np.diff(height)) <= max(0.35, 1.01 / k)  # 1-px steps: raster
+        flat[1:] = np.abs(np.diff(height)) <= max(PULSE.flat_mm, 1.01 / k)  # 1-px: raster
         # one flat run (2.5 mm high: chest leads at half of 5 mm/mV), or two adjacent ones a
         # factor 2 apart: the stepped pulse of split gain (limb leads at the first height,
         # chest leads at the second)
-        runs = [(max(0, a - 1), b) for a, b in _runs(flat & (height >= 2.0), max_gap=0)]
+        runs = [(max(0, a - 1), b)
+                for a, b in _runs(flat & (height >= PULSE.min_height_mm), max_gap=0)]
         cands = [[ab] for ab in runs]
         runs = [(a, b) for a, b in runs if b - a + 1 >= 1.0 * k]
         for (a1, b1), (a2, b2) in zip(runs, runs[1:]):
             h1, h2 = (float(np.median(height[a:b + 1])) for a, b in ((a1, b1), (a2, b2)))
-            if a2 - b1 <= max(2, 0.5 * k) and max(h1, h2) >= 3.0 \
-                    and abs(abs(np.log(h1 / h2)) - np.log(2)) < 0.2 \
+            if a2 - b1 <= max(2, 0.5 * k) and max(h1, h2) >= PULSE.low_mm \
+                    and abs(abs(np.log(h1 / h2)) - np.log(2)) < PULSE.step_tol \
                     and 0.5 <= (b2 - a2 + 1) / (b1 - a1 + 1) <= 2 \
                     and _step_joined(sub, top, b1, a2, abs(h1 - h2) * k):
                 cands.append([(a1, b1), (a2, b2)])
         for spans in cands:
             a, b = spans[0][0], spans[-1][1]
             width_mm = (b - a + 1) / k
-            if not 2.5 <= width_mm <= 13.0:
+            if not PULSE.width_mm[0] <= width_mm <= PULSE.width_mm[1]:
                 continue
             tops = [int(np.median(top[sa:sb + 1])) for sa, sb in spans]
             t = tops[0] if side == "left" else tops[-1]  # the stroke at the row-end side
@@ -117,10 +90,10 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
                 range(max(0, b - int(0.6 * k)), min(len(height), b + int(1.5 * k) + 1))
             # (a pair of columns: an edge left slanted by a residual tilt steps a pixel).
             # The stroke may stop short of the trace's baseline: a printer can draw the pulse
-            # from its own zero while the trace starts off it (up to FOOT_OFF_MM above)
+            # from its own zero while the trace starts off it (up to PULSE.foot_off_mm above)
             feet = [_stroke_length(sub[t:, c:c + 2].max(axis=1), max(2, int(0.6 * k)))
                     for c in edge]
-            need = max(0.6 * (sub.shape[0] - t), sub.shape[0] - t - FOOT_OFF_MM * k)
+            need = max(0.6 * (sub.shape[0] - t), sub.shape[0] - t - PULSE.foot_off_mm * k)
             reach = [c for c, f in zip(edge, feet) if f >= need]
             if not reach:
                 continue  # no vertical edge down to the baseline: not this row's pulse
@@ -128,11 +101,12 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
             # baseline (a trace that starts or runs off its zero): followed below the window
             # (the longest of the edge's columns, across breaks of up to 1 mm where grid
             # lines were taken out of the mask)
+            below = min(h, yb + int(PULSE.base_below_mm * k))
             base_y = y0 + t + max(_stroke_length(
-                mask[y0 + t:min(h, yb + int(BASE_BELOW_MM * k)), x0 + c:x0 + c + 2].max(axis=1),
+                mask[y0 + t:below, x0 + c:x0 + c + 2].max(axis=1),
                 max(2, int(round(k)))) for c in reach)
             if bridged[a:b + 1].any() and any(
-                    abs(np.log(h / snap_gain(h))) > 0.08 for h in
+                    abs(np.log(h / snap_gain(h))) > PULSE.bridged_gain_tol for h in
                     (float(np.median(height[sa:sb + 1])) for sa, sb in spans)):
                 continue  # pieced together over gaps: only at a standard gain's height
             if best is None or width_mm > best[4] + 0.5 / k:
@@ -151,7 +125,7 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
                 t = tops[-1] if side == "left" else tops[0]
                 near = range(max(0, b - int(0.6 * k)), min(len(height), b + int(1.5 * k) + 1)) \
                     if side == "left" else range(max(0, a - int(1.5 * k)), a + int(0.6 * k) + 1)
-                need = max(0.6 * (sub.shape[0] - t), sub.shape[0] - t - FOOT_OFF_MM * k)
+                need = max(0.6 * (sub.shape[0] - t), sub.shape[0] - t - PULSE.foot_off_mm * k)
                 solid = [c for c in near
                          if _stroke_length(sub[t:, c], max(2, int(0.6 * k))) >= need]
                 if solid and side == "left":
@@ -162,9 +136,10 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
     if best is None:
         return None
     xa, xb, hmm, step, _ = best
-    if side == "left" and (xa - row.x_left > 3.5 * k or row.x_left - xb > 3.5 * k):
+    end = PULSE.end_mm * k
+    if side == "left" and (xa - row.x_left > end or row.x_left - xb > end):
         return None
-    if side == "right" and (row.x_right - xb > 3.5 * k or xa - row.x_right > 3.5 * k):
+    if side == "right" and (row.x_right - xb > end or xa - row.x_right > end):
         return None
     return float(xa), float(xb), hmm, step
 
@@ -253,7 +228,7 @@ def _clear_of_trace(c: float, inner: tuple[float, float] | None,
     that side) is not pulled: it plus half the pen's width, measured between the edges of the
     pulse's other, outer stroke (paper on both sides), places it instead — or, where both its
     edges show at the outer stroke's width (to a pixel: nothing joins it), their midpoint —
-    where the centroid lies more than STROKE_PULL_PX off it that way."""
+    where the centroid lies more than TIMING.stroke_pull_px off it that way."""
     if inner is None or outer is None:
         return c
     pen = outer[1] - outer[0]
@@ -264,7 +239,7 @@ def _clear_of_trace(c: float, inner: tuple[float, float] | None,
     if not np.isfinite(alt):
         return c
     pulled = c - alt if side == "left" else alt - c
-    return alt if pulled > STROKE_PULL_PX else c
+    return alt if pulled > TIMING.stroke_pull_px else c
 
 
 def _crossing(col: np.ndarray, level: float, rising: bool) -> float | None:
@@ -402,19 +377,19 @@ def _ends(mask: np.ndarray, r: Row, k: float, ratio: np.ndarray | None = None,
         elif scale_known and r.x_left >= 3:
             # the trace runs into the pulse's foot: where it ends is not seen, but where it
             # starts is (its left pen cap, on blank paper)
-            r.x_end = r.x_start + (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k
+            r.x_end = r.x_start + (ROW_WIDTH_MM - TIMING.last_sample_mm) * k
         else:
             r.x_end = x_rise
     full = r.x_left >= 1 and abs(r.x_end - r.x_start - ROW_WIDTH_MM * k) < 3 * k
     if scale_known and full and r.pulse == "right":
-        r.x_start = r.x_end - (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k
+        r.x_start = r.x_end - (ROW_WIDTH_MM - TIMING.last_sample_mm) * k
     elif scale_known and full and r.pulse == "none" and cap_end is not None and r.x_left >= 3:
-        r.x_start = (r.x_start + cap_end - (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k) / 2
+        r.x_start = (r.x_start + cap_end - (ROW_WIDTH_MM - TIMING.last_sample_mm) * k) / 2
     elif scale_known and r.pulse == "none" and cap_end is not None and \
             r.x_end - r.x_start > (ROW_WIDTH_MM + 1.0) * k:
         # ink before a full row's first sample that is not a recognised pulse (a pulse of
         # some other shape, a label): the row's end times it
-        r.x_start = cap_end - (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k
+        r.x_start = cap_end - (ROW_WIDTH_MM - TIMING.last_sample_mm) * k
 
 
 def _solid_extent(mask: np.ndarray, r: Row, k: float) -> tuple[float, float] | None:
@@ -439,36 +414,38 @@ def _gap_edge(mask: np.ndarray, r: Row, x_edge: float, half: float, k: float, si
     pulse and trace, as the centre of its pen cap; nan where the ink runs on without a gap
     (the trace then starts or ends at the stroke itself, or after a foot: see _time_origin).
 
-    A gap: up to 4 mm of columns (one at least) without ink within 2.5 mm of the baseline (a
-    label or a neighbour's wave lies further off),
-    starting within 1.5 mm of the stroke (a foot's length), with ink again after it."""
+    A gap (``TIMING.gap_*``): columns (one at least) without ink near the baseline, starting
+    within a foot's length of the stroke, with ink again after it and blank paper above and
+    below."""
     h, w = mask.shape
-    band = mask[max(0, int(r.y - 2.5 * k)):min(h, int(r.y + 2.5 * k) + 1)]
+    bk = TIMING.gap_band_mm * k
+    band = mask[max(0, int(r.y - bk)):min(h, int(r.y + bk) + 1)]
     step = 1 if side == "left" else -1
     x = int(np.floor(x_edge + half + 1)) if side == "left" else int(np.ceil(x_edge - half - 1))
-    reach = int(round(7 * k))
+    reach = int(round(TIMING.gap_reach_mm * k))
     xs = [x + step * i for i in range(reach) if 0 <= x + step * i < w]
     if len(xs) < 3:
         return float("nan")
     ink = band[:, xs].any(axis=0)
     blank = np.flatnonzero(~ink)
-    if not len(blank) or blank[0] > 1.5 * k:  # after at most a foot's length
+    if not len(blank) or blank[0] > TIMING.gap_start_mm * k:  # after at most a foot
         return float("nan")
     after = np.flatnonzero(ink[blank[0]:])
     if not len(after):
         return float("nan")
     gap = int(after[0])
-    if not 1 <= gap <= 4 * k:
+    if not 1 <= gap <= TIMING.gap_max_mm * k:
         return float("nan")
     # blank paper, not a trace passing above or below the band (its first samples off zero)
-    wide = mask[max(0, int(r.y - GAP_CLEAR_MM * k)):min(h, int(r.y + GAP_CLEAR_MM * k) + 1)]
+    ck = TIMING.gap_clear_mm * k
+    wide = mask[max(0, int(r.y - ck)):min(h, int(r.y + ck) + 1)]
     if wide[:, xs[blank[0]:blank[0] + gap]].any():
         return float("nan")
     first = xs[blank[0] + gap]
     est = float(first + half - 0.5) if side == "left" else float(first - half + 0.5)
     if ratio is not None:  # sub-pixel: the pen cap's ink reaches half the pen width at 0.87 r
         h2 = max(0.5, half)
-        y0, y1 = int(r.y - 2.5 * k), int(r.y + 2.5 * k) + 1
+        y0, y1 = int(r.y - bk), int(r.y + bk) + 1
         back = min(3, gap)
         if side == "left":
             x0 = first - back
@@ -491,9 +468,10 @@ def _snap(off_px: float, k: float, side: str) -> float:
     """A measured stroke-to-sample offset (px), replaced by a known printer convention's exact
     value where the measurement agrees with it to within its uncertainty (a pen cap is read to
     ~0.5 px, the timing stroke to ~0.05 px)."""
-    for h in PULSE_TO_TRACE_MM[side]:
-        if abs(off_px / k - h) <= CONVENTION_SNAP_MM:
-            return h * k + (PULSE_BIAS_PX[side] if side == "left" else -PULSE_BIAS_PX[side])
+    for h in TIMING.pulse_to_trace_mm[side]:
+        if abs(off_px / k - h) <= TIMING.convention_snap_mm:
+            bias = TIMING.pulse_bias_px[side]
+            return h * k + (bias if side == "left" else -bias)
     return off_px
 
 
@@ -520,27 +498,27 @@ def _time_origin(rows: list[Row], k: float, scale_known: bool = True) -> bool:
     from the grid) and a row ends on paper — its end's pen cap 250 mm later. One convention
     per printout: the page's median is taken (within a foot's length, -0.5 to 4 mm), the two
     readings averaged where they agree within 1 mm (the gap wins where they do not: the rows
-    are then not 250 mm long), and a known convention (``PULSE_TO_TRACE_MM``) replaces the
+    are then not 250 mm long), and a known convention (``TIMING.pulse_to_trace_mm``) replaces the
     measurement where they agree. Without any reading the trace starts at the stroke.
 
     Right pulses likewise from the gap before the pulse; where the trace runs into the
     pulse's foot, the rows' own starting pen caps (on blank paper) time them. Where nothing
     on the page shows the offset (no gap is seen and no row's end can be measured), a left
     pulse's trace is taken to start at its stroke (flush: no gap seen), a right pulse's
-    convention is the last of ``PULSE_TO_TRACE_MM``, and True is returned (the page is
+    convention is the last of ``TIMING.pulse_to_trace_mm``, and True is returned (the page is
     flagged)."""
     left = [r for r in rows if r.pulse == "left" and np.isfinite(r.x_stroke)]
     gaps = [r.x_resume - r.x_stroke for r in left if np.isfinite(r.x_resume)]
-    offs = [r.cap_end - (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k - r.x_stroke for r in left
+    offs = [r.cap_end - (ROW_WIDTH_MM - TIMING.last_sample_mm) * k - r.x_stroke for r in left
             if np.isfinite(r.cap_end) and scale_known]
     offs = [o for o in offs if -0.5 * k <= o <= 4 * k]
     # (a single row's gap edge is read to ~1 px at low resolution, the stroke to 0.1 px)
     by_gap = float(np.median(gaps)) if gaps and len(gaps) > len(left) / 2 else None
-    # the rows' ends, where at least half the rows give ends that agree within END_SPREAD_MM
+    # the rows' ends, where at least half the rows give ends that agree within TIMING.end_spread_mm
     # (eik val scan 00092: two rows ran on into noise, the other two ended 2.5 mm apart, and
     # their median put the page's trace 2 mm late; real scan HB(105): three rows agree to
     # 0.02 mm, the rhythm row's pulse edge was misplaced by 2 mm)
-    ends = _agreeing(offs, END_SPREAD_MM * k)
+    ends = _agreeing(offs, TIMING.end_spread_mm * k)
     by_end = float(np.median(ends)) if ends and len(ends) >= len(left) / 2 else None
     assumed = False
     if by_gap is not None and by_end is not None and abs(by_gap - by_end) <= 1.0 * k:
@@ -553,7 +531,7 @@ def _time_origin(rows: list[Row], k: float, scale_known: bool = True) -> bool:
         # the foot-and-gap convention put them 2 mm late, 80 ms). Before (rows measuring the
         # scale) the foot-and-gap convention stays: there it only sets the rows' length,
         # and changing it there swayed which rows a noisy val scan was read with (00137)
-        conv = PULSE_TO_TRACE_MM["left"][0 if scale_known else -1]
+        conv = TIMING.pulse_to_trace_mm["left"][0 if scale_known else -1]
         off, assumed = conv * k, bool(left)
     off = _snap(off, k, "left")
     for r in left:
@@ -566,10 +544,10 @@ def _time_origin(rows: list[Row], k: float, scale_known: bool = True) -> bool:
     elif scale_known and (len(capped) >= 2 or (capped and len(rows) == 1)):
         x = float(np.median([r.cap_start for r in capped]))
         for r in right:
-            r.x_start, r.x_end = x, x + (ROW_WIDTH_MM - LAST_SAMPLE_MM) * k
+            r.x_start, r.x_end = x, x + (ROW_WIDTH_MM - TIMING.last_sample_mm) * k
         return assumed
     else:
-        off = _snap(PULSE_TO_TRACE_MM["right"][-1] * k, k, "right")
+        off = _snap(TIMING.pulse_to_trace_mm["right"][-1] * k, k, "right")
         assumed = assumed or bool(right)
     for r in right:
         r.x_end = r.x_stroke - off
@@ -587,8 +565,8 @@ def _consensus(rows: list[Row], k: float) -> None:
     # — and only beside a row whose pulse stands at a standard height (3 mm or more): a page
     # photographed upright without pulses, read turned over, showed 1.7-2.4-mm steps at
     # three rows' ends (the traces' starts) and was taken turned at 2.5 mm/mV
-    low = [r for r in rows if r.pulse != "none" and r.pulse_mm < 3.0]
-    if low and not any(r.pulse != "none" and r.pulse_mm >= 3.0 for r in rows):
+    low = [r for r in rows if r.pulse != "none" and r.pulse_mm < PULSE.low_mm]
+    if low and not any(r.pulse != "none" and r.pulse_mm >= PULSE.low_mm for r in rows):
         for r in low:
             r.drop_pulse()
             r.x_start = r.x_left
@@ -600,7 +578,8 @@ def _consensus(rows: list[Row], k: float) -> None:
         # a pulse in few of many rows must at least stand at a standard gain's height (a
         # 4.2-mm box in one row of a page without pulses had set its gain to 5 mm/mV)
         for r in pulsed:
-            if not r.pulse_mm >= 3.0 or abs(np.log(r.pulse_mm / snap_gain(r.pulse_mm))) > 0.1:
+            if not r.pulse_mm >= PULSE.low_mm or \
+                    abs(np.log(r.pulse_mm / snap_gain(r.pulse_mm))) > PULSE.lone_gain_tol:
                 r.drop_pulse()
                 r.x_start = r.x_left
     if all(r.pulse == "none" for r in rows) and len(rows) > 1:

@@ -9,16 +9,12 @@ import numpy as np
 from digitize.notes import Code, Note
 
 
-#: Under this resolution (px/mm) a page is refused; under WARN_PX_PER_MM it is read with a
-#: warning.
-MIN_PX_PER_MM = 2.3
 DEGRIDDED = Note(Code.DEGRIDDED, "noisy scan: grid filtered out to find the rows")
 GRID_NOT_MEASURED = Note(Code.GRID_NOT_MEASURED,
                          "grid not measurable: scale from the row length (250 mm)")
 TIME_ORIGIN_ASSUMED = Note(Code.TIME_ORIGIN_ASSUMED,
                            "time origin not measured: no gap between pulse and trace seen, "
                            "a printer's convention assumed")
-WARN_PX_PER_MM = 4.0
 
 
 class PageError(Exception):

@@ -10,16 +10,6 @@ import numpy as np
 from digitize.layouts import ROW_WIDTH_MM
 
 
-#: A grid is "seen" when its Fourier peak stands this far above the median nearby.
-GRID_RATIO = 8.0
-#: ... or this far when it lies where the rows' length says (a faint or dotted grid).
-GRID_RATIO_NEAR_ROWS = 4.5
-#: ... but one under GRID_RATIO that differs from agreeing rows' length by more than this is
-#: not a grid (a page without grid had a peak of ratio 5.2 at +2.8 %; faint grids agree < 0.1 %
-#: on rendered pages, but real printouts' rows are not always 250 mm: 1.8 % on one scanner's)
-WEAK_GRID_ROWS_AGREE = 0.025
-
-
 def _profile_sharpness(x: np.ndarray, y: np.ndarray, angle_deg: float, bin_px: float) -> float:
     a = np.deg2rad(angle_deg)
     yr = y * np.cos(a) - x * np.sin(a)

@@ -8,20 +8,7 @@ import cv2
 import numpy as np
 
 from digitize.page.core import PageError
-
-
-#: Ink on a grid line is the pen's (not the line's) where its brightness ratio lies this far
-#: under the darkest tenth of the line pixels (chosen on ecg-image-kit val pages, whose
-#: pulses are drawn along grid lines: grids at 0.17-0.56, pens at 0.02-0.1).
-PEN_UNDER_GRID = 0.25
-#: ... or, on a grid printed nearly black, under this share of that level.
-PEN_UNDER_DARK_GRID = 0.4
-#: A Fourier peak of the page this far (log magnitude) above its 9x9 neighbourhood is the
-#: grid's (``degridded``).
-DEGRID_PEAK = 1.5
-DEGRID_BLUR_MM = 0.1
-DEGRID_WEAK = 3.0
-DEGRID_STRONG = 4.5
+from digitize.page.params import INK
 
 
 def _brightest(bgr: np.ndarray) -> np.ndarray:
@@ -124,7 +111,7 @@ def ink_mask(bgr: np.ndarray, px_per_mm: float, return_ratio: bool = False,
     on_line = ratio[((horiz | vert) & mask) > 0]
     if on_line.size:
         level = float(np.percentile(on_line, 10))
-        keep = (ratio < max(level - PEN_UNDER_GRID, PEN_UNDER_DARK_GRID * level)
+        keep = (ratio < max(level - INK.pen_under_grid, INK.pen_under_dark_grid * level)
                 ).astype(np.uint8) & lines
         # ... but a long straight line of that darkness is a frame, not a stroke
         keep &= 1 - (open_lines(keep, long_, axis=1) | open_lines(keep, long_, axis=0))
@@ -186,22 +173,22 @@ def degridded(bgr: np.ndarray, px_per_mm: float) -> np.ndarray:
     pad[:h, :w] = v
     f = np.fft.rfft2(pad)
     mag = np.log1p(np.abs(f)).astype(np.float32)
-    peak = (mag - cv2.blur(mag, (9, 9))) > DEGRID_PEAK
+    peak = (mag - cv2.blur(mag, (9, 9))) > INK.degrid_peak
     fy, fx = np.fft.fftfreq(H)[:, None], np.fft.rfftfreq(W)[None, :]
     peak &= np.hypot(fx, fy) > 1.0 / (6.0 * px_per_mm)  # periods under 6 mm: the grid's
     f[cv2.dilate(peak.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0] = 0
     flat = np.clip(np.fft.irfft2(f, s=(H, W))[:h, :w], 0, 255).astype(np.float32)
     # the pixel noise averaged down over about a pen width (a 1-px pen at 150 dpi drowns in
     # noise pixel by pixel, not along its stroke)
-    flat = cv2.GaussianBlur(flat, (0, 0), DEGRID_BLUR_MM * px_per_mm).astype(np.uint8)
+    flat = cv2.GaussianBlur(flat, (0, 0), INK.degrid_blur_mm * px_per_mm).astype(np.uint8)
     r = max(2, int(round(0.8 * px_per_mm))) | 1
     bh = cv2.morphologyEx(flat, cv2.MORPH_BLACKHAT,
                           cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (r, r))).astype(np.float32)
     noise = float(np.median(np.abs(bh - np.median(bh)))) * 1.4826 + 1.0
-    ink = np.clip((bh - DEGRID_STRONG * noise) / max(3 * noise, 12.0), 0.0, 1.0)
+    ink = np.clip((bh - INK.degrid_strong * noise) / max(3 * noise, 12.0), 0.0, 1.0)
     # hysteresis: fainter stretches of a stroke are kept where they join a clear one (the
     # filter took part of the strokes lying along grid lines: a pulse's edges, a baseline)
-    weak = (bh > DEGRID_WEAK * noise).astype(np.uint8)
+    weak = (bh > INK.degrid_weak * noise).astype(np.uint8)
     n, lab = cv2.connectedComponents(weak, connectivity=8)
     strong = np.zeros(n, bool)
     strong[np.unique(lab[ink > 0])] = True

@@ -11,16 +11,7 @@ import numpy as np
 
 from digitize.page.core import Row
 from digitize.page.ink import _brightest
-
-
-#: A photographed sheet is cut out this far (share of the image's long side) inside its
-#: measured outline (the outline is found to ~0.2 % of the image in the median).
-OUTLINE_INSET = 0.0025
-#: How far outward (share of the image's long side) a side of the sheet is looked for past
-#: its first estimate, and the least step in log-brightness (paper over background) taken
-#: for its edge (a grid line or a soft shadow makes far smaller steps over 6 px).
-OUTLINE_SEARCH = 0.08
-OUTLINE_MIN_STEP = 0.2
+from digitize.page.params import SHEET
 
 
 def paper_region(bgr: np.ndarray, px_per_mm: float) -> np.ndarray | None:
@@ -194,7 +185,7 @@ def _homography_from_region(bgr: np.ndarray, bright: np.ndarray, s: float,
 
 def outline_inset(shape: tuple) -> float:
     """Px (of the photo) that a flattened sheet is cut inside its measured outline."""
-    return max(2.0, OUTLINE_INSET * max(shape[:2]))
+    return max(2.0, SHEET.outline_inset * max(shape[:2]))
 
 
 def _refine_outline(bgr: np.ndarray, quad: np.ndarray, reach: float, inset: float = 0.0
@@ -211,8 +202,8 @@ def _refine_outline(bgr: np.ndarray, quad: np.ndarray, reach: float, inset: floa
     # inward a little (the first estimate may lie outside the sheet: a side that leaves the
     # image is extrapolated), outward further (a shadow or a dim band can cut the bright
     # region well inside the paper's edge)
-    outward = max(reach, OUTLINE_SEARCH * max(v.shape))
-    inward = max(reach, 0.25 * OUTLINE_SEARCH * max(v.shape))
+    outward = max(reach, SHEET.outline_search * max(v.shape))
+    inward = max(reach, 0.25 * SHEET.outline_search * max(v.shape))
     offs = np.arange(-int(outward), int(inward) + 1, dtype=np.float64)
     win = 6  # px each side of a step, past its blur
     sides = []
@@ -243,7 +234,7 @@ def _refine_outline(bgr: np.ndarray, quad: np.ndarray, reach: float, inset: floa
         step = np.where(valid & (sharp >= 0.5 * (inner - outer)), inner - outer, 0.0)
         best = np.argmax(step, axis=1)
         rows = np.arange(len(t))
-        ok = step[rows, best] >= OUTLINE_MIN_STEP
+        ok = step[rows, best] >= SHEET.outline_min_step
         jj = j[best]
         # sub-pixel: the steepest rise of the brightness within the step
         g = np.diff(prof, axis=1)
