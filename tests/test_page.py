@@ -493,6 +493,52 @@ def test_a_pulse_top_with_gaps_is_still_a_pulse():
         [(r.pulse, r.pulse_mm) for r in g.rows]
 
 
+def _pulse_mask(k: float, dots: bool = False) -> np.ndarray:
+    """A row's ink mask: a 10-mm, 5-mm-wide pulse (2-px pen) from x=60 px, then the trace."""
+    m = np.zeros((400, 1600), np.uint8)
+    y, top, x0, x1 = 300, 300 - int(round(10 * k)), 60, 60 + int(round(5 * k))
+    m[top:y + 1, x0:x0 + 2] = 1
+    m[top:top + 2, x0:x1 + 2] = 1
+    m[top:y + 1, x1:x1 + 2] = 1
+    m[y - 1:y + 1, x1:1500] = 1
+    if dots:  # a dotted grid: 2-px dots every millimetre, some a pixel off the pulse
+        for yy in range(int(y - 20 * k), y + 20, int(round(k))):
+            for xx in range(30, 1500, int(round(k))):
+                if not m[max(0, yy - 1):yy + 3, max(0, xx - 1):xx + 3].any():
+                    m[yy:yy + 2, xx:xx + 2] = 1
+        m[top:top + 2, x1 + 3:x1 + 5] = 1  # level with the top, a pixel past its corner
+    return m
+
+
+def test_a_pulse_drawn_along_a_fine_grid_comes_back_as_dashes_and_is_found():
+    """A pulse drawn along a fine grid's lines (new eik val clean 00394): the grid's removal
+    leaves its strokes as dashes shorter than a millimetre, one pixel apart, which the speck
+    filter dropped, so no row showed a pulse and the pages read 164 ms late. The dashes are
+    taken as one stroke where no pulse is found otherwise. Oracle: the pulse drawn here."""
+    from digitize.page import Row, find_pulse
+    k = 5.9
+    m = _pulse_mask(k)
+    m[:, ::6] = 0  # the grid's lines taken out every millimetre, both ways
+    m[::6, :] = 0
+    row = Row(y=300.0, x_left=60.0, x_right=1500.0)
+    found = find_pulse(m, row, k, "left")
+    assert found is not None
+    xa, xb, height, _ = found
+    assert abs(xa - 60) <= 2 and abs(xb - (60 + 5 * k + 2)) <= 2 and abs(height - 10) < 0.6
+
+
+def test_a_dot_beside_a_pulse_does_not_move_its_edge():
+    """On a dotted grid a dot a pixel off the pulse's corner must not stretch its top (real
+    scan HB(106): joined to it, the fall moved 0.8 mm). Oracle: the pulse drawn here."""
+    from digitize.page import Row, find_pulse
+    k = 5.9
+    row = Row(y=300.0, x_left=60.0, x_right=1500.0)
+    plain = find_pulse(_pulse_mask(k), row, k, "left")
+    dotted = find_pulse(_pulse_mask(k, dots=True), row, k, "left")
+    assert plain is not None and dotted is not None
+    assert abs(dotted[1] - plain[1]) <= 1 and abs(dotted[0] - plain[0]) <= 1
+
+
 def test_a_lone_pulse_off_every_standard_height_is_not_a_pulse():
     """One row of six with a 4.2-mm "pulse" on a page printed without pulses (gain 20) had
     set the page's gain to 5 mm/mV (-11 dB); in few of many rows, a pulse must stand at a

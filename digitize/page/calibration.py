@@ -16,6 +16,18 @@ from digitize.page.rows import trace_width
 
 def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
                ) -> tuple[float, float, float, float] | None:
+    """A flat-topped calibration pulse at one end of a row (``_find_pulse``); where none is
+    seen, looked for again with the mask's pieces a pixel apart taken as one stroke before
+    specks are dropped: a pulse drawn along a fine grid's lines comes out of the grid's
+    removal as dashes shorter than a millimetre (new eik val clean 00394: every row's pulse
+    missed, read as trace, the page 164 ms late). Only as a second try: on a dotted grid
+    the dots beside a pulse's corner join it and move its edge (real scan HB(106): 0.8 mm)."""
+    found = _find_pulse(mask, row, px_per_mm, side)
+    return found if found is not None else _find_pulse(mask, row, px_per_mm, side, join=True)
+
+
+def _find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str, join: bool = False
+                ) -> tuple[float, float, float, float] | None:
     """A flat-topped calibration pulse at one end of a row → (x_rise, x_fall, height_mm,
     step_mm): ``step_mm`` is the height of a stepped pulse's second half (split gain: limb
     leads at ``height_mm``, chest leads at ``step_mm``), else ``height_mm``.
@@ -42,7 +54,7 @@ def find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str
     sub = mask[y0:min(h, yb + 1), x0:x1]
     if sub.size == 0 or sub.shape[0] < 3 * k:
         return None
-    sub = _drop_specks(sub, max(3, int(round(1.0 * k))))
+    sub = _drop_specks(sub, max(3, int(round(1.0 * k))), join=join)
     # two readings of "the pulse top" per column: the topmost ink (robust to specks under the
     # top), and the top of the stroke first met going up from 1.5 mm above the baseline (the
     # row above, its pulse included, may reach down into the window); the edge test decides

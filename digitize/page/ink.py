@@ -152,13 +152,18 @@ def _runs(occupied: np.ndarray, max_gap: int) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), ends.tolist()))
 
 
-def _drop_specks(mask: np.ndarray, min_extent: int) -> np.ndarray:
+def _drop_specks(mask: np.ndarray, min_extent: int, join: bool = False) -> np.ndarray:
     """The mask without ink blobs smaller than ``min_extent`` px both ways (grid dots and
-    crossings, scan noise): a speck above or under a pulse's top breaks its flat profile."""
-    n, lab, stats, _ = cv2.connectedComponentsWithStats((mask > 0).astype(np.uint8), 8)
+    crossings, scan noise): a speck above or under a pulse's top breaks its flat profile.
+    ``join``: blobs a pixel apart count as one (a stroke drawn along a fine grid comes out of
+    the grid's removal as dashes shorter than a millimetre, one pixel apart); the mask's own
+    pixels are kept."""
+    m = (mask > 0).astype(np.uint8)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(
+        cv2.dilate(m, np.ones((3, 3), np.uint8)) if join else m, 8)
     keep = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]) >= min_extent
     keep[0] = False
-    return keep[lab].astype(mask.dtype)
+    return (keep[lab] & (m > 0)).astype(mask.dtype)
 
 
 def degridded(bgr: np.ndarray, px_per_mm: float) -> np.ndarray:
