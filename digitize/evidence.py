@@ -238,8 +238,9 @@ def failure_evidence(bgr: np.ndarray, pulses: int | None, rows: int | None = Non
     ev.update(page_grid(bgr))
     ink = _ink_mask(bgr)
     ev["ink"] = round(float(ink.mean()), 5)
-    ev["trace_extent"] = round(trace_extent(ink), 3)
-    ev["trace_rows"] = stacked_traces(ink)
+    stats = _strokes(ink) if ink.size else None  # one pass for both cues
+    ev["trace_extent"] = round(trace_extent(ink, stats), 3)
+    ev["trace_rows"] = stacked_traces(ink, stats)
     pattern = ev["grid_strength"] >= EVIDENCE.grid_strength \
         and ev["grid_crossed"] >= EVIDENCE.grid_crossed \
         and ev["trace_extent"] >= EVIDENCE.trace_extent \
@@ -275,24 +276,24 @@ def _strokes(ink: np.ndarray) -> np.ndarray:
     return stats[1:]
 
 
-def trace_extent(ink: np.ndarray) -> float:
-    """The widest stroke of an ink mask (``_strokes``), as a share of its width."""
-    stats = _strokes(ink) if ink.size else np.zeros((0, 5), int)
-    if len(stats) == 0:
+def trace_extent(ink: np.ndarray, stats: np.ndarray | None = None) -> float:
+    """The widest stroke of an ink mask (``_strokes``, or its ``stats`` where already taken),
+    as a share of its width."""
+    if ink.size == 0:
         return 0.0
-    return float(stats[:, cv2.CC_STAT_WIDTH].max() / ink.shape[1])
+    stats = _strokes(ink) if stats is None else stats
+    return float(stats[:, cv2.CC_STAT_WIDTH].max() / ink.shape[1]) if len(stats) else 0.0
 
 
-def stacked_traces(ink: np.ndarray) -> int:
+def stacked_traces(ink: np.ndarray, stats: np.ndarray | None = None) -> int:
     """How many trace-like strokes (``EVIDENCE.trace_extent`` of the width or more, at most
-    ``EVIDENCE.trace_ink`` px of ink per column) stand one under another, none overlapping the next:
-    an ECG's rows, seen without reading the page."""
+    ``EVIDENCE.trace_ink`` px of ink per column) stand one under another, none overlapping
+    the next: an ECG's rows, seen without reading the page."""
     if ink.size == 0:
         return 0
-    stats = _strokes(ink)
-    width = stats[:, cv2.CC_STAT_WIDTH] if len(stats) else np.zeros(0)
-    thin = [s for s, wd in zip(stats, width) if wd >= EVIDENCE.trace_extent * ink.shape[1]
-            and s[cv2.CC_STAT_AREA] / wd <= EVIDENCE.trace_ink]
+    stats = _strokes(ink) if stats is None else stats
+    thin = [s for s in stats if s[cv2.CC_STAT_WIDTH] >= EVIDENCE.trace_extent * ink.shape[1]
+            and s[cv2.CC_STAT_AREA] / s[cv2.CC_STAT_WIDTH] <= EVIDENCE.trace_ink]
     taken: list[tuple[int, int]] = []
     for s in sorted(thin, key=lambda s: -s[cv2.CC_STAT_WIDTH]):
         y0, y1 = s[cv2.CC_STAT_TOP], s[cv2.CC_STAT_TOP] + s[cv2.CC_STAT_HEIGHT]
