@@ -7,7 +7,7 @@ import pytest
 
 from conftest import REPO
 from digitize.geometry import refine_pitch
-from digitize.page import analyse, block_max, open_lines, page_homography, pen_opening
+from digitize.page import analyse, block_max, find_rows, open_lines, page_homography, pen_opening
 from digitize.quality import chest_gain_doubt, page_doubts
 from trainer.render import render_page, sample_spec
 
@@ -801,3 +801,47 @@ def test_limb_relations_tell_a_6x2_pages_column_timing():
     shifted, _ = _rel_residual(reading(half), LIMB_RELATIONS)
     assert simultaneous < 0.02  # (each lead's median offset is removed first)
     assert shifted > simultaneous + LAYOUT.six_by_two_margin, shifted
+
+
+def _trace_mask(k: float, rows_mm: list[float], h_mm: float = 200.0) -> np.ndarray:
+    """An ink mask of continuous ECG-like traces, 250 mm long, at the given heights (mm)."""
+    mask = np.zeros((int(h_mm * k), int(270 * k)), np.uint8)
+    x = np.arange(int(10 * k), int(260 * k))
+    for j, y_mm in enumerate(rows_mm):
+        y = y_mm * k - 8 * k * np.sin(2 * np.pi * (x / k) / 20.0 + j) ** 21
+        pts = np.stack([x, y], 1).round().astype(np.int32)
+        cv2.polylines(mask, [pts], False, 1, 2)
+    return mask
+
+
+def test_a_band_of_text_and_grid_rubble_off_the_rows_pitch_is_no_row():
+    """A footer's text and the rubble of a shadowed grid, 17 mm under the last of four rows
+    40 mm apart, spans the rows' width in short pieces: it is no fifth row (a 3x4+1 page read
+    as 3x4+2, new eik val scan 00317). A real trace there, whose QRS complexes leave the
+    band, stays."""
+    k = 8.0
+    rows_mm = [30.0, 70.0, 110.0, 150.0]
+    mask = _trace_mask(k, rows_mm)
+    for x0 in range(int(10 * k), int(258 * k), int(4 * k)):  # 3-mm pieces, 1 mm apart
+        mask[int(167 * k):int(167 * k) + 3, x0:x0 + int(3 * k)] = 1
+        mask[int(165 * k):int(169 * k), x0 + int(k):x0 + int(k) + 2] = 1
+    assert [round(r.y / k) for r in find_rows(mask, k)] == [30, 70, 110, 150]
+    trace = _trace_mask(k, rows_mm + [167.0])
+    assert [round(r.y / k) for r in find_rows(trace, k)] == [30, 70, 110, 150, 167]
+
+
+def test_an_unpulsed_row_whose_first_beats_were_lost_starts_with_the_pulsed_rows():
+    """One row shows its pulse; another's trace ink begins 12 mm after that row's start (its
+    first beats under a shadow, new eik val scan 00455): it starts where the pulsed row does,
+    not where its ink does."""
+    from digitize.page import Row
+    from digitize.page.calibration import _consensus
+    k = 6.0
+    rows = [Row(y=600.0, x_left=103.0, x_right=1622.0, x_start=135.0, x_end=1622.0,
+                pulse="left", pulse_mm=10.0, x_stroke=134.0),
+            Row(y=810.0, x_left=134.0, x_right=1622.0, x_start=134.0, x_end=1622.0),
+            Row(y=1020.0, x_left=207.0, x_right=1622.0, x_start=207.0, x_end=1622.0),
+            Row(y=1220.0, x_left=109.0, x_right=1701.0, x_start=109.0, x_end=1701.0)]
+    _consensus(rows, k)
+    assert rows[2].x_start == 135.0
+    assert rows[1].x_start == 134.0  # 1 px from the pulsed row's start: its own

@@ -635,7 +635,10 @@ def _consensus(rows: list[Row], k: float) -> None:
         if side == "left":
             x = float(np.median([r.x_start for r in found]))
             for r in rows:
-                if r.pulse == "none" and (most or abs(r.x_left - (x - 8 * k)) < 6 * k):
+                # its ink starting near where a pulse would, or after the pulsed rows' start
+                # (the trace's first beats lost under a shadow: new eik val scan 00455)
+                if r.pulse == "none" and (most or abs(r.x_left - (x - 8 * k)) < 6 * k
+                                          or x + 2 * k < r.x_left < x + 25 * k):
                     r.x_start = x
         else:
             x = float(np.median([r.x_end for r in found]))

@@ -148,6 +148,21 @@ class TimingParams:
 
 
 @dataclass(frozen=True)
+class RowParams:
+    """Which ink bands are trace rows (``rows``)."""
+    #: The rows of a printout are evenly pitched. A first or last band whose gap to its
+    #: neighbour is under ``edge_gap_low`` or over ``edge_gap_high`` times the other rows'
+    #: median pitch, and where no piece of ink crossing its centre is ``edge_stroke_mm`` long
+    #: (grid rubble and the header's or footer's text under a shadow, not a trace), is no row.
+    #: New eik val scans 00261 (top band 2.47 pitches off, bottom 0.42; pieces of 5 and 6 mm)
+    #: and 00317 (bottom 0.38, 21 mm); no other end row of own, eik or new eik val pages lies
+    #: outside 0.53-1.99 pitches (the nearest, shared eik scan 00138's, is a trace).
+    edge_gap_low: float = 0.5
+    edge_gap_high: float = 2.2
+    edge_stroke_mm: float = 30.0
+
+
+@dataclass(frozen=True)
 class LayoutParams:
     """Which layout and which lead names a page's rows are read as (``pipeline``: the
     hypotheses, each scored by how well its limb leads obey Einthoven's and Goldberger's
@@ -216,5 +231,6 @@ FRAME = FrameParams()
 SCALE = ScaleParams()
 PULSE = PulseParams()
 TIMING = TimingParams()
+ROWS = RowParams()
 LAYOUT = LayoutParams()
 READ = ReadParams()

@@ -11,6 +11,7 @@ from scipy.signal import find_peaks
 from digitize.layouts import ROW_WIDTH_MM
 from digitize.page.core import Row
 from digitize.page.ink import _drop_specks, _runs
+from digitize.page.params import ROWS
 
 
 def find_rows(mask: np.ndarray, px_per_mm: float) -> list[Row]:
@@ -74,6 +75,7 @@ def _rows(clean: np.ndarray, mask: np.ndarray, px_per_mm: float) -> list[Row]:
     # rows of a printout have one length (250 mm): a band much longer or shorter than the
     # others is a page edge, a stain or handwriting; nor does a row sit on the image's edge
     rows = [r for r in rows if 2 * k < r.y < h - 2 * k]
+    rows = _drop_stray_ends(rows, mask, k)
     trimmed = set()
     if len(rows) >= 3:
         ext = np.median([r.x_right - r.x_left for r in rows])
@@ -113,6 +115,35 @@ def _rows(clean: np.ndarray, mask: np.ndarray, px_per_mm: float) -> list[Row]:
                 r.x_left = float(lo + cols[0])
             if lo + cols[-1] + 1 >= r.x_right - 2 * bx:
                 r.x_right = float(lo + cols[-1] + 1)
+    return rows
+
+
+def _longest_stroke_mm(mask: np.ndarray, r: Row, k: float) -> float:
+    """The widest connected piece of ink that crosses a band's centre (±2 mm), in mm; pieces
+    are followed up to 12 mm above and below it (a trace's QRS complexes leave the band)."""
+    y0 = int(max(0, r.y - 12 * k))
+    sub = np.ascontiguousarray(mask[y0:int(r.y + 12 * k + 1), int(r.x_left):int(r.x_right)])
+    if not sub.any():
+        return 0.0
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)
+    centre = labels[int(max(0, r.y - 2 * k)) - y0:int(r.y + 2 * k + 1) - y0]
+    found = np.unique(centre[centre > 0])
+    return float(stats[found, cv2.CC_STAT_WIDTH].max()) / k if len(found) else 0.0
+
+
+def _drop_stray_ends(rows: list[Row], mask: np.ndarray, k: float) -> list[Row]:
+    """Rows without the first or last band where it is off the rows' even pitch and holds no
+    trace-long stroke (``params.ROWS``)."""
+    for end in (0, -1):
+        if len(rows) < 4:
+            break
+        ys = [r.y for r in rows]
+        gaps = np.diff(ys)
+        gap, inner = (gaps[0], gaps[1:]) if end == 0 else (gaps[-1], gaps[:-1])
+        ratio = gap / float(np.median(inner))
+        if (ratio < ROWS.edge_gap_low or ratio > ROWS.edge_gap_high) and \
+                _longest_stroke_mm(mask, rows[end], k) < ROWS.edge_stroke_mm:
+            rows = rows[1:] if end == 0 else rows[:-1]
     return rows
 
 
