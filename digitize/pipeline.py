@@ -677,6 +677,16 @@ def _plain_geometry(bgr: np.ndarray, opts: Options, fits) -> PageGeometry:
         # the page brought to one paper brightness first, kept where it reads anchored
         geom = _better(geom, lambda: analyse(evenly_lit(bgr), opts.px_per_mm, degrid=True),
                        anchored)
+    elif noisy and not all(r.pulse != "none" for r in geom.rows):
+        # ... or hiding a whole row, pulse and all (new eik val scan 00328: 3 of 4 rows found,
+        # 2 pulsed): the evenly lit page's reading is kept where it finds more rows, each with
+        # its pulse (where it only finds more pulses on the same rows, its baselines and
+        # starts were no better: 4 val pages worse, 1 better)
+        even = _better(None, lambda: analyse(evenly_lit(bgr), opts.px_per_mm, degrid=True),
+                       anchored)
+        if even is not None and len(even.rows) > len(geom.rows) and \
+                all(r.pulse != "none" for r in even.rows):
+            geom = even
     return geom
 
 

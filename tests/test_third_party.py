@@ -316,3 +316,13 @@ def test_labels_and_separators_are_painted_with_the_paper_around_them():
         m[99:121, x - 1:x + 16] = 1
     paper_fill(grey, m, 8.0)
     assert abs(int(grey[110, 55]) - 230) <= 2 and abs(int(grey[110, 305]) - 120) <= 2
+
+
+def test_a_row_lost_under_shading_is_found_on_the_evenly_lit_page():
+    """A scan shaded so darkly over its top row that the grid-filtered mask loses the row and
+    two of the other rows' pulses (3 rows: read as 3x4 at 0.4 dB): the evenly lit page shows
+    all four rows, each with its pulse, and is the one read."""
+    from digitize.pipeline import read_geometry
+    g = read_geometry(cv2.imread(str(EIK / "00328_hr-0.jpg")), Options())
+    assert len(g.rows) == 4
+    assert all(r.pulse == "left" for r in g.rows)
