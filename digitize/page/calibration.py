@@ -632,6 +632,10 @@ def _consensus(rows: list[Row], k: float) -> None:
                 if abs(r.x_start - x) > 2 * k and abs(r.x_left - x_rise) <= k:
                     r.x_start = x
                     r.step_mm = r.pulse_mm
+                elif TIMING.blur_mm * k < abs(r.x_start - x) <= 2 * k and len(found) >= 4:
+                    # its falling edge blurred on a noisy scan (eik val scan 00194's second
+                    # row 0.9 mm late, which broke its 6x2 limb leads' relations)
+                    r.x_start = x
         if side == "left":
             x = float(np.median([r.x_start for r in found]))
             for r in rows:

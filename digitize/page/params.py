@@ -145,6 +145,10 @@ class TimingParams:
     gap_start_mm: float = 1.5
     gap_reach_mm: float = 7.0
     gap_clear_mm: float = 6.0
+    #: Where four or more rows show a left pulse and most of the others' starts agree within
+    #: ``blur_mm``, a row whose start lies further from theirs than that (and within 2 mm)
+    #: takes theirs (``calibration._consensus``); closer, each row keeps its own.
+    blur_mm: float = 0.5
 
 
 @dataclass(frozen=True)
