@@ -481,6 +481,15 @@ def evenly_lit(bgr: np.ndarray) -> np.ndarray:
                     axis=2)
 
 
+def even_pitch(geom: PageGeometry) -> bool:
+    """Whether the rows are evenly pitched, as a printout's are: no gap between neighbours
+    under ``LAYOUT.min_pitch_share`` of their median gap (fewer than three rows: yes)."""
+    if len(geom.rows) < 3:
+        return True
+    gaps = np.diff(sorted(r.y for r in geom.rows))
+    return bool(gaps.min() >= LAYOUT.min_pitch_share * np.median(gaps))
+
+
 def _better(geom: PageGeometry | None, again, fits) -> PageGeometry | None:
     """``again()``'s reading of the page where ``fits`` it, else ``geom``."""
     try:
@@ -667,6 +676,12 @@ def _plain_geometry(bgr: np.ndarray, opts: Options, fits) -> PageGeometry:
         dark = _better(geom, lambda: analyse(bgr, opts.px_per_mm, dark_grid=True), anchored)
         if dark is not geom:
             geom = replace(dark, warnings=dark.warnings + (DARK_GRID,))
+    if noisy and fits(geom) and not even_pitch(geom):
+        # stains and creases read as rows among the traces (new eik val scan 00305: 12
+        # "rows" 30-150 px apart, read as 12x1 at -5 dB): the page with its grid filtered
+        # out is read where its rows fit and are evenly pitched, as a printout's are
+        geom = _better(geom, lambda: analyse(bgr, opts.px_per_mm, degrid=True),
+                       lambda g: fits(g) and even_pitch(g))
     if not fits(geom) or (noisy and (not anchored(geom) or len(geom.rows) == 1)):
         # ink everywhere (noise, shadows, a grid in them) and rows that fit no layout or
         # show no pulses, or one row (a band of noise across the page): the page with its
@@ -684,8 +699,10 @@ def _plain_geometry(bgr: np.ndarray, opts: Options, fits) -> PageGeometry:
         # starts were no better: 4 val pages worse, 1 better)
         even = _better(None, lambda: analyse(evenly_lit(bgr), opts.px_per_mm, degrid=True),
                        anchored)
-        if even is not None and len(even.rows) > len(geom.rows) and \
-                all(r.pulse != "none" for r in even.rows):
+        if even is not None and len(even.rows) >= len(geom.rows) and \
+                all(r.pulse != "none" for r in even.rows) and \
+                (len(even.rows) > len(geom.rows) or
+                 sum(r.pulse != "none" for r in geom.rows) < len(geom.rows) / 2 + 0.5):
             geom = even
     return geom
 

@@ -276,6 +276,23 @@ def test_paper_region_only_for_a_sheet_on_a_background():
     assert region[250, 350] == 1 and region[20, 20] == 0 and region[52, 350] == 0  # 2 mm in
 
 
+def test_a_dark_stain_on_a_scan_is_no_background():
+    """A scan whose left third lies under a dark stain (a crumpled sheet's shadow, new eik
+    val scan 00305: read as a photograph that could not be flattened, and refused) shows the
+    paper's grid under the stain; a photograph's background does not."""
+    from digitize.page import paper_region
+    page = np.full((600, 900, 3), 245, np.uint8)
+    page[::6, :] = 200  # a grid
+    page[:, ::6] = 200
+    page[300:303, 40:860] = 30  # a trace
+    stained = page.copy()
+    stained[:, :300] = (stained[:, :300] * 0.3).astype(np.uint8)  # grid still under it
+    assert paper_region(stained, 6.0) is None
+    shaded = page.copy()
+    shaded[:, :300] = 60  # a dark background beside the sheet: no grid
+    assert paper_region(shaded, 6.0) is not None
+
+
 def test_a_flat_lead_keeps_its_row():
     """A low-amplitude lead draws a nearly straight line for most of its 250 mm: it must not be
     taken for a grid line and removed (its row would be lost and the layout misread)."""
@@ -868,3 +885,70 @@ def test_a_pulse_edge_blurred_by_a_millimetre_takes_the_others_start():
     three = rows(3)
     _consensus(three, k)
     assert three[1].x_start == 139.2
+
+
+def test_a_pulse_past_grid_residue_at_the_rows_end_is_still_its_pulse():
+    """Grid residue and a stain's specks left of a row's pulse stretch the row's ink 6 mm past
+    the pulse's rise (eik val scan 00138: every row's pulse missed, the page read 200 ms
+    late). Where no trace runs along the baseline between the row's end and the pulse, the
+    pulse counts; a flat-topped shape inside a trace that runs from the row's end does not.
+    Oracle: the pulse drawn here."""
+    from digitize.page import Row, find_pulse
+    k = 8.0
+    m = _pulse_mask(k)
+    x_left = 60 - int(6 * k)
+    for x in range(x_left, 56, int(k)):  # the grid's crossings: ticks across the baseline
+        m[300 - int(2 * k):300 + int(2 * k), x:x + 2] = 1
+    row = Row(y=300.0, x_left=float(x_left), x_right=1500.0)
+    found = find_pulse(m, row, k, "left")
+    assert found is not None
+    assert abs(found[0] - 60) <= 2 and abs(found[1] - (60 + 5 * k + 2)) <= 2
+    m[299:301, x_left:60] = 1  # a trace along the baseline, running into the shape
+    assert find_pulse(m, row, k, "left") is None
+
+
+def test_rows_two_grid_cells_off_the_others_ends_still_agree_on_the_extent():
+    """Four rows: the first ends 4 mm past the others (grid residue), the third is broken by
+    a stain over 60 mm (eik val scan 00138). The rows still agree on their extent, so the
+    broken one is kept at the others' length instead of dropped."""
+    k = 8.0
+    rows_mm = [30.0, 70.0, 110.0, 150.0]
+    mask = _trace_mask(k, rows_mm)
+    mask[int(28 * k):int(32 * k), int(262 * k):int(266 * k)] = 1
+    mask[int(95 * k):int(125 * k), int(150 * k):int(210 * k)] = 0
+    rows = find_rows(mask, k)
+    assert [round(r.y / k) for r in rows] == [30, 70, 110, 150]
+    assert abs(rows[2].x_right - rows[1].x_right) < 2 * k
+
+
+def test_a_footer_band_reached_by_the_last_rows_waves_is_no_row():
+    """A footer's text and grid rubble 10 mm under the last of four rows 40 mm apart, into
+    which that row's deep S waves dip (new eik val scan 00305: read as a fifth row, the page
+    refused): the trace crossing the band is the row's, not the band's own stroke."""
+    k = 8.0
+    mask = _trace_mask(k, [30.0, 70.0, 110.0])
+    mask[int(150 * k):int(150 * k) + 2, int(10 * k):int(260 * k)] = 1  # the last row ...
+    for x in range(int(12 * k), int(258 * k), int(20 * k)):  # ... with S waves 11 mm deep
+        mask[int(150 * k):int(161 * k), x:x + 2] = 1
+    for x0 in range(int(10 * k), int(258 * k), int(4 * k)):  # 3-mm pieces, 1 mm apart
+        mask[int(160 * k):int(160 * k) + 3, x0:x0 + int(3 * k)] = 1
+        mask[int(158 * k):int(162 * k), x0 + int(k):x0 + int(k) + 2] = 1
+    assert [round(r.y / k) for r in find_rows(mask, k)] == [30, 70, 110, 150]
+
+
+def test_rows_of_a_printout_are_evenly_pitched_stains_among_them_are_not():
+    """Seven rows 24 mm apart are a printout's; twelve bands 5-25 mm apart (stains and creases
+    read as rows among the traces, new eik val scan 00305) are not, and send a noisy page to
+    be read with its grid filtered out."""
+    from types import SimpleNamespace
+
+    from digitize.page import Row
+    from digitize.pipeline import even_pitch
+
+    def geom(ys):
+        return SimpleNamespace(rows=[Row(y=float(y), x_left=0.0, x_right=1500.0) for y in ys])
+
+    assert even_pitch(geom([386, 520, 669, 806, 946, 1089, 1210]))
+    assert not even_pitch(geom([328, 387, 528, 624, 665, 802, 949, 979, 1038, 1089, 1210,
+                                1274]))
+    assert even_pitch(geom([300, 500]))

@@ -144,16 +144,31 @@ def _find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str, join: b
                     b = max(solid)
                 elif solid:
                     a = min(solid)
-                best = (x0 + a, x0 + b + 1, float(hmm[0]), float(hmm[-1]), width_mm)
+                best = (x0 + a, x0 + b + 1, float(hmm[0]), float(hmm[-1]), width_mm,
+                        bool(solid))
     if best is None:
         return None
-    xa, xb, hmm, step, _ = best
+    xa, xb, hmm, step, _, timed = best
     end = PULSE.end_mm * k
-    if side == "left" and (xa - row.x_left > end or row.x_left - xb > end):
+    # further inside only where its timing edge was seen to reach the baseline and no trace
+    # runs along the baseline between the row's ink end and the pulse: the row's end was
+    # stretched by grid residue or a stain
+    if side == "left" and (row.x_left - xb > end or xa - row.x_left > end and not (
+            timed and _no_trace_between(mask, row, row.x_left, xa, k))):
         return None
-    if side == "right" and (row.x_right - xb > end or xa - row.x_right > end):
+    if side == "right" and (xa - row.x_right > end or row.x_right - xb > end and not (
+            timed and _no_trace_between(mask, row, xb, row.x_right, k))):
         return None
     return float(xa), float(xb), hmm, step
+
+
+def _no_trace_between(mask: np.ndarray, row: Row, x0: float, x1: float, k: float) -> bool:
+    """Whether the ink between a row's end and its pulse is not a trace: under half of its
+    columns hold ink within ``PULSE.alone_mm`` of the baseline (a trace's run along its
+    baseline would; grid residue's ticks and a stain's specks do not)."""
+    y0, y1 = int(max(0, row.y - PULSE.alone_mm * k)), int(row.y + PULSE.alone_mm * k + 1)
+    band = mask[y0:y1, int(max(0, x0)):int(max(0, x1))]
+    return band.shape[1] == 0 or float(band.any(axis=0).mean()) < 0.5
 
 
 def _step_joined(sub: np.ndarray, top: np.ndarray, b1: int, a2: int, rise_px: float) -> bool:

@@ -27,6 +27,12 @@ class SheetParams:
     #: ... and the least step in log-brightness (paper over background) taken for its edge (a
     #: grid line or a soft shadow makes far smaller steps over 6 px).
     outline_min_step: float = 0.2
+    #: What looks like a background around the paper, but shows the paper's grid this
+    #: strongly (``geometry.grid_pitch``'s comb strength, the paper blanked out), is paper
+    #: under a stain or a crease's shadow: the page is a scan, not a photograph. Backgrounds
+    #: of own val photos: at most 3.9; new eik val scans taken for photos: 7.2-21.9 (two
+    #: darker ones 2.4 and 3.2 stay photos).
+    background_grid: float = 6.0
 
 
 @dataclass(frozen=True)
@@ -86,8 +92,12 @@ class PulseParams:
     min_height_mm: float = 2.0
     width_mm: tuple[float, float] = (2.5, 13.0)
     flat_mm: float = 0.35
-    #: The pulse's outer edge lies at most this far from the row's ink end.
+    #: The pulse's outer edge lies at most this far from the row's ink end — or further,
+    #: where under half the columns between hold ink within ``alone_mm`` of the baseline
+    #: (no trace runs into the pulse: grid residue or a stain stretched the row; eik val
+    #: scan 00138, every pulse 3.5-9 mm inside).
     end_mm: float = 3.5
+    alone_mm: float = 1.0
     #: How far above the trace's baseline a pulse's vertical stroke may end: some printers
     #: draw the pulse from its own zero while the trace's first sample lies off it
     #: (ecg-image-kit pages: up to ~1.5 mm).
@@ -171,6 +181,10 @@ class LayoutParams:
     """Which layout and which lead names a page's rows are read as (``pipeline``: the
     hypotheses, each scored by how well its limb leads obey Einthoven's and Goldberger's
     relations — a relative RMS residual — and the selection)."""
+    #: A printout's rows are evenly pitched: on a noisy page, rows with a gap under this share
+    #: of their median gap (stains and creases read as rows among the traces) send the page to
+    #: be read with its grid filtered out, kept where its rows are even (``even_pitch``).
+    min_pitch_share: float = 0.5
     #: Another layout whose reading explains the limb leads within ``margin`` of the chosen
     #: one's residual makes the layout a doubt, where the chosen one's is over ``clear``
     #: (val: see benchmarks/quality_calibration.txt).

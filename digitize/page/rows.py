@@ -81,7 +81,7 @@ def _rows(clean: np.ndarray, mask: np.ndarray, px_per_mm: float) -> list[Row]:
         ext = np.median([r.x_right - r.x_left for r in rows])
         left, right = np.median([r.x_left for r in rows]), np.median([r.x_right for r in rows])
         # the others' extent is known where most rows share it, ends and all
-        agree = sum(abs(r.x_left - left) < 2 * bx and abs(r.x_right - right) < 2 * bx
+        agree = sum(abs(r.x_left - left) <= 2 * bx and abs(r.x_right - right) <= 2 * bx
                     for r in rows) > len(rows) / 2
         keep = []
         for r in rows:
@@ -118,16 +118,26 @@ def _rows(clean: np.ndarray, mask: np.ndarray, px_per_mm: float) -> list[Row]:
     return rows
 
 
-def _longest_stroke_mm(mask: np.ndarray, r: Row, k: float) -> float:
+def _longest_stroke_mm(mask: np.ndarray, r: Row, k: float, other: Row | None = None) -> float:
     """The widest connected piece of ink that crosses a band's centre (±2 mm), in mm; pieces
-    are followed up to 12 mm above and below it (a trace's QRS complexes leave the band)."""
-    y0 = int(max(0, r.y - 12 * k))
-    sub = np.ascontiguousarray(mask[y0:int(r.y + 12 * k + 1), int(r.x_left):int(r.x_right)])
+    are followed up to 12 mm above and below it (a trace's QRS complexes leave the band).
+    A piece that also crosses the ``other`` row's centre (±2 mm) is that row's trace, whose
+    QRS complexes reach into the band."""
+    top = min(r.y, other.y) if other is not None else r.y
+    bottom = max(r.y, other.y) if other is not None else r.y
+    y0 = int(max(0, top - 12 * k))
+    sub = np.ascontiguousarray(mask[y0:int(bottom + 12 * k + 1), int(r.x_left):int(r.x_right)])
     if not sub.any():
         return 0.0
     _, labels, stats, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)
-    centre = labels[int(max(0, r.y - 2 * k)) - y0:int(r.y + 2 * k + 1) - y0]
-    found = np.unique(centre[centre > 0])
+
+    def crossing(y: float) -> np.ndarray:
+        c = labels[int(max(0, y - 2 * k)) - y0:int(y + 2 * k + 1) - y0]
+        return np.unique(c[c > 0])
+
+    found = crossing(r.y)
+    if other is not None:
+        found = np.setdiff1d(found, crossing(other.y))
     return float(stats[found, cv2.CC_STAT_WIDTH].max()) / k if len(found) else 0.0
 
 
@@ -141,8 +151,8 @@ def _drop_stray_ends(rows: list[Row], mask: np.ndarray, k: float) -> list[Row]:
         gaps = np.diff(ys)
         gap, inner = (gaps[0], gaps[1:]) if end == 0 else (gaps[-1], gaps[:-1])
         ratio = gap / float(np.median(inner))
-        if (ratio < ROWS.edge_gap_low or ratio > ROWS.edge_gap_high) and \
-                _longest_stroke_mm(mask, rows[end], k) < ROWS.edge_stroke_mm:
+        if (ratio < ROWS.edge_gap_low or ratio > ROWS.edge_gap_high) and _longest_stroke_mm(
+                mask, rows[end], k, rows[1] if end == 0 else rows[-2]) < ROWS.edge_stroke_mm:
             rows = rows[1:] if end == 0 else rows[:-1]
     return rows
 

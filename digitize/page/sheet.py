@@ -42,8 +42,23 @@ def paper_region(bgr: np.ndarray, px_per_mm: float) -> np.ndarray | None:
     if np.median(small[filled == 0]) > 0.8 * np.median(small[filled == 1]):
         return None
     region = cv2.resize(filled, (w, h), interpolation=cv2.INTER_NEAREST)
+    if _grid_outside(bgr, region) >= SHEET.background_grid:
+        return None  # the paper's own grid under a stain: a scan
     e = max(3, int(round(2 * px_per_mm)) | 1)
     return cv2.erode(region, np.ones((e, e), np.uint8))
+
+
+def _grid_outside(bgr: np.ndarray, region: np.ndarray) -> float:
+    """The grid comb's strength (``geometry.grid_pitch``) outside ``region`` (the paper
+    blanked out to the outside's median grey): a background shows none."""
+    from digitize.geometry import grid_pitch
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr.copy()
+    out = region == 0
+    if not out.any():
+        return 0.0
+    grey = grey.copy()
+    grey[~out] = int(np.median(grey[out]))
+    return float(grid_pitch(grey).strength)
 
 
 def _on_paper(rows: list[Row], paper: np.ndarray | None, k: float,
