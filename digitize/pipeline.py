@@ -694,15 +694,17 @@ def _plain_geometry(bgr: np.ndarray, opts: Options, fits) -> PageGeometry:
                        anchored)
     elif noisy and not all(r.pulse != "none" for r in geom.rows):
         # ... or hiding a whole row, pulse and all (new eik val scan 00328: 3 of 4 rows found,
-        # 2 pulsed): the evenly lit page's reading is kept where it finds more rows, each with
-        # its pulse (where it only finds more pulses on the same rows, its baselines and
-        # starts were no better: 4 val pages worse, 1 better)
+        # 2 pulsed): the evenly lit page's reading is kept where every one of its rows shows
+        # its pulse and it finds more rows, or as many where the first reading pulses at
+        # most half of them (new eik val scan 00471). Where it only finds more pulses on the
+        # same, mostly pulsed rows, its baselines and starts were no better (4 val pages
+        # worse, 1 better).
         even = _better(None, lambda: analyse(evenly_lit(bgr), opts.px_per_mm, degrid=True),
                        anchored)
-        if even is not None and len(even.rows) >= len(geom.rows) and \
-                all(r.pulse != "none" for r in even.rows) and \
-                (len(even.rows) > len(geom.rows) or
-                 sum(r.pulse != "none" for r in geom.rows) < len(geom.rows) / 2 + 0.5):
+        pulsed = sum(r.pulse != "none" for r in geom.rows)
+        if even is not None and all(r.pulse != "none" for r in even.rows) and (
+                len(even.rows) > len(geom.rows) or
+                len(even.rows) == len(geom.rows) and 2 * pulsed <= len(geom.rows)):
             geom = even
     return geom
 

@@ -9,6 +9,7 @@ import functools
 import cv2
 import numpy as np
 
+from digitize.geometry import grid_pitch
 from digitize.page.core import Row
 from digitize.page.ink import _brightest
 from digitize.page.params import SHEET
@@ -51,12 +52,10 @@ def paper_region(bgr: np.ndarray, px_per_mm: float) -> np.ndarray | None:
 def _grid_outside(bgr: np.ndarray, region: np.ndarray) -> float:
     """The grid comb's strength (``geometry.grid_pitch``) outside ``region`` (the paper
     blanked out to the outside's median grey): a background shows none."""
-    from digitize.geometry import grid_pitch
-    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr.copy()
     out = region == 0
     if not out.any():
         return 0.0
-    grey = grey.copy()
+    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr.copy()
     grey[~out] = int(np.median(grey[out]))
     return float(grid_pitch(grey).strength)
 
