@@ -212,6 +212,7 @@ LIMB_RELATIONS = EINTHOVEN + [{"aVR": 1.0, "I": 0.5, "II": 0.5},
                               {"aVF": 1.0, "aVL": -1.0, "III": -1.5}]
 #: 6x2 panel orders (row by row, left then right) of printers other than the standard one:
 #: ecg-image-kit's V1|V4, I|aVR, V2|V5, II|aVL, V3|V6, III|aVF.
+ROMAN = ("I", "II", "III")
 KNOWN_6X2_ORDERS = (("V1", "V4", "I", "aVR", "V2", "V5", "II", "aVL", "V3", "V6", "III", "aVF"),)
 LABELS_NOT_READ = Note(Code.LABELS_NOT_READ, "6x2 lead labels not read: standard order assumed "
                        "(I-aVF left, V1-V6 right)")
@@ -438,8 +439,12 @@ def six_by_two_readings(geom: PageGeometry, results, fs: float, n: int):
     elif len(panels) == 12:
         # too few labels read to fill in the rest (a noisy scan): an order printers use,
         # where the labels read agree with it better than with the standard one
+        # roman numerals read for one another tell nothing: a bar lost in the trace or the
+        # grid, or one added by a trace stroke beside the glyph (eik val scan 00305: II read
+        # as I, III as II)
         def agreement(names):
-            return sum(0 if r is None else 1 if r == x else -1 for r, x in zip(read, names))
+            return sum(0 if r is None or (r in ROMAN and x in ROMAN and r != x)
+                       else 1 if r == x else -1 for r, x in zip(read, names))
         base = agreement(orders[0][1])
         for order in KNOWN_6X2_ORDERS:
             if list(order) != orders[0][1] and agreement(order) >= max(base + 2, 2):
@@ -846,7 +851,7 @@ def _six_by_two(page: _Page, results):
             # by a clear margin, well explained, and checked on as many samples (own
             # val 00873, a 6x1 page, read so at 0.20 on a quarter of the samples)
             if cand[0] < min(best6[0] - LAYOUT.unread_margin, LAYOUT.unread_order_fit) \
-                    and cand[1] <= best6[1]:
+                    and -cand[1] >= LAYOUT.unread_checked_share * -best6[1]:
                 best6 = cand
         elif cand[0] < best6[0] - LAYOUT.six_by_two_margin or (
                 cand[0] < best6[0] + LAYOUT.six_by_two_margin and cand[1] < best6[1]):

@@ -126,6 +126,27 @@ def test_a_6x2_page_with_a_few_labels_unread_takes_the_order_the_others_agree_wi
     assert LABELS_NOT_READ not in res.warnings
 
 
+def test_roman_numerals_read_for_one_another_do_not_count_against_an_order(
+        engine, monkeypatch):
+    """Five labels read on a noisy scan, two of them wrong by a bar (eik val scan 00305: II
+    read as I, III as II, and the rhythm strip's II as I): the three read right (aVR, V3, V6)
+    sit where ecg-image-kit puts them, and a bar lost or added is no evidence against that
+    order. Before, the two misreads cancelled two of the three, the order was taken for
+    unread, and the page was read in the standard order at -0.65 dB. Oracle: the truth."""
+    from digitize import pipeline
+    order = list(pipeline.KNOWN_6X2_ORDERS[0])
+    noisy = [None, None, None, "aVR", None, None, "I", None, "V3", "V6", "II", None, "I"]
+    assert [x for x, y in zip(noisy, order) if x == y] == ["aVR", "V3", "V6"]
+    monkeypatch.setattr(pipeline, "read_labels", lambda mask, starts, k: noisy[:len(starts)])
+    res = convert_page(cv2.imread(str(EIK / "00012_hr-0.png")), engine, Options())
+    assert res.layout == "6x2+1"
+    assert [r.window.lead for r in res.windows[:12]] == order
+    assert "6x2 read as: labels, a known printer's order, simultaneous" in \
+        [w.text for w in res.warnings]
+    snr, _ = _score(res, "00012_hr")
+    assert snr > 9.0, snr
+
+
 def test_labels_are_read_beside_each_panel():
     if not printed.available():
         pytest.skip("the tesseract program is not installed")

@@ -205,6 +205,10 @@ class LayoutParams:
     #: up the worse-read right orders for safety).
     unread_margin: float = 0.5
     unread_order_fit: float = 0.3
+    #: ... and only where its residual was checked on this share of the samples the standard
+    #: reading's was (own val 00873, a 6x1 page, read so at 0.20 on a quarter of them; eik
+    #: val scan 00305's right order, 0.02 against 1.18, on 19,970 of 20,000).
+    unread_checked_share: float = 0.9
     #: A rhythm strip is named for its best-matching panel (R² of the panel as the strip, best
     #: within a lag of ``rhythm_lag_s``) where that explains at least ``rhythm_min_r2`` of its
     #: variance and ``rhythm_margin`` more than the layout's usual lead does; else the usual.
