@@ -867,7 +867,8 @@ def test_an_unpulsed_row_whose_first_beats_were_lost_starts_with_the_pulsed_rows
 def test_a_pulse_edge_blurred_by_a_millimetre_takes_the_others_start():
     """Six rows' pulses agree on their start to 0.3 mm but one falling edge, blurred on a
     noisy scan, reads 0.9 mm late (eik val scan 00194): that row starts where the others do;
-    the others keep their own starts, and with three pulsed rows nothing is moved."""
+    the others keep their own starts. With three pulsed rows it is moved only where its rise
+    or its end stands with the others' (both do here); where neither does, nothing is moved."""
     from digitize.page import Row
     from digitize.page.calibration import _consensus
     k = 8.0
@@ -883,6 +884,10 @@ def test_a_pulse_edge_blurred_by_a_millimetre_takes_the_others_start():
     assert abs(six[1].x_start - 132.0) < 0.2, six[1]
     assert [r.x_start for r in six[2:]] == [131.8, 132.1, 131.9, 132.2]
     three = rows(3)
+    _consensus(three, k)
+    assert three[1].x_start == 131.9
+    three = rows(3)
+    three[1].x_left, three[1].x_end = 60.0, 2140.0
     _consensus(three, k)
     assert three[1].x_start == 139.2
 
@@ -952,3 +957,28 @@ def test_rows_of_a_printout_are_evenly_pitched_stains_among_them_are_not():
     assert not even_pitch(geom([328, 387, 528, 624, 665, 802, 949, 979, 1038, 1089, 1210,
                                 1274]))
     assert even_pitch(geom([300, 500]))
+
+
+def test_a_pulsed_row_starting_early_takes_the_others_start_where_its_rise_or_end_agrees():
+    """New eik val scans 00292 and 00408: three rows pulsed, the second's falling stroke read
+    1.8 mm early on a noisy scan, so its panels after the first were read 68 ms early. Where
+    its pulse's rise, or its trace's end, stands with the other two rows' it takes their
+    start; where neither does it keeps its own (that is a row of its own, timed by itself)."""
+    from digitize.page import Row
+    from digitize.page.calibration import _consensus
+    k = 6.0
+
+    def rows(rise, end):
+        out = [Row(y=200.0 * i, x_left=18.5 * k, x_right=274 * k, x_start=24.0 * k,
+                   x_end=274.0 * k, pulse="left", pulse_mm=10.0) for i in range(3)]
+        out.append(Row(y=600.0, x_left=14.5 * k, x_right=280 * k, x_start=24.0 * k,
+                       x_end=280.0 * k))  # unpulsed rhythm row
+        out[1].x_left, out[1].x_start, out[1].x_end = rise * k, 22.2 * k, end * k
+        return out
+    for rise, end in ((18.6, 277.6), (15.0, 274.2)):  # the rise agrees; the end agrees
+        rs = rows(rise, end)
+        _consensus(rs, k)
+        assert abs(rs[1].x_start / k - 24.0) < 1e-6, (rise, end)
+    rs = rows(15.0, 277.6)  # neither
+    _consensus(rs, k)
+    assert abs(rs[1].x_start / k - 22.2) < 1e-6

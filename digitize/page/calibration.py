@@ -647,9 +647,15 @@ def _consensus(rows: list[Row], k: float) -> None:
                 if abs(r.x_start - x) > 2 * k and abs(r.x_left - x_rise) <= k:
                     r.x_start = x
                     r.step_mm = r.pulse_mm
-                elif TIMING.blur_mm * k < abs(r.x_start - x) <= 2 * k and len(found) >= 4:
+                elif TIMING.blur_mm * k < abs(r.x_start - x) <= 2 * k and (
+                        len(found) >= 4 or abs(r.x_left - x_rise) <= TIMING.blur_mm * k
+                        or abs(r.x_end - float(np.median([f.x_end for f in agree])))
+                        <= TIMING.blur_mm * k):
                     # its falling edge blurred on a noisy scan (eik val scan 00194's second
-                    # row 0.9 mm late, which broke its 6x2 limb leads' relations)
+                    # row 0.9 mm late, which broke its 6x2 limb leads' relations); with
+                    # fewer rows, where its rise or its end stands with theirs (new eik val
+                    # scans 00292 and 00408: the second row of three 1.8 mm early, its
+                    # panels after the first 68 ms early)
                     r.x_start = x
         if side == "left":
             x = float(np.median([r.x_start for r in found]))
