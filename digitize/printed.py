@@ -37,9 +37,11 @@ SPECK_MM = 0.2
 MIN_CHARACTERS = 6
 
 # a number (OCR reads 5 as S, 0 as O, a slashed zero as @, Ø, ® or ©), then "mm/m..." (not
-# "mm/s": the speed; "mm" misread as "mra" and the like is tolerated); "Chest5mm" has no space
+# "mm/s": the speed; "mm" misread as "mra" and the like is tolerated, and a slash read as a
+# bar or an i before "mV": "20mmimV", own val 00131 at 3.4 px/mm); "Chest5mm" has no space
 _VALUE = re.compile(r"(?:(limb|chest)\W{0,3}|\b)([0-9SO@Ø®©]{1,2}(?:[.,][0-9])?)"
-                    r"[.,:;'`]?\s*m[a-z]{0,2}\s*/\s*m", re.I)  # "5. mm/mV": a speck read
+                    r"[.,:;'`]?\s*m[a-z]{0,2}\s*(?:/|[|il1](?=mv))\s*m",
+                    re.I)  # "5. mm/mV": a speck read
 #: Something like "mm/m" or "mm/s": the line holds settings (a gain may be misread in it)
 _UNIT = re.compile(r"m\s*/\s*[a-z]", re.I)
 _DIGIT = str.maketrans({"S": "5", "O": "0", "@": "0", "Ø": "0", "®": "0", "©": "0", ",": "."})

@@ -17,6 +17,9 @@ from digitize.printed import parse_gain
     ("Limb 10 mm/mV  Chest 10 mm/mV", (10.0, None)),
     ("25 mm/s 20mm/mvV 05-40 Hz", (20.0, None)),
     ("25 mm/s 2.5 mra/my", (2.5, None)),  # "mm" misread
+    ("25mm/s 20mmimV 05-40 Hz", (20.0, None)),  # the slash read as an i
+    ("25mm/s 10mm|mV", (10.0, None)),  # ... or as a bar
+    ("25 mm/s 10 mmis 0.5-40 Hz", None),  # an i, but not before "mV"
     (".25 mm/s. 5. mm/mV..0.5-40 Hz.", (5.0, None)),  # a speck read after the number
     ("25mm/s Limb 1@mm/mvV Chest5mm/mV @.5-40 Hz", (10.0, 5.0)),  # slashed zero, no space
     ("25mm/s Limb 1®mm/mvV Chest5mm/mV @.5-40 Hz", (10.0, 5.0)),
