@@ -386,6 +386,37 @@ def window_start(w: LeadWindow) -> tuple[float, float]:
     return w.geom.x0_mm * w.geom.px_per_mm, w.geom.centre_mm * w.geom.px_per_mm
 
 
+def model_grey(bgr: np.ndarray, geom: PageGeometry) -> np.ndarray:
+    """The page in grey as the trace model reads it: each pixel's brightest channel, where the
+    pen keeps READ.pen_kept of its contrast with the paper that way (a red, orange or green
+    grid fades to near paper while a black pen stays black: new eik val clean 00305, whose
+    orange grid lost V6 under a deep S wave, 6.4 -> 12.3 dB); else the luminance (a blue or
+    red pen would fade with the grid)."""
+    lum = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
+    if bgr.ndim != 3 or geom.mask is None:
+        return lum
+    ys, xs = np.nonzero(geom.mask[::3, ::3])  # a sample of the pen's pixels
+    if len(xs) < 30:
+        return lum
+    xs, ys = 3 * xs, 3 * ys
+    pick = np.linspace(0, len(xs) - 1, min(len(xs), 4000)).astype(int)
+    pts = cv2.perspectiveTransform(np.stack([xs[pick], ys[pick]], 1)[None].astype(np.float32),
+                                   geom.to_image)[0]
+    h, w = lum.shape
+    cs = np.clip(np.round(pts[:, 0]).astype(int), 0, w - 1)
+    rs = np.clip(np.round(pts[:, 1]).astype(int), 0, h - 1)
+    pen, paper = bgr[rs, cs].astype(np.float32), bgr[::16, ::16].reshape(-1, 3).astype(np.float32)
+
+    def contrast(f) -> float:  # paper (the median pixel) less the pen, per conversion
+        return float(np.median(f(paper)) - np.median(f(pen)))
+    kept = contrast(lambda v: v.max(axis=1)) / max(
+        contrast(lambda v: v @ np.float32([0.114, 0.587, 0.299])), 1.0)
+    if kept < READ.pen_kept:
+        return lum
+    b, g, r = cv2.split(bgr)
+    return cv2.max(cv2.max(b, g), r)
+
+
 def paper_fill(grey: np.ndarray, m: np.ndarray, k: float) -> None:
     """Paint each shape of ``m`` with the paper's brightness around it (in place): the 90th
     percentile of the grey within READ.paper_around_mm. (One value for the whole page left a dark
@@ -579,7 +610,7 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     gains = read_gains(geom, opts)
     if gains.stepped:
         candidates = fit_steps(candidates, geom.rows)
-    grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
+    grey = model_grey(bgr, geom)
     page = _Page(geom=geom, opts=opts, engine=engine, gains=gains, grid_maps=grid_maps,
                  grey=even_light(grey, geom.px_per_mm),  # what the model reads: creases out
                  n=int(round(min(ROW_WIDTH_MM / opts.speed, 10.0) * opts.fs)))

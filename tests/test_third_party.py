@@ -347,3 +347,25 @@ def test_a_row_lost_under_shading_is_found_on_the_evenly_lit_page():
     g = read_geometry(cv2.imread(str(EIK / "00328_hr-0.jpg")), Options())
     assert len(g.rows) == 4
     assert all(r.pulse == "left" for r in g.rows)
+
+
+def test_the_model_reads_a_coloured_grid_faded_and_a_coloured_pen_as_it_is():
+    """A black pen on a coloured grid (ecg-image-kit clean pages): the model reads each pixel's
+    brightest channel, in which the grid's lines fade towards the paper and the pen stays
+    black (new eik val clean 00305: V6 lost under a deep S wave on an orange grid, 6.4 -> 12.3
+    dB). The same page drawn with a blue pen is read in plain luminance: its pen would fade
+    with the grid. Oracle: the pixels' own colours."""
+    from digitize.pipeline import model_grey
+    bgr = cv2.imread(str(EIK / "00092_hr-0.png"))
+    g = analyse(bgr)
+    lum = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+    grey = model_grey(bgr, g)
+    pen = bgr.max(axis=2) < 80  # black ink: dark in every channel
+    grid = (bgr.max(axis=2) > 150) & (bgr.min(axis=2) < 150)  # coloured: dark in one channel
+    assert pen.sum() > 1000 and grid.sum() > 1000
+    assert np.array_equal(grey, bgr.max(axis=2))
+    assert grey[grid].mean() > lum[grid].mean() + 20  # the grid fades
+    assert grey[pen].mean() < 90  # the pen stays dark
+    blue = bgr.copy()
+    blue[pen] = (200, 60, 40)
+    assert np.array_equal(model_grey(blue, g), cv2.cvtColor(blue, cv2.COLOR_BGR2GRAY))

@@ -226,6 +226,10 @@ class ReadParams:
     #: A row whose ink ends this far (mm) before its 10 s has nothing drawn after its end (the
     #: printout's rows were shorter than 250 mm).
     ink_end_margin_mm: float = 1.0
+    #: The model reads each pixel's brightest channel where the pen keeps this share of its
+    #: contrast with the paper so (``pipeline.model_grey``): a black pen keeps ~all of it, a
+    #: blue one a third.
+    pen_kept: float = 0.8
     #: A page whose ink mask covers more than this share is noisy: its grid is filtered out
     #: first (ecg-image-kit val scans: 0.064-0.45; its clean and b/w pages at most 0.029, our
     #: rendered clean and scan pages at most 0.054).
