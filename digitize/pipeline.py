@@ -330,6 +330,16 @@ def _identify_rhythm(sig_panels: np.ndarray, rhythm_sigs: list[np.ndarray], fs: 
     than the standard one does. ``groups``: per strip, the leads it can be (a split-gain page
     says by its pulse's height whether a strip is a limb or a chest lead), or None."""
     lag = int(round(LAYOUT.rhythm_lag_s * fs))
+    # each panel without its first and last LAYOUT.rhythm_edge_s: a separator bar or a label
+    # read as trace there (a 3-mV spike at the end of II's panel, new eik val clean 00447)
+    # outweighed five seconds of agreement, and the strip printed "II" was named aVF
+    edge = int(round(LAYOUT.rhythm_edge_s * fs))
+    sig_panels = sig_panels.copy()
+    for li in range(sig_panels.shape[1]):
+        ok = np.flatnonzero(np.isfinite(sig_panels[:, li]))
+        if len(ok) > 4 * edge:
+            sig_panels[ok[:edge], li] = np.nan
+            sig_panels[ok[-edge:], li] = np.nan
     names = []
     for j, r in enumerate(rhythm_sigs):
         scores = {}

@@ -982,3 +982,24 @@ def test_a_pulsed_row_starting_early_takes_the_others_start_where_its_rise_or_en
     rs = rows(15.0, 277.6)  # neither
     _consensus(rs, k)
     assert abs(rs[1].x_start / k - 22.2) < 1e-6
+
+
+def test_a_rhythm_strip_is_matched_to_the_panels_without_their_edges():
+    """New eik val clean 00447: a separator read as trace put a 3-mV spike at the end of II's
+    panel, the panel matched the strip printed "II" worse than aVF's did, and the strip was
+    named aVF. Panels are compared without their first and last 0.1 s. Oracle: the strip is
+    II's own signal; aVF's panel a weaker, noisier copy of another stretch."""
+    from digitize.leads import LEADS
+    from digitize.pipeline import _identify_rhythm
+    fs, n = 500.0, 5000
+    t = np.arange(n) / fs
+    rng = np.random.default_rng(0)
+    beats = np.arange(0.3, 10, 0.8)
+    s = sum(1.2 * np.exp(-((t - b) / 0.012) ** 2) - 0.3 * np.exp(-((t - b - 0.03) / 0.015) ** 2)
+            + 0.25 * np.exp(-((t - b - 0.3) / 0.06) ** 2) for b in beats)
+    panels = np.full((n, len(LEADS)), np.nan)
+    ii, avf = LEADS.index("II"), LEADS.index("aVF")
+    panels[:n // 2, ii] = s[:n // 2]
+    panels[n // 2 - 20:n // 2, ii] += 3.0  # the spike at the panel's end
+    panels[n // 2:, avf] = 0.9 * s[n // 2:] + 0.02 * rng.standard_normal(n // 2)
+    assert _identify_rhythm(panels, [s], fs, printed=["II"]) == ("II",)

@@ -215,6 +215,8 @@ class LayoutParams:
     rhythm_min_r2: float = 0.8
     rhythm_margin: float = 0.05
     rhythm_lag_s: float = 0.02
+    #: ... each panel compared without its first and last ``rhythm_edge_s`` (its edges).
+    rhythm_edge_s: float = 0.1
     #: A rhythm strip's printed label names it unless its panel explains this much less of the
     #: strip's variance than the best-matching panel (a label misread: a bar of "II" lost).
     printed_margin: float = 0.3
