@@ -18,6 +18,7 @@ import numpy as np
 
 from digitize.leads import CHEST_LEADS, LEADS
 from digitize.geometry import grid_coordinate, refine_pitch
+from digitize.page.ink import _brightest
 from digitize.page import (FRAME, LAYOUT, READ, PageError, PageGeometry, analyse, baseline,
                            outline_inset, page_homography, size_scale, snap_gain, trace_width)
 from digitize.evidence import (NotEcg, beats_cue, consensus_beats, describe, evidence,
@@ -210,9 +211,10 @@ LIMB_RELATIONS = EINTHOVEN + [{"aVR": 1.0, "I": 0.5, "II": 0.5},
                               {"aVL": 1.0, "aVR": -1.0, "I": -1.5},
                               {"aVF": 1.0, "aVR": -1.0, "II": -1.5},
                               {"aVF": 1.0, "aVL": -1.0, "III": -1.5}]
+#: Lead names printed as roman numerals: read for one another where a bar is lost or added.
+ROMAN = ("I", "II", "III")
 #: 6x2 panel orders (row by row, left then right) of printers other than the standard one:
 #: ecg-image-kit's V1|V4, I|aVR, V2|V5, II|aVL, V3|V6, III|aVF.
-ROMAN = ("I", "II", "III")
 KNOWN_6X2_ORDERS = (("V1", "V4", "I", "aVR", "V2", "V5", "II", "aVL", "V3", "V6", "III", "aVF"),)
 LABELS_NOT_READ = Note(Code.LABELS_NOT_READ, "6x2 lead labels not read: standard order assumed "
                        "(I-aVF left, V1-V6 right)")
@@ -421,10 +423,7 @@ def model_grey(bgr: np.ndarray, geom: PageGeometry) -> np.ndarray:
         return float(np.median(f(paper)) - np.median(f(pen)))
     kept = contrast(lambda v: v.max(axis=1)) / max(
         contrast(lambda v: v @ np.float32([0.114, 0.587, 0.299])), 1.0)
-    if kept < READ.pen_kept:
-        return lum
-    b, g, r = cv2.split(bgr)
-    return cv2.max(cv2.max(b, g), r)
+    return _brightest(bgr) if kept >= READ.pen_kept else lum
 
 
 def paper_fill(grey: np.ndarray, m: np.ndarray, k: float) -> None:
@@ -889,8 +888,8 @@ def _six_by_two(page: _Page, results):
     best6 = scored[0]
     for cand in scored[1:]:
         if cand[2].order == UNREAD_ORDER and best6[2].order != UNREAD_ORDER:
-            # by a clear margin, well explained, and checked on as many samples (own
-            # val 00873, a 6x1 page, read so at 0.20 on a quarter of the samples)
+            # by a clear margin, well explained, and checked on nearly as many samples
+            # (own val 00873, a 6x1 page, read so at 0.20 on a quarter of the samples)
             if cand[0] < min(best6[0] - LAYOUT.unread_margin, LAYOUT.unread_order_fit) \
                     and -cand[1] >= LAYOUT.unread_checked_share * -best6[1]:
                 best6 = cand
