@@ -263,18 +263,19 @@ SEP_REACH_MM, SEP_HALF_MM, SEP_MIN_MM, SEP_PENS, SEP_BOTH_MM = 1.5, 12.0, 4.0, 1
 
 
 def separator_mask(mask: np.ndarray, starts: list[tuple[float, float]], k: float,
-                   pen_px: float) -> np.ndarray:
+                   pen_px: float, lines: list[float] | None = None) -> np.ndarray:
     """uint8 mask (like ``mask``) of straight vertical bars thicker than the pen at panel
     starts: a separator, which the trace model read as a spike at the panel's first samples.
     A QRS stroke is as thin as the pen (and slanted), so it is not taken; where one is drawn
     against the bar and runs past one of its ends, the bar is taken on the other side of the
-    trace's line only."""
+    trace's line only. ``lines``: per start, its row's baseline (px), where a printer centres
+    its bars; a panel's own level (the start's y) may lie mm off it."""
     out = np.zeros_like(mask)
     h, w = mask.shape
     tall_k = np.ones((max(3, int(round(SEP_MIN_MM * k))), 1), np.uint8)
     thick_k = np.ones((1, int(round(max(pen_px + 2, SEP_PENS * pen_px)))), np.uint8)
     reach = int(round(SEP_BOTH_MM * k))
-    for x0, y0 in starts:
+    for i, (x0, y0) in enumerate(starts):
         xa, xb = int(max(0, x0 - SEP_REACH_MM * k)), int(min(w, x0 + SEP_REACH_MM * k + 1))
         ya, yb = int(max(0, y0 - SEP_HALF_MM * k)), int(min(h, y0 + SEP_HALF_MM * k + 1))
         sub = np.ascontiguousarray(mask[ya:yb, xa:xb])
@@ -289,10 +290,13 @@ def separator_mask(mask: np.ndarray, starts: list[tuple[float, float]], k: float
         yc = int(round(y0)) - ya
         if not bars.any() or yc - reach < 0 or yc + reach >= bars.shape[0]:
             continue
+        ycs = {yc} | ({int(round(lines[i])) - ya} if lines is not None else set())
         n, lab, st, _ = cv2.connectedComponentsWithStats(bars, connectivity=8)
         for j in range(1, n):
             top, height = st[j, cv2.CC_STAT_TOP], st[j, cv2.CC_STAT_HEIGHT]
-            if top <= yc - reach and top + height >= yc + reach:
+            across = [c for c in ycs if top <= c - reach and top + height >= c + reach]
+            if across:
+                yc = min(across, key=lambda c: abs(c - (top + height / 2)))
                 # the bar's own columns: where the ink through its middle runs no further
                 # than the bar (a QRS stroke merged with its side reaches past it, or stops
                 # short of its ends), to 0.3 mm

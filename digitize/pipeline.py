@@ -833,6 +833,59 @@ class _Page:
     n: int
 
 
+def pulse_mask(geom: PageGeometry, pen: float) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 masks (deskewed) of the calibration pulses found — the pulse up to its timing
+    stroke and READ.pulse_mm about it — and of a pen stroke leading into the trace in its
+    place. A trace that starts at the pulse's falling stroke (as ecg-image-kit draws it) had
+    its first columns read up that stroke: the pulse's height, a 1 mV spike at every row's
+    start (new eik val clean 00305 V1: -1.7 dB). Taken out, the trace started abruptly and
+    its first samples were read off it (eik val clean 00265, its rhythm strip's start at
+    -0.75 mV): a level stroke at the trace's first height takes the pulse's place."""
+    out, lead = np.zeros_like(geom.mask), np.zeros_like(geom.mask)
+    k, (h, w) = geom.px_per_mm, geom.mask.shape
+    for r in geom.rows:
+        if r.pulse not in ("left", "right") or not np.isfinite(r.x_stroke) \
+                or not np.isfinite(r.pulse_mm):
+            continue
+        # (not where the row was timed elsewhere: its trace may start before that stroke)
+        if r.pulse == "left":
+            if not r.x_stroke <= r.x_start + pen:
+                continue
+            xa, xb = r.x_left - pen, r.x_stroke + pen / 2
+        else:
+            if not r.x_stroke >= r.x_end - pen:
+                continue
+            xa, xb = r.x_stroke - pen / 2, r.x_right + pen
+        ya = r.y - (r.pulse_mm + READ.pulse_mm) * k
+        yb = r.y + READ.pulse_mm * k
+        xa, xb = max(0, int(np.floor(xa))), min(w, int(np.ceil(xb)) + 1)
+        ya, yb = max(0, int(ya)), min(h, int(np.ceil(yb)) + 1)
+        if xb <= xa or yb <= ya:
+            continue
+        box = geom.mask[ya:yb, xa:xb] > 0
+        # the timing stroke itself only where no trace runs on from it at that height (a QRS
+        # at the panel's first sample rises beside it: new eik val scan 00113, I and II)
+        sa, sb = int(np.floor(r.x_stroke - pen)), int(np.ceil(r.x_stroke + pen / 2)) + 1
+        d = max(2, int(round(READ.pulse_beside_mm * k)))
+        beside = geom.mask[ya:yb, sb:sb + d] if r.pulse == "left" else \
+            geom.mask[ya:yb, max(0, sa - d):sa]
+        on = beside.any(axis=1) if beside.size else np.zeros(yb - ya, bool)
+        cols = np.arange(xa, xb)
+        stroke = (cols >= sa) & (cols < sb)
+        box[np.ix_(on, stroke)] = False
+        out[ya:yb, xa:xb] = box
+        rows = np.flatnonzero(on)
+        if len(rows) and rows[-1] - rows[0] + 1 <= max(3.0, 2 * pen) \
+                and len(rows) == rows[-1] - rows[0] + 1:
+            # the trace leaves the stroke level, at one height (not a QRS rising or falling
+            # beside it, nor a scan's specks): the stroke leads in at that height
+            y = ya + int(round((rows[0] + rows[-1]) / 2))
+            t = max(1, int(rows[-1] - rows[0] + 1))
+            x0, x1 = (xa, sb) if r.pulse == "left" else (sa, xb - 1)
+            cv2.line(lead, (x0, y), (x1, y), 1, t)
+    return out, lead
+
+
 def model_input(page: _Page, wins: list[LeadWindow], layout: str) -> np.ndarray:
     """The page without the separator bars and lead labels beside the windows' starts (a
     label under a panel's first millimetres was read as trace)."""
@@ -846,9 +899,13 @@ def model_input(page: _Page, wins: list[LeadWindow], layout: str) -> np.ndarray:
              for w in wins]
     # the separator bars at the panels' starts, then the labels (one may touch a bar)
     pen = float(np.median([trace_width(geom.mask, r, geom.px_per_mm) for r in geom.rows]))
-    seps = separator_mask(geom.mask, starts, geom.px_per_mm, pen)
-    gm = seps | glyph_mask(geom.mask & ~seps if seps.any() else geom.mask, starts,
-                           geom.px_per_mm, names)
+    lines = [min((r.y for r in geom.rows), key=lambda y: abs(y - y0)) for _, y0 in starts]
+    seps = separator_mask(geom.mask, starts, geom.px_per_mm, pen, lines)
+    # and the calibration pulses
+    pulses, lead_in = pulse_mask(geom, pen)
+    taken = seps | pulses
+    gm = taken | glyph_mask(geom.mask & ~taken if taken.any() else geom.mask, starts,
+                            geom.px_per_mm, names)
     if not gm.any():
         return grey
     size = (grey.shape[1], grey.shape[0])
@@ -857,11 +914,12 @@ def model_input(page: _Page, wins: list[LeadWindow], layout: str) -> np.ndarray:
     out = grey.copy()
     ink = int(np.percentile(grey[cv2.warpPerspective(geom.mask, geom.to_image, size,
                                                      flags=cv2.INTER_NEAREST) > 0], 10)) \
-        if seps.any() else 0
+        if seps.any() or lead_in.any() else 0
     paper_fill(out, m, geom.px_per_mm)
     if seps.any():  # the trace drawn on through the separators taken out
-        b = cv2.warpPerspective(separator_bridges(geom.mask, seps, starts, geom.px_per_mm, pen),
-                                geom.to_image, size, flags=cv2.INTER_NEAREST)
+        lead_in |= separator_bridges(geom.mask, seps, starts, geom.px_per_mm, pen)
+    if lead_in.any():
+        b = cv2.warpPerspective(lead_in, geom.to_image, size, flags=cv2.INTER_NEAREST)
         out[b > 0] = ink
     return out
 

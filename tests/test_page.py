@@ -1003,3 +1003,25 @@ def test_a_rhythm_strip_is_matched_to_the_panels_without_their_edges():
     panels[n // 2 - 20:n // 2, ii] += 3.0  # the spike at the panel's end
     panels[n // 2:, avf] = 0.9 * s[n // 2:] + 0.02 * rng.standard_normal(n // 2)
     assert _identify_rhythm(panels, [s], fs, printed=["II"]) == ("II",)
+
+
+def test_a_flat_stretch_of_trace_beside_the_pulse_fall_is_not_the_pulse():
+    """ecg-image-kit starts the trace at the pulse's falling stroke, at the signal's first
+    value: 2.5 mm above the pulse's foot, flat for 9 mm, it looked like a pulse top joined to
+    the baseline by a vertical edge (the real pulse's fall), and being wider it won (new eik
+    val clean 00305, V1: the row unpulsed, -1.7 dB). That edge runs on above the flat run: it
+    is another stroke. Oracle: the pulse drawn here."""
+    from digitize.page import Row, find_pulse
+    k = 5.9
+    m = _pulse_mask(k)
+    y, x1 = 300, 60 + int(round(5 * k))
+    m[y - 1:y + 1, x1 + 2:1500] = 0  # the trace starts 2.5 mm up, flat for 9 mm
+    lift = int(round(2.5 * k))
+    m[y - lift - 1:y - lift + 1, x1:x1 + int(9 * k)] = 1
+    m[y - lift:y + 1, x1 + int(9 * k):x1 + int(9 * k) + 2] = 1
+    m[y - 1:y + 1, x1 + int(9 * k):1500] = 1
+    row = Row(y=300.0, x_left=60.0, x_right=1500.0)
+    found = find_pulse(m, row, k, "left")
+    assert found is not None
+    xa, xb, height, _ = found
+    assert abs(xa - 60) <= 2 and abs(xb - (x1 + 2)) <= 2 and abs(height - 10) < 0.6

@@ -107,3 +107,73 @@ def test_an_r_wave_drawn_against_a_separator_bar_is_kept_and_not_bridged():
     sep = separator_mask(alone, [(xs, y0)], k, pen_px=float(pen))
     assert sep[y0 - int(4 * k):y0 + int(4 * k), xs].all()
     assert separator_bridges(alone, sep, [(xs, y0)], k, float(pen)).any()
+
+
+def test_a_bar_centred_on_its_row_is_a_separator_where_the_panel_sits_off_the_row():
+    """A printer centres its separator bars on the row's baseline; a panel's own level (its
+    window's centre) may lie 2.5 mm off it (new eik val clean 00408, V2: its bar, read as a
+    spike, was missed). Given the row's line the bar is taken; measured against the panel's
+    level alone it does not reach 2 mm both ways. Oracle: the drawing's own geometry."""
+    k, pen, bar = 6.0, 2, 5
+    h, w = int(40 * k), int(40 * k)
+    row, xs = int(20 * k), int(20 * k)
+    m = np.zeros((h, w), np.uint8)
+    cv2.line(m, (0, row), (w - 1, row), 1, pen)
+    cv2.rectangle(m, (xs - bar // 2, row - int(2.8 * k)), (xs + bar // 2, row + int(2.8 * k)),
+                  1, -1)
+    off = row - 2.5 * k  # the panel's own level
+    assert not separator_mask(m, [(xs, off)], k, pen_px=float(pen)).any()
+    sep = separator_mask(m, [(xs, off)], k, pen_px=float(pen), lines=[float(row)])
+    assert sep[row - int(2 * k):row + int(2 * k), xs].all()
+    assert not sep[:, xs + bar:].any()
+
+
+def test_the_calibration_pulse_is_taken_out_of_the_model_input_but_not_a_qrs_beside_it():
+    """A trace starting at the pulse's falling stroke (ecg-image-kit) had its first columns
+    read up that stroke: a 1-mV spike at each row's start (new eik val clean 00305). The
+    pulse is masked; the trace from the stroke on is not, nor a QRS rising beside the stroke
+    at the panel's first sample (new eik val scan 00113); a level stroke at the trace's first
+    height takes the pulse's place (a trace starting abruptly had its first samples misread).
+    Oracle: the drawing's geometry."""
+    from digitize.page import PageGeometry, Row
+    from digitize.pipeline import pulse_mask
+    k, pen = 6.0, 2
+    h, w = int(60 * k), int(80 * k)
+    y, xr, xf = int(40 * k), int(10 * k), int(15 * k)
+    top = y - int(10 * k)
+
+    def page(qrs: bool) -> np.ndarray:
+        m = np.zeros((h, w), np.uint8)
+        cv2.line(m, (xr - int(2 * k), y), (xr, y), 1, pen)  # foot, rise, top, fall
+        cv2.line(m, (xr, y), (xr, top), 1, pen)
+        cv2.line(m, (xr, top), (xf, top), 1, pen)
+        cv2.line(m, (xf, top), (xf, y), 1, pen)
+        if qrs:  # an R from the stroke's foot, 14 mm tall, 1 mm on
+            cv2.line(m, (xf, y), (xf + 2, y - int(14 * k)), 1, pen)
+            cv2.line(m, (xf + 2, y - int(14 * k)), (xf + int(k), y), 1, pen)
+        cv2.line(m, (xf + (int(k) if qrs else 0), y - int(1.5 * k)), (w - 1, y - int(1.5 * k)),
+                 1, pen)  # the trace, 1.5 mm above the pulse's foot
+        return m
+
+    for qrs in (False, True):
+        m = page(qrs)
+        row = Row(y=float(y), x_left=float(xr - 2 * k), x_right=float(w - 1),
+                  x_start=xf + 1.0, x_end=float(w - 1), pulse="left", pulse_mm=10.0,
+                  x_stroke=float(xf) + 0.5)
+        geom = PageGeometry(px_per_mm=k, scale_source="grid", skew_deg=0.0, rows=[row],
+                            deskew=np.eye(3), size=(w, h), mask=m)
+        pm, lead = pulse_mask(geom, float(pen))
+        # a level stroke leads into the trace in the pulse's place, at the trace's first
+        # height (1.5 mm above the foot); none beside a QRS (no one height to lead in at)
+        ys = np.flatnonzero(lead[:, xr + 3:xf - 3].any(axis=1))
+        assert not lead[:, xf + 7:].any()
+        if qrs:
+            assert not len(ys)
+        else:
+            assert len(ys) and abs(np.median(ys) - (y - int(1.5 * k))) <= pen, ys
+        assert pm[top:y - int(2 * k), xr - 1:xr + 2].all()  # the rise
+        assert pm[top - 1:top + 2, xr + 3:xf - 3].all()  # the top
+        assert not pm[:, xf + 3:].any()  # nothing of the trace
+        fall = pm[top + 2:y - int(2 * k), xf - 1:xf + 2].any(axis=1)
+        # the fall where nothing runs on from it; beside a QRS it stays (the R's upstroke)
+        assert fall.all() if not qrs else not fall[:int(5 * k)].any()

@@ -109,6 +109,13 @@ def _find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str, join: b
             reach = [c for c, f in zip(edge, feet) if f >= need]
             if not reach:
                 continue  # no vertical edge down to the baseline: not this row's pulse
+            # nor where that edge runs on above the top: a taller stroke passing by, as the
+            # pulse's own fall beside a flat stretch of trace that starts above the pulse's
+            # foot (new eik val clean 00305, V1: a 9-mm "pulse" 2.5 mm high, wider than the
+            # real one, had won)
+            if all(_stroke_length(sub[:t, c:c + 2].max(axis=1)[::-1], 1)
+                   >= PULSE.over_top_mm * k for c in reach):
+                continue
             # the pulse's own base: where its edge stroke ends, which may lie off the row's
             # baseline (a trace that starts or runs off its zero): followed below the window
             # (the longest of the edge's columns, across breaks of up to 1 mm where grid

@@ -104,6 +104,9 @@ class PulseParams:
     foot_off_mm: float = 3.0
     #: How far below the trace's baseline a pulse's edge stroke is followed to find its base.
     base_below_mm: float = 4.0
+    #: A pulse's outer edge ends at its top: one whose stroke runs on this far (mm) above it
+    #: is another, taller stroke.
+    over_top_mm: float = 1.0
     #: A top pieced together over gaps counts only within this (|log|) of a standard gain.
     bridged_gain_tol: float = 0.08
     #: A stepped pulse (split gain): two tops a factor 2 apart, to within this (|log|).
@@ -251,6 +254,11 @@ class ReadParams:
     #: How far around a label or separator the paper's brightness is taken from (mm) to paint
     #: it out.
     paper_around_mm: float = 1.5
+    #: A calibration pulse is taken out of the model's input with this much (mm) above its
+    #: top and below its foot.
+    pulse_mm: float = 1.5
+    #: ... but not its timing stroke where ink runs on from it within this (mm): the trace.
+    pulse_beside_mm: float = 0.3
 
 
 SHEET = SheetParams()
