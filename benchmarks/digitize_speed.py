@@ -30,12 +30,12 @@ from trainer.data import default_ptbxl_dir, prepared_signal, records_for_split  
 from trainer.render import render_page, sample_spec, write_page  # noqa: E402
 
 
-def render(out: Path, layout: str, n: int, ptbxl: str) -> None:
+def render(out: Path, layout: str, n: int, ptbxl: str, dpi: float = 200.0) -> None:
     recs = records_for_split(ptbxl, "test")
     for i in range(n):
         info = recs[i % len(recs)]
         sig, fs = prepared_signal(ptbxl, info)
-        pins = dict(dpi=200.0) if layout == "strip" else dict(dpi=200.0, speed=25.0)
+        pins = dict(dpi=dpi) if layout == "strip" else dict(dpi=dpi, speed=25.0)
         spec = sample_spec(np.random.default_rng(i), layout, "clean", **pins)
         write_page(render_page(sig, fs, spec, header_seed=i), out, f"p{i:04d}")
 
@@ -63,6 +63,9 @@ def main() -> int:
     ap.add_argument("--digitize-args", default="", help="extra digitize options")
     ap.add_argument("--layouts", default="3x4,strip")
     ap.add_argument("--large", action="store_true", help="also two 12000x9000 JPEGs")
+    ap.add_argument("--dpi", type=float, default=200.0,
+                    help="the pages' resolution (at 254 dpi and up digitize reads each window "
+                    "twice: digitize.reconstruct.FINE_PX_PER_MM)")
     args = ap.parse_args()
     ptbxl = str(default_ptbxl_dir())
     out = Path(args.out)
@@ -73,11 +76,13 @@ def main() -> int:
           f"{'installed' if available() else 'not installed'}")
     for layout in filter(None, args.layouts.split(",")):
         for n in (args.few, args.many):
-            pages = out / f"{layout}-{n}"
+            tag = "" if args.dpi == 200.0 else f"-{args.dpi:g}dpi"
+            pages = out / f"{layout}-{n}{tag}"
             if not pages.is_dir():
-                render(pages, layout, n, ptbxl)
-            dt, rss = timed_run(pages, out / f"rec-{layout}-{n}", args.digitize_args.split())
-            print(f"{layout:6s} 200 dpi x {n:4d} pages: {dt:6.1f} s  {n / dt:5.2f} pages/s  "
+                render(pages, layout, n, ptbxl, args.dpi)
+            dt, rss = timed_run(pages, out / f"rec-{layout}-{n}{tag}", args.digitize_args.split())
+            print(f"{layout:6s} {args.dpi:3g} dpi x {n:4d} pages: {dt:6.1f} s  "
+                  f"{n / dt:5.2f} pages/s  "
                   f"peak RSS {rss:6.0f} MiB  (incl. start-up and model load)")
     if args.large:
         large(out, ptbxl, args.digitize_args.split())

@@ -968,8 +968,10 @@ def hypotheses(page: _Page, layout: str):
     layout with rhythm strips, the first is the layout's usual leads for them."""
     geom, opts, n, gains = page.geom, page.opts, page.n, page.gains
     wins = windows_for(geom, layout, opts, list(gains.rows), page.grid_maps)
+    pen_mm = float(np.median([trace_width(geom.mask, r, geom.px_per_mm) for r in geom.rows])
+                   ) / geom.px_per_mm if geom.mask is not None and geom.rows else None
     sig, results = reconstruct(model_input(page, wins, layout), wins, page.engine, opts.fs, n,
-                               opts.batch_size, trim_conf=READ.trim_conf)
+                               opts.batch_size, trim_conf=READ.trim_conf, pen_mm=pen_mm)
     rhythm_read, notes = None, ()  # the rhythm strips' printed labels, where already read
     if layout.startswith("6x2"):  # printers differ in lead order and column timing
         results, notes, rhythm_read = _six_by_two(page, results)

@@ -167,3 +167,59 @@ def test_readings_at_the_strip_edge_over_blank_paper_at_a_window_end_are_not_wri
     # without trimming (how the trainer's evaluation reads), every column is written
     sig, results = reconstruct(page, [win], Engine(), fs, 2000)
     assert results[0].kept is None and np.isfinite(sig[:, 1]).sum() > len(drawn)
+
+
+def test_a_finely_drawn_window_is_read_again_at_more_columns_in_its_middle():
+    """On a page drawn at 10 px/mm or more with a pen at most 0.45 mm wide, each window is read
+    a second time at twice the model's columns per mm; that reading is kept in the window's middle where it agrees with
+    the first to 0.6 mV, the first one at the ends (0.1 s) and where they part. A page drawn
+    coarser is read once. Oracle: an engine that reads 2 mm at the model's columns and 3 mm
+    at twice as many (one column 20 mm off, a stray), so each sample says which it came
+    from."""
+    from digitize.reconstruct import FINE_EDGE_S, FINE_PX_PER_MM
+
+    class Engine:
+        spec = SPEC
+        calls = []
+
+        def run(self, strips, batch_size=16):
+            self.calls.append(strips[0].shape[1])
+            fine = strips[0].shape[1] > W
+            v = np.full(strips[0].shape[1], 3.0 if fine else 2.0, np.float32)
+            if fine:
+                v[len(v) // 3] = 20.0
+            return [(v, np.ones_like(v))]
+
+    fs = 500.0
+    for k, finer in ((FINE_PX_PER_MM, True), (FINE_PX_PER_MM * 0.8, False)):
+        page = np.full((int(SPEC.height_mm * k), int(W / 4.0 * k)), 255, np.uint8)
+        geom = StripGeometry(x0_mm=0.0, width_mm=W / 4.0, centre_mm=SPEC.height_mm / 2,
+                             px_per_mm=k, page_to_image=np.eye(3))
+        win = LeadWindow("II", 0.0, W / 4.0 / 25.0, 10.0, 25.0, geom)
+        engine = Engine()
+        engine.calls = []
+        sig, _ = reconstruct(page, [win], engine, fs, 2000, pen_mm=0.3)
+        x = sig[:, 1]
+        t = np.arange(len(x)) / fs
+        drawn = np.isfinite(x)
+        ends = drawn & ((t < FINE_EDGE_S) | (t >= win.t1 - FINE_EDGE_S))
+        middle = drawn & ~ends
+        assert np.allclose(x[ends], 0.2, atol=1e-3)
+        if finer:
+            assert engine.calls == [W, 2 * W]
+            assert np.isclose(x[middle], 0.3, atol=1e-3).mean() > 0.95
+            assert np.nanmax(x) < 1.0  # the stray column is not taken
+        else:
+            assert engine.calls == [W]
+            assert np.allclose(x[middle], 0.2, atol=1e-3)
+    # a broad pen (or none measured) is read once whatever the resolution
+    for pen in (0.6, None):
+        engine = Engine()
+        engine.calls = []
+        k = FINE_PX_PER_MM
+        page = np.full((int(SPEC.height_mm * k), int(W / 4.0 * k)), 255, np.uint8)
+        geom = StripGeometry(x0_mm=0.0, width_mm=W / 4.0, centre_mm=SPEC.height_mm / 2,
+                             px_per_mm=k, page_to_image=np.eye(3))
+        reconstruct(page, [LeadWindow("II", 0.0, W / 100.0, 10.0, 25.0, geom)], engine, fs,
+                    2000, pen_mm=pen)
+        assert engine.calls == [W]
