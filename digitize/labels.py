@@ -142,16 +142,19 @@ AGAINST_INK_TRIES = 2
 
 
 def glyph_mask(mask: np.ndarray, starts: list[tuple[float, float]], k: float,
-               names: list[str | None] | None = None) -> np.ndarray:
+               names: list[str | None] | None = None, boxes: dict | None = None
+               ) -> np.ndarray:
     """uint8 mask (deskewed, like ``mask``) of the label glyphs nearest each panel start:
-    ink that is not the trace, which the trace model must not follow.
+    ink that is not the trace, which the trace model must not follow. ``boxes``, where given,
+    receives each taken label's box (x1, y1, x2, y2, number of glyphs) by start index.
 
     A label printed clear of other ink is taken as it is. One printed against the trace (a
     printer puts it under the baseline, where the panel's first S wave comes down to it) is
     taken only where it reads as a lead name (OCR, where installed): the panel's ``names[i]``,
     or any lead where that is None. Only the glyphs' own ink is taken, never the trace's."""
     out = np.zeros_like(mask)
-    pending = []  # (start index, window origin, the glyphs' own ink, the glyphs as text)
+    pending = []  # (start index, window origin, the glyphs' own ink, the glyphs as text, box)
+    taken = boxes if boxes is not None else {}
     for i, ((x0, y0), near_start) in enumerate(zip(starts, _labels_near(mask, starts, k))):
         if near_start is None:
             continue
@@ -173,6 +176,7 @@ def glyph_mask(mask: np.ndarray, starts: list[tuple[float, float]], k: float,
                 # (upright bars of one height nearest the start, II or III, are a label
                 # wherever they lie; further off, they are as likely pieces of a QRS)
                 out[ya:ya + sub.shape[0], xa:xa + sub.shape[1]] |= mine.astype(np.uint8)
+                taken[i] = _box(g, xa, ya)
                 break
             to_read.append((g, mine))
         else:
@@ -187,16 +191,92 @@ def glyph_mask(mask: np.ndarray, starts: list[tuple[float, float]], k: float,
                 y1, y2 = min(b[1] for b in g), max(b[1] + b[3] for b in g)
                 text = np.full((y2 - y1, x2 - x1), 255, np.uint8)
                 text[mine[y1:y2, x1:x2]] = 0
-                pending.append((i, xa, ya, mine.astype(np.uint8), text))
+                pending.append((i, xa, ya, mine.astype(np.uint8), text, _box(g, xa, ya)))
     if pending and printed.available():
         done = set()
-        for (i, xa, ya, mine, _), read in zip(pending, _ocr([t for *_, t in pending])):
+        for (i, xa, ya, mine, _, box), read in zip(pending, _ocr([p[4] for p in pending])):
             lead = normalise(read)
             if i not in done and lead is not None and (names is None
                                                        or names[i] in (None, lead)):
                 out[ya:ya + mine.shape[0], xa:xa + mine.shape[1]] |= mine
                 done.add(i)
+                taken[i] = box
     return out
+
+
+def _box(g, xa: int, ya: int) -> tuple[int, int, int, int, int]:
+    """A label's box on the page (x1, y1, x2, y2) and its number of glyphs."""
+    return (xa + g[0][0], ya + min(b[1] for b in g), xa + g[-1][0] + g[-1][2],
+            ya + max(b[1] + b[3] for b in g), len(g))
+
+
+#: A page's labels sit alike where at least this many were taken with their boxes' corners
+#: within LABEL_SPREAD_MM of one another, relative to their panels' starts and rows' baselines.
+LABEL_MIN_TAKEN, LABEL_SPREAD_MM = 3, 1.0
+#: A place with under this share of a taken label's ink holds no label (an S wave dipping in).
+LABEL_INK_SHARE = 0.5
+
+
+def unread_labels(mask: np.ndarray, starts: list[tuple[float, float]], k: float, boxes: dict,
+                  lines: list[float], names: list[str | None] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(ink to take out, ink to add), uint8 masks like ``mask``: the labels that could not be
+    taken (``glyph_mask``) where the page's labels sit alike beside their panels' starts.
+
+    A label printed against the panel's first S wave, or a roman numeral hanging from the
+    trace, is one shape with the trace: neither the glyph search nor OCR parts them, and the
+    model followed the label (new eik val clean 00408 V4: its first R wave lost; 00305 I,
+    II). Where the other labels of the page say where it lies (``boxes``, by start index:
+    ``glyph_mask``'s), all ink in that place is taken out — not where ink runs on through its
+    far side (a deep wave passing by) nor where it holds too little ink to be a label — and
+    the trace is kept whole along the place's near side: where it ran into the place, it is
+    drawn along the edge instead (a wave's tip reaching into a label is cut, not lost)."""
+    out, add = np.zeros_like(mask), np.zeros_like(mask)
+    if len(boxes) < LABEL_MIN_TAKEN or len(boxes) == len(starts):
+        return out, add
+    idx = sorted(boxes)
+    rel = np.array([(boxes[i][0] - starts[i][0], boxes[i][1] - lines[i],
+                     boxes[i][3] - lines[i]) for i in idx], np.float64)
+    med = np.median(rel, axis=0)
+    alike = np.all(np.abs(rel - med) <= LABEL_SPREAD_MM * k, axis=1)
+    if alike.sum() < LABEL_MIN_TAKEN:
+        return out, add
+    dx, top, bottom = np.median(rel[alike], axis=0)
+    if top < 0 < bottom:
+        return out, add  # labels across the trace's line: no side to keep it on
+    below = top > 0
+    near = [boxes[i] for i, a in zip(idx, alike) if a]
+    # (the widest per glyph: roman numerals' bars are narrower than a V or a digit)
+    per_glyph = float(np.max([(b[2] - b[0]) / b[4] for b in near]))
+    n_glyphs = int(round(np.median([b[4] for b in near])))
+    ink_per_glyph = float(np.median([(mask[b[1]:b[3], b[0]:b[2]] > 0).sum() / b[4]
+                                     for b in near]))
+    h, w = mask.shape
+    pad = max(1, int(round(0.15 * k)))
+    for i, ((x0, _), line) in enumerate(zip(starts, lines)):
+        if i in boxes:
+            continue
+        glyphs = len(names[i]) if names is not None and names[i] else n_glyphs
+        xa, xb = int(x0 + dx) - pad, int(np.ceil(x0 + dx + glyphs * per_glyph)) + pad
+        ya, yb = int(line + top) - pad, int(np.ceil(line + bottom)) + pad
+        xa, xb, ya, yb = max(0, xa), min(w, xb), max(1, ya), min(h - 1, yb)
+        if xb <= xa or yb <= ya or ya <= line <= yb:
+            continue
+        sub = mask[ya:yb, xa:xb] > 0
+        if sub.sum() < LABEL_INK_SHARE * ink_per_glyph * glyphs:
+            continue
+        far = mask[yb, xa:xb] if below else mask[ya - 1, xa:xb]
+        far_in = sub[-1] if below else sub[0]
+        if (far & far_in).any():
+            continue  # a wave runs on through the place: not a label alone
+        out[ya:yb, xa:xb] = sub
+        # the trace's ink coming in across the near side is drawn along it
+        outside = ya - 1 if below else yb
+        enter = (mask[outside, xa:xb] > 0) & (sub[0] if below else sub[-1])
+        if enter.any():  # (a row either side of the edge: the erasure is widened by one)
+            cols = np.flatnonzero(enter) + xa
+            add[outside - 1:outside + 2, cols] = 1
+    return out, add
 
 
 def read_labels(mask: np.ndarray, starts: list[tuple[float, float]], k: float

@@ -24,7 +24,8 @@ from digitize.page import (FRAME, LAYOUT, READ, PageError, PageGeometry, analyse
 from digitize.evidence import (NotEcg, beats_cue, consensus_beats, describe, evidence,
                                failure_evidence, flag_heart_rates, page_heart_rate)
 from digitize.notes import Code, Note, has
-from digitize.labels import glyph_mask, read_labels, separator_bridges, separator_mask
+from digitize.labels import (glyph_mask, read_labels, separator_bridges, separator_mask,
+                             unread_labels)
 from digitize.orientation import (ORIENT, better_mirrored, better_turned, one_row,
                                   strip_turned_over, tall,
                                   mirror_suspect, oriented, rotated, sideways_suspect,
@@ -904,8 +905,12 @@ def model_input(page: _Page, wins: list[LeadWindow], layout: str) -> np.ndarray:
     # and the calibration pulses
     pulses, lead_in = pulse_mask(geom, pen)
     taken = seps | pulses
-    gm = taken | glyph_mask(geom.mask & ~taken if taken.any() else geom.mask, starts,
-                            geom.px_per_mm, names)
+    boxes: dict = {}
+    rest = geom.mask & ~taken if taken.any() else geom.mask
+    gm = taken | glyph_mask(rest, starts, geom.px_per_mm, names, boxes)
+    unread, lead_edge = unread_labels(rest, starts, geom.px_per_mm, boxes, lines, names)
+    gm |= unread
+    lead_in |= lead_edge
     if not gm.any():
         return grey
     size = (grey.shape[1], grey.shape[0])
