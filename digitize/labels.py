@@ -215,6 +215,9 @@ def _box(g, xa: int, ya: int) -> tuple[int, int, int, int, int]:
 LABEL_MIN_TAKEN, LABEL_SPREAD_MM = 3, 1.0
 #: A place with under this share of a taken label's ink holds no label (an S wave dipping in).
 LABEL_INK_SHARE = 0.5
+#: Labels are taken so only where they sit at least this far (mm) above or below the trace's
+#: line (ecg-image-kit's: 3.4-5.7 mm under it).
+LABEL_CLEAR_MM = 2.0
 
 
 def unread_labels(mask: np.ndarray, starts: list[tuple[float, float]], k: float, boxes: dict,
@@ -230,7 +233,9 @@ def unread_labels(mask: np.ndarray, starts: list[tuple[float, float]], k: float,
     ``glyph_mask``'s), all ink in that place is taken out — not where ink runs on through its
     far side (a deep wave passing by) nor where it holds too little ink to be a label — and
     the trace is kept whole along the place's near side: where it ran into the place, it is
-    drawn along the edge instead (a wave's tip reaching into a label is cut, not lost)."""
+    drawn along the edge instead (a wave's tip reaching into a label is cut, not lost).
+    Nothing is taken where the labels sit across or within LABEL_CLEAR_MM of the trace's
+    line."""
     out, add = np.zeros_like(mask), np.zeros_like(mask)
     if len(boxes) < LABEL_MIN_TAKEN or len(boxes) == len(starts):
         return out, add
@@ -242,8 +247,10 @@ def unread_labels(mask: np.ndarray, starts: list[tuple[float, float]], k: float,
     if alike.sum() < LABEL_MIN_TAKEN:
         return out, add
     dx, top, bottom = np.median(rel[alike], axis=0)
-    if top < 0 < bottom:
-        return out, add  # labels across the trace's line: no side to keep it on
+    if min(abs(top), abs(bottom)) < LABEL_CLEAR_MM * k or top < 0 < bottom:
+        # labels on or near the trace's line: the trace's own first samples may lie there
+        # (real scan MI(106): labels 1-3.5 mm above the line, the trace's start cut)
+        return out, add
     below = top > 0
     near = [boxes[i] for i, a in zip(idx, alike) if a]
     # (the widest per glyph: roman numerals' bars are narrower than a V or a digit)

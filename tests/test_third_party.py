@@ -423,3 +423,7 @@ def test_a_label_against_the_trace_is_taken_where_the_pages_other_labels_sit():
     m, boxes = page("label")
     out, _ = labels.unread_labels(m, starts, k, dict(list(boxes.items())[:2]), [float(line)] * 4)
     assert not out.any()
+    # nor are labels sitting within 2 mm of the trace's line (real scan MI(106): the trace's
+    # first samples lie there): the same page read with the line 0.5 mm over the labels
+    out, _ = labels.unread_labels(m, starts, k, boxes, [float(line + 1.5 * k)] * 4)
+    assert not out.any()
