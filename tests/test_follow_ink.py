@@ -171,9 +171,9 @@ def test_readings_at_the_strip_edge_over_blank_paper_at_a_window_end_are_not_wri
 
 def test_a_finely_drawn_window_is_read_again_at_more_columns_in_its_middle():
     """On a page drawn at 10 px/mm or more with a pen at most 0.45 mm wide, each window is read
-    a second time at twice the model's columns per mm; that reading is kept in the window's middle where it agrees with
-    the first to 0.6 mV, the first one at the ends (0.1 s) and where they part. A page drawn
-    coarser is read once. Oracle: an engine that reads 2 mm at the model's columns and 3 mm
+    a second time at twice the model's columns per mm; that reading is kept in the window's
+    middle where it agrees with the first to 0.6 mV, the first one at the ends (0.1 s) and
+    where they part. A page drawn coarser, or with a broader pen, is read once. Oracle: an engine that reads 2 mm at the model's columns and 3 mm
     at twice as many (one column 20 mm off, a stray), so each sample says which it came
     from."""
     from digitize.reconstruct import FINE_EDGE_S, FINE_PX_PER_MM
