@@ -887,9 +887,15 @@ def pulse_mask(geom: PageGeometry, pen: float) -> tuple[np.ndarray, np.ndarray]:
     return out, lead
 
 
+def pen_px(geom: PageGeometry) -> float:
+    """The pen's width (px of the deskewed page): the median over the rows."""
+    return float(np.median([trace_width(geom.mask, r, geom.px_per_mm) for r in geom.rows]))
+
+
 def model_input(page: _Page, wins: list[LeadWindow], layout: str) -> np.ndarray:
-    """The page without the separator bars and lead labels beside the windows' starts (a
-    label under a panel's first millimetres was read as trace)."""
+    """The page without the separator bars, calibration pulses and lead labels beside the
+    windows' starts (each was read as trace), a pen stroke drawn on through the bars and in
+    the pulses' place."""
     geom, grey, n, fs = page.geom, page.grey, page.n, page.opts.fs
     if geom.mask is None:
         return grey
@@ -899,7 +905,7 @@ def model_input(page: _Page, wins: list[LeadWindow], layout: str) -> np.ndarray:
     names = [w.lead if layout.startswith("3x4") and w.t1 - w.t0 <= 0.6 * n / fs else None
              for w in wins]
     # the separator bars at the panels' starts, then the labels (one may touch a bar)
-    pen = float(np.median([trace_width(geom.mask, r, geom.px_per_mm) for r in geom.rows]))
+    pen = pen_px(geom)
     lines = [min((r.y for r in geom.rows), key=lambda y: abs(y - y0)) for _, y0 in starts]
     seps = separator_mask(geom.mask, starts, geom.px_per_mm, pen, lines)
     # and the calibration pulses
@@ -973,8 +979,7 @@ def hypotheses(page: _Page, layout: str):
     layout with rhythm strips, the first is the layout's usual leads for them."""
     geom, opts, n, gains = page.geom, page.opts, page.n, page.gains
     wins = windows_for(geom, layout, opts, list(gains.rows), page.grid_maps)
-    pen_mm = float(np.median([trace_width(geom.mask, r, geom.px_per_mm) for r in geom.rows])
-                   ) / geom.px_per_mm if geom.mask is not None and geom.rows else None
+    pen_mm = pen_px(geom) / geom.px_per_mm if geom.mask is not None and geom.rows else None
     sig, results = reconstruct(model_input(page, wins, layout), wins, page.engine, opts.fs, n,
                                opts.batch_size, trim_conf=READ.trim_conf, pen_mm=pen_mm)
     rhythm_read, notes = None, ()  # the rhythm strips' printed labels, where already read
