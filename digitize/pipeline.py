@@ -33,8 +33,8 @@ from digitize.orientation import (ORIENT, better_mirrored, better_turned, one_ro
 from digitize.orientation import score as orientation_score
 from digitize.layouts import LAYOUTS, ROW_WIDTH_MM, row_leads
 from digitize.printed import printed_gain
-from digitize.quality import (calibrate, chest_gain_doubt, lead_quality, page_doubts,
-                               relation_power)
+from digitize.quality import (calibrate, chest_gain_doubt, lead_quality,
+                               misread_limb_leads, page_doubts, relation_power)
 from digitize.reconstruct import LeadWindow, assemble, reconstruct, relabel
 from digitize.strips import StripGeometry, even_light
 
@@ -1050,9 +1050,9 @@ def select_layout(page: _Page, candidates: tuple[str, ...]) -> LayoutChoice:
             if best is None or score < best[0] - 1e-9 or (abs(score - best[0]) < 0.02
                                                          and checked > best[3]):
                 best = (score, layout, hyp, checked)
-    fit, layout, hyp, _ = best
+    fit, layout, hyp, checked = best
     rivals = {k: v for k, v in per_layout.items() if k != layout}
-    layout_fit = dict(layout=layout, residual=round(float(fit), 4),
+    layout_fit = dict(layout=layout, residual=round(float(fit), 4), checked=bool(checked > 0),
                       others={k: round(float(v), 4) for k, v in rivals.items()})
     notes = []
     close = [k for k, v in rivals.items() if v < fit + LAYOUT.margin]
@@ -1112,6 +1112,7 @@ def page_quality(page: _Page, bgr: np.ndarray, sig: np.ndarray, results, choice:
     quality["photographed"] = bool(geom.rectified or geom.on_background)
     calibrate(quality, [w.code for w in warnings], geom.px_per_mm, geom.scale_source,
               len(geom.rows), quality["evidence"]["pulses"])
+    misread_limb_leads(quality, choice.layout_fit)
     return quality
 
 

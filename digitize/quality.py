@@ -45,6 +45,13 @@ class StatusRules:
     fail_flat: float = 0.9
     #: Limb-lead relation residual (relative RMS) above which the limb leads warn.
     warn_einthoven: float = 0.25
+    #: ... and the chosen reading's fit (the residual pooled over all limb-lead relations)
+    #: over which the limb leads fail: they contradict each other so far that rows were
+    #: misread (a row missed, a layout mistaken). On the val pages (own fold-8 renders,
+    #: shared and new eik val) the pages over it are whole-page misreads at -2.3 to 1.3 dB
+    #: (own photos 00269, a 6x1 page read as 3x4+1 with two rows missed, and 00989; new eik
+    #: scan 00246); the highest of a page read right is 0.44 (new eik scan 00462, 13.4 dB).
+    fail_layout_fit: float = 0.5
     #: Plausible heart rates (bpm) and peak-to-peak amplitudes (mV).
     hr_range: tuple[float, float] = (25.0, 250.0)
     amp_range_mv: tuple[float, float] = (0.08, 8.0)
@@ -187,6 +194,30 @@ def lead_quality(sig: np.ndarray, results, fs: float, spec) -> dict:
     reasons = [f"{lead}: {'; '.join(q['reasons'])}" for lead, q in per.items() if q["reasons"]]
     return dict(status=worst, reasons=reasons,
                 einthoven=dict(ii_minus_i_minus_iii=e1, avr_plus_avl_plus_avf=e2), leads=per)
+
+
+def misread_limb_leads(quality: dict, fit: dict) -> None:
+    """Fail the limb leads where the chosen reading's limb leads miss Einthoven's and
+    Goldberger's relations by ``RULES.fail_layout_fit`` or more (``fit``: the selection's
+    ``layout_fit``; a reading with no limb leads to check is not judged): at least one of
+    them is badly misread and which cannot be told. The chest leads keep their status (on a
+    real scan, ecg00013, one spike at a row's start breaks the relations while the chest
+    panels read right). The status model cannot lower it."""
+    res = fit.get("residual") if fit else None
+    if res is None or not np.isfinite(res) or not fit.get("checked", True) \
+            or res < RULES.fail_layout_fit:
+        return
+    reason = (f"limb leads contradict each other (residual {res:.2f} as read as "
+              f"{fit.get('layout')}): at least one is misread")
+    for lead in LEADS[:6]:
+        q = quality["leads"].get(lead)
+        if q is not None:
+            q["status"] = q["rule_status"] = "fail"
+            q["reasons"] = q["reasons"] + [reason]
+    order = {"ok": 0, "warn": 1, "fail": 2}
+    quality["status"] = max((q["status"] for q in quality["leads"].values()), key=order.get,
+                            default="fail")
+    quality["reasons"] = list(dict.fromkeys(quality["reasons"] + [reason]))
 
 
 def page_doubts(quality: dict, doubts: list[str], hard: bool = False) -> None:

@@ -5,7 +5,8 @@ import cv2
 import numpy as np
 
 from digitize.labels import separator_mask
-from digitize.quality import FEATURES, W0, W10, calibrate, lead_features, page_doubts
+from digitize.quality import (FEATURES, RULES, W0, W10, calibrate, lead_features, misread_limb_leads,
+                              page_doubts)
 
 
 def _lead(**kw) -> dict:
@@ -48,6 +49,26 @@ def test_the_model_never_lowers_what_the_rules_say():
     calibrate(q, [], 8.0, "grid", 4, 4)
     assert q["leads"]["II"]["status"] == "warn" and q["leads"]["V1"]["status"] == "fail"
     assert q["status"] == "fail"
+
+
+def test_limb_leads_that_contradict_each_other_fail():
+    """Rows misread (one missed, a layout mistaken) make limb leads that break Einthoven's
+    relations: none of them is to be used; a chest lead keeps its own status."""
+    fit = dict(layout="3x4+1", residual=RULES.fail_layout_fit + 0.03, checked=True, others={})
+    q = _page({"I": _lead(), "aVF": _lead(), "V1": _lead()}, e=0.6)
+    calibrate(q, [], 8.0, "grid", 4, 4)
+    v1 = q["leads"]["V1"]["status"]
+    misread_limb_leads(q, fit)
+    assert q["status"] == "fail" and q["leads"]["V1"]["status"] == v1 != "fail"
+    assert all(q["leads"][x]["status"] == "fail" and "misread" in q["leads"][x]["reasons"][-1]
+               for x in ("I", "aVF"))
+    # a fit under the bar, and a reading that cannot be checked (6x1 chest leads), are left
+    for fit in (dict(fit, residual=RULES.fail_layout_fit - 0.1),
+                dict(layout="6x1", residual=0.6, checked=False, others={})):
+        q = _page({"I": _lead(), "V2": _lead()})
+        calibrate(q, [], 8.0, "grid", 4, 4)
+        misread_limb_leads(q, fit)
+        assert q["status"] == "ok" and not q["leads"]["I"]["reasons"]
 
 
 def _bar_page(k: float = 8.0, pen: int = 3, bar: int = 7):
