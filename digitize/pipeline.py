@@ -36,7 +36,7 @@ from digitize.printed import printed_gain
 from digitize.quality import (calibrate, chest_gain_doubt, lead_quality,
                                misread_limb_leads, page_doubts, relation_power)
 from digitize.reconstruct import LeadWindow, assemble, reconstruct, relabel
-from digitize.strips import StripGeometry, even_light
+from digitize.strips import SCAN_LIGHT, StripGeometry, even_light
 
 _BY_ROWS = {1: ("strip",), 3: ("3x4",), 4: ("3x4+1",), 5: ("3x4+2",),
             6: ("6x2", "3x4+3", "6x1"), 7: ("6x2+1",), 12: ("12x1",)}
@@ -621,9 +621,11 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     if gains.stepped:
         candidates = fit_steps(candidates, geom.rows)
     grey = model_grey(bgr, geom)
+    # what the model reads: creases out (a noisy scan levelled in two ways, both read)
+    greys = tuple(even_light(grey, geom.px_per_mm, *how) for how in SCAN_LIGHT) \
+        if has(geom.warnings, Code.DEGRIDDED) else (even_light(grey, geom.px_per_mm),)
     page = _Page(geom=geom, opts=opts, engine=engine, gains=gains, grid_maps=grid_maps,
-                 grey=even_light(grey, geom.px_per_mm),  # what the model reads: creases out
-                 n=int(round(min(ROW_WIDTH_MM / opts.speed, 10.0) * opts.fs)))
+                 greys=greys, n=int(round(min(ROW_WIDTH_MM / opts.speed, 10.0) * opts.fs)))
     choice = select_layout(page, candidates)
     warnings = list(geom.warnings) + list(gains.notes) + list(choice.notes)
     sig, results, gain, chest = choice.sig, choice.results, gains.page, gains.chest
@@ -830,7 +832,7 @@ class _Page:
     engine: object
     gains: Gains
     grid_maps: list | None
-    grey: np.ndarray
+    greys: tuple  # the page as the model reads it, once or levelled in more ways (averaged)
     n: int
 
 
@@ -892,13 +894,13 @@ def pen_px(geom: PageGeometry) -> float:
     return float(np.median([trace_width(geom.mask, r, geom.px_per_mm) for r in geom.rows]))
 
 
-def model_input(page: _Page, wins: list[LeadWindow], layout: str) -> np.ndarray:
+def model_input(page: _Page, wins: list[LeadWindow], layout: str) -> list[np.ndarray]:
     """The page without the separator bars, calibration pulses and lead labels beside the
     windows' starts (each was read as trace), a pen stroke drawn on through the bars and in
-    the pulses' place."""
-    geom, grey, n, fs = page.geom, page.grey, page.n, page.opts.fs
+    the pulses' place: one image per way the page was levelled (``_Page.greys``)."""
+    geom, greys, n, fs = page.geom, page.greys, page.n, page.opts.fs
     if geom.mask is None:
-        return grey
+        return list(greys)
     starts = [window_start(w) for w in wins]
     # the label each panel should carry: a 3x4 page's panels are in the standard order;
     # 6x2 orders and the rhythm strips' leads vary (any lead name)
@@ -918,21 +920,24 @@ def model_input(page: _Page, wins: list[LeadWindow], layout: str) -> np.ndarray:
     gm |= unread
     lead_in |= lead_edge
     if not gm.any():
-        return grey
-    size = (grey.shape[1], grey.shape[0])
+        return list(greys)
+    size = (greys[0].shape[1], greys[0].shape[0])
     m = cv2.warpPerspective(gm, geom.to_image, size, flags=cv2.INTER_NEAREST)
     m = cv2.dilate(m, np.ones((3, 3), np.uint8))
-    out = grey.copy()
-    ink = int(np.percentile(grey[cv2.warpPerspective(geom.mask, geom.to_image, size,
-                                                     flags=cv2.INTER_NEAREST) > 0], 10)) \
-        if seps.any() or lead_in.any() else 0
-    paper_fill(out, m, geom.px_per_mm)
     if seps.any():  # the trace drawn on through the separators taken out
         lead_in |= separator_bridges(geom.mask, seps, starts, geom.px_per_mm, pen)
-    if lead_in.any():
-        b = cv2.warpPerspective(lead_in, geom.to_image, size, flags=cv2.INTER_NEAREST)
-        out[b > 0] = ink
-    return out
+    pen_in = cv2.warpPerspective(lead_in, geom.to_image, size, flags=cv2.INTER_NEAREST) \
+        if lead_in.any() else None
+    ink_at = cv2.warpPerspective(geom.mask, geom.to_image, size,
+                                 flags=cv2.INTER_NEAREST) > 0 if pen_in is not None else None
+    outs = []
+    for grey in greys:
+        out = grey.copy()
+        paper_fill(out, m, geom.px_per_mm)
+        if pen_in is not None:
+            out[pen_in > 0] = int(np.percentile(grey[ink_at], 10))
+        outs.append(out)
+    return outs
 
 
 @dataclass(frozen=True)

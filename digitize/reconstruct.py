@@ -42,8 +42,8 @@ class LeadResult:
         return out
 
 
-def reconstruct(grey: np.ndarray, windows: list[LeadWindow], engine, fs: float, n_samples: int,
-                batch_size: int = 16, trim_conf: float | None = None,
+def reconstruct(grey: np.ndarray | list[np.ndarray], windows: list[LeadWindow], engine,
+                fs: float, n_samples: int, batch_size: int = 16, trim_conf: float | None = None,
                 pen_mm: float | None = None) -> tuple[np.ndarray, list[LeadResult]]:
     """Run the model over every window of a page → (signal [n_samples, 12] mV, per-window results).
 
@@ -59,12 +59,35 @@ def reconstruct(grey: np.ndarray, windows: list[LeadWindow], engine, fs: float, 
 
     With ``pen_mm`` (the page's pen width), windows drawn finely enough with a pen at most
     FINE_PEN_MM wide are read a second time at more columns (``_finer``).
+
+    ``grey`` may be a list: the same page levelled in several ways (``strips.SCAN_LIGHT``),
+    each read; a sample's value is the mean of the readings that drew it (the first reading's
+    columns and confidences stand for the window).
     """
-    results = _read(grey, windows, engine, fs, n_samples, batch_size, trim_conf,
-                    [engine.spec] * len(windows))
-    if pen_mm is not None and pen_mm <= FINE_PEN_MM:
-        results = _finer(grey, results, engine, fs, n_samples, batch_size, trim_conf)
+    greys = grey if isinstance(grey, (list, tuple)) else [grey]
+    runs = []
+    for g in greys:
+        results = _read(g, windows, engine, fs, n_samples, batch_size, trim_conf,
+                        [engine.spec] * len(windows))
+        if pen_mm is not None and pen_mm <= FINE_PEN_MM:
+            results = _finer(g, results, engine, fs, n_samples, batch_size, trim_conf)
+        runs.append(results)
+    results = runs[0] if len(runs) == 1 else [_mean_reading(rs) for rs in zip(*runs)]
     return assemble(results, n_samples), results
+
+
+def _mean_reading(readings: tuple[LeadResult, ...]) -> LeadResult:
+    """One window read from several images: its samples' mean over the readings that drew
+    them (NaN where none did)."""
+    first = readings[0]
+    if first.mv is None or any(r.mv is None or not np.array_equal(r.idx, first.idx)
+                               for r in readings[1:]):
+        return first
+    mv = np.stack([np.asarray(r.mv, np.float64) for r in readings])
+    drawn = np.isfinite(mv)
+    n = drawn.sum(axis=0)
+    mean = np.where(n > 0, np.where(drawn, mv, 0.0).sum(axis=0) / np.maximum(n, 1), np.nan)
+    return replace(first, mv=mean.astype(np.asarray(first.mv).dtype))
 
 
 #: A window on a page drawn at this many px/mm or more, at 25 mm/s or slower, is read again at

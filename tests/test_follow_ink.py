@@ -223,3 +223,39 @@ def test_a_finely_drawn_window_is_read_again_at_more_columns_in_its_middle():
         reconstruct(page, [LeadWindow("II", 0.0, W / 100.0, 10.0, 25.0, geom)], engine, fs,
                     2000, pen_mm=pen)
         assert engine.calls == [W]
+
+
+def test_a_page_levelled_two_ways_is_read_twice_and_averaged():
+    """A noisy scan is read from two levelled images (``strips.SCAN_LIGHT``); each sample is
+    the mean of the readings that drew it. Oracle: an engine that reads 1 mm on the image
+    with a line and 3 mm on the blank one, and drops the blank one's last columns
+    (confidence 0)."""
+    class Engine:
+        spec = SPEC
+
+        def run(self, strips, batch_size=16):
+            light = strips[0].max() <= 0  # blank paper
+            v = np.full(strips[0].shape[1], 3.0 if light else 1.0, np.float32)
+            c = np.ones_like(v)
+            if light:
+                c[-20:] = 0.0
+            return [(v, c)]
+
+    k, fs = 4.0, 500.0
+    dark = np.full((int(SPEC.height_mm * k), W), 255, np.uint8)
+    dark[dark.shape[0] // 2 - 4, :] = 0  # a line 1 mm above the centre
+    light = np.full_like(dark, 255)
+    geom = StripGeometry(x0_mm=0.0, width_mm=W / k, centre_mm=SPEC.height_mm / 2,
+                         px_per_mm=k, page_to_image=np.eye(3))
+    win = LeadWindow("II", 0.0, W / k / 25.0, 10.0, 25.0, geom)
+    one, _ = reconstruct(dark, [win], Engine(), fs, 2000, trim_conf=0.3)
+    two, res = reconstruct([dark, light], [win], Engine(), fs, 2000, trim_conf=0.3)
+    x, t = two[:, 1], np.arange(2000) / fs
+    drawn = np.isfinite(one[:, 1])
+    assert np.allclose(one[drawn, 1], 0.1, atol=1e-4)
+    cols = k * 25.0  # columns a second
+    end = (W - 20 - 0.5) / cols + 1 / cols  # the blank reading's last kept column and its slack
+    assert np.allclose(x[drawn & (t < end - 0.005)], 0.2, atol=1e-4)  # (0.1 + 0.3) / 2 mV
+    assert np.allclose(x[drawn & (t > end + 0.005)], 0.1, atol=1e-4)  # the line's alone
+    assert np.array_equal(np.isfinite(x), drawn)
+    assert res[0].value_mm.max() == 1.0  # the first reading's columns stand for the window
