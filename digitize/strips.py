@@ -71,7 +71,8 @@ EVEN_LIGHT_MM = 3.0
 #: reads each levelled page with errors of its own; the two readings are averaged
 #: (``reconstruct``). Chosen on eik val scans (shared 19 pages and the 75-page extra set's
 #: 24 converted): one reading at EVEN_LIGHT_MM 12.00 / 11.26 dB; at the first of these alone
-#: 12.14 / 11.36, the second alone 12.39 / 11.40, the two averaged 12.54 / 11.57.
+#: 12.14 / 11.36, the second alone 12.39 / 11.40, the two averaged 12.54 / 11.57. (The
+#: closings come out at 1.75 and 2.3 mm: their kernels are an odd number of pixels.)
 SCAN_LIGHT = ((1.5, 4.0, 3.0), (2.0, 3.0, 2.0))
 
 
