@@ -1102,7 +1102,10 @@ def page_quality(page: _Page, bgr: np.ndarray, sig: np.ndarray, results, choice:
                       f"{geom.px_per_mm:.2f} px/mm)")
     page_doubts(quality, hard, hard=True)
     page_doubts(quality, doubts)
-    if chest is None:  # low chest amplitudes are expected at a measured half chest gain
+    # low chest amplitudes are expected at a measured half chest gain; and where every row
+    # shows its pulse, a half chest gain would have shown (a stepped pulse on a row of limb and
+    # chest leads, a lower pulse on a row of chest leads): the amplitudes are the patient's
+    if chest is None and not all(r.pulse != "none" for r in geom.rows):
         chest_gain_doubt(quality)
     hr = page_heart_rate(quality)
     quality["heart_rate_bpm"] = hr

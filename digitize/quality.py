@@ -247,9 +247,13 @@ def page_doubts(quality: dict, doubts: list[str], hard: bool = False) -> None:
 
 
 #: Chest leads normally carry larger QRS than limb leads; drawn at half gain (a common printer
-#: option the limb-lead pulse does not show) they read smaller. The median ratio of the
-#: leads' ranges is ~1.9 on PTB-XL (train split); under 1.2 on 6 % of records and on 77 % of
-#: the same drawn at half chest gain, so half-gain pages are flagged, not corrected.
+#: option) they read smaller. The median ratio of the leads' ranges is ~1.9 on PTB-XL (train
+#: split); under 1.2 on 6 % of records and on 77 % of the same drawn at half chest gain, so
+#: half-gain pages are flagged, not corrected — where no pulse says the gain: a page whose
+#: every row shows its pulse is not flagged (``pipeline.page_quality``; electrocardiographs
+#: print a split gain as a stepped pulse, read as the chest gain: on the own val renders
+#: every half-chest-gain page's was, while the flag's eik val pages with a pulse on every row,
+#: 00261 and 00455, are at one gain and read right at 10-30 dB).
 CHEST_LIMB_RATIO = 1.2
 
 

@@ -109,6 +109,30 @@ def test_split_gain_read_from_the_stepped_pulse(shipped, ptbxl_sample, pulse):
     assert v5.mean() > 0.9
 
 
+@pytest.mark.parametrize("pulse", ["left", "none"])
+def test_small_chest_leads_are_doubted_only_where_no_pulse_gives_their_gain(
+        shipped, ptbxl_sample, pulse):
+    """A patient whose chest complexes are small, printed at one gain: with a plain pulse on
+    every row, the printer says the chest leads are at the limb leads' gain (a split gain is
+    printed as a stepped pulse, above), so the small chest leads are not flagged as a possible
+    half gain; without a pulse, nothing says which, and they are."""
+    import numpy as np
+    from digitize.pipeline import Options, convert_page
+    from trainer.data import prepared_signal, records_for_split
+    from trainer.render import render_page, sample_spec
+    info = records_for_split(str(ptbxl_sample), "test")[0]
+    sig, fs = prepared_signal(str(ptbxl_sample), info)
+    sig = sig.copy()
+    sig[:, 6:] *= 0.3  # chest leads well under the limb leads' size
+    spec = sample_spec(np.random.default_rng(2), "3x4+1", "clean", dpi=150.0, pulse=pulse,
+                       gain_limb=10.0, gain_chest=10.0, speed=25.0, grid="lines")
+    res = convert_page(render_page(sig, fs, spec).image, shipped, Options(fs=fs))
+    assert res.layout == "3x4+1" and res.chest_gain is None
+    doubted = [lead for lead, q in res.quality["leads"].items()
+               if any("chest gain may be half" in r for r in q["reasons"])]
+    assert doubted == ([] if pulse == "left" else ["V1", "V2", "V3", "V4", "V5", "V6"])
+
+
 def test_a_binarised_scan_whose_grid_is_as_dark_as_the_trace(shipped, ptbxl_sample):
     """A binarised, slightly tilted scan of black grid paper: the grid's lines are as dark as
     the trace, so 14 "rows" were found and the page failed ("no supported layout"). Levelled,
