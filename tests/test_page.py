@@ -598,6 +598,37 @@ def test_pulses_under_3_mm_alone_on_a_page_are_not_pulses():
     assert [r.pulse_mm for r in beside] == [5.0, 2.5, 5.0, 2.5]
 
 
+def test_a_row_timed_apart_from_the_others_takes_their_start():
+    """Rows of a printout share their start. New eik val scan 00305 (5.92 px/mm): a pulse
+    misread under a shadow (6.4 mm tall, its rise 7 mm right of the others') put the first
+    row's start 9 mm late while the other six agreed; its V1 and V4 read 0.35 s late (3.5 and
+    -2.8 dB). A row starting 1 mm apart keeps its own start (a blurred edge is not evidence
+    enough), and where the rows do not mostly agree nothing is moved."""
+    from digitize.page import Row
+    from digitize.page.calibration import _consensus
+    k = 5.92
+
+    def rows(starts_mm, rises_mm, heights):
+        out = []
+        for i, (x, rise, h) in enumerate(zip(starts_mm, rises_mm, heights)):
+            r = Row(y=140.0 * i, x_left=rise * k, x_right=280 * k, x_start=x * k,
+                    x_end=(x + 249.85) * k)
+            if h:
+                r.pulse, r.pulse_mm = "left", h
+            out.append(r)
+        return out
+    page = rows([27.3, 18.4, 18.4, 18.4, 18.4, 18.4, 18.4], [12.7, 5.7, 5.1, 4.4, 4.7, 9.1, 3.7],
+                [6.4, 9.3, 10.4, 0, 0, 10.1, 0])
+    _consensus(page, k)
+    assert all(abs(r.x_start / k - 18.4) < 0.01 for r in page), [r.x_start / k for r in page]
+    near = rows([19.4] + [18.4] * 6, [7.0] + [5.5] * 6, [10.0] * 3 + [0] * 4)
+    _consensus(near, k)
+    assert abs(near[0].x_start / k - 19.4) < 0.01
+    split = rows([27.3, 27.3, 27.3, 18.4, 18.4, 18.4], [14.4] * 3 + [5.5] * 3, [10.0] * 6)
+    _consensus(split, k)
+    assert [round(r.x_start / k, 1) for r in split] == [27.3, 27.3, 27.3, 18.4, 18.4, 18.4]
+
+
 @pytest.mark.parametrize("rotation", [1.7, -2.4, 3.3])
 def test_pulses_of_a_tilted_low_resolution_scan(rotation):
     """At 2.66 px/mm with a few degrees of tilt, the levelled pulse's edges step a pixel

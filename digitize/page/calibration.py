@@ -684,3 +684,19 @@ def _consensus(rows: list[Row], k: float) -> None:
                     # its end, and its start too: the rows' own ink can run past it (a row
                     # cut by the image's edge, a stroke before the first sample)
                     r.x_end, r.x_start = x, x0
+    _shared_start(rows, k)
+
+
+def _shared_start(rows: list[Row], k: float) -> None:
+    """A row that starts apart from the rows that agree on their start (most of them) takes
+    their start (``TIMING.shared_share``)."""
+    if len(rows) < 3:
+        return
+    x = float(np.median([r.x_start for r in rows]))
+    agree = [r for r in rows if abs(r.x_start - x) <= TIMING.blur_mm * k]
+    if len(agree) < max(3, TIMING.shared_share * len(rows)):
+        return
+    x = float(np.median([r.x_start for r in agree]))
+    for r in rows:
+        if TIMING.shared_off_mm * k < abs(r.x_start - x) < TIMING.shared_max_mm * k:
+            r.x_start = x

@@ -162,6 +162,14 @@ class TimingParams:
     #: ``blur_mm``, a row whose start lies further from theirs than that (and within 2 mm)
     #: takes theirs (``calibration._consensus``); closer, each row keeps its own.
     blur_mm: float = 0.5
+    #: Rows of a printout share their start: where at least ``shared_share`` of the rows (and
+    #: three) start within ``blur_mm`` of their median, a row that starts more than
+    #: ``shared_off_mm`` (and less than ``shared_max_mm``) from them takes their start
+    #: (``calibration._shared_start``: a pulse misread under a shadow, 6.4 mm tall and its
+    #: rise 7 mm off, had put new eik val scan 00305's first row 9 mm late).
+    shared_share: float = 0.6
+    shared_off_mm: float = 2.0
+    shared_max_mm: float = 25.0
 
 
 @dataclass(frozen=True)
