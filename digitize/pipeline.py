@@ -482,9 +482,11 @@ def six_by_two_readings(geom: PageGeometry, results, fs: float, n: int):
         # where the labels read agree with it better than with the standard one
         # roman numerals read for one another tell nothing: a bar lost in the trace or the
         # grid, or one added by a trace stroke beside the glyph (eik val scan 00305: II read
-        # as I, III as II)
+        # as I, III as II); nor does an "I" read where another lead's label is printed: a
+        # trace's stroke beside the label reads so (new eik val scan 00246: V2 and V3)
         def agreement(names):
             return sum(0 if r is None or (r in ROMAN and x in ROMAN and r != x)
+                       or (r == "I" and x != "I")
                        else 1 if r == x else -1 for r, x in zip(read, names))
         base = agreement(orders[0][1])
         for order in KNOWN_6X2_ORDERS:
