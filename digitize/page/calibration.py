@@ -619,7 +619,7 @@ def _consensus(rows: list[Row], k: float) -> None:
     if all(r.pulse == "none" for r in rows) and len(rows) > 1:
         x = float(np.median([r.x_start for r in rows]))
         for r in rows:
-            if 2 * k < abs(r.x_start - x) < 25 * k:
+            if TIMING.shared_off_mm * k < abs(r.x_start - x) < TIMING.shared_max_mm * k:
                 r.x_start = x
         return
     for side, other in (("left", "right"), ("right", "left")):

@@ -164,7 +164,8 @@ class TimingParams:
     blur_mm: float = 0.5
     #: Rows of a printout share their start: where at least ``shared_share`` of the rows (and
     #: three) start within ``blur_mm`` of their median, a row that starts more than
-    #: ``shared_off_mm`` (and less than ``shared_max_mm``) from them takes their start
+    #: ``shared_off_mm`` (and less than ``shared_max_mm``) from them takes their start (the same
+    #: bounds move a row of a page without pulses to the rows' median)
     #: (``calibration._shared_start``: a pulse misread under a shadow, 6.4 mm tall and its
     #: rise 7 mm off, had put new eik val scan 00305's first row 9 mm late).
     shared_share: float = 0.6
