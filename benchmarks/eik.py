@@ -74,9 +74,11 @@ def summarise(rows: list[dict], rec_dir: Path) -> dict:
     for m in rows:
         stem = Path(m["image"]).stem
         r = res.get(stem)
-        if r is None or r["status"] == "error":
+        if r is None or r["status"] not in ("ok", "warn", "fail"):  # error, not_ecg
             failed += 1
-            reasons[(r or {}).get("reason", "no result").split(":")[0][:70]] += 1
+            reason = (r or {}).get("reason", "no result").split(":")[0][:70]
+            reasons[reason if r is None or r["status"] == "error" else
+                    f"{r['status']}: {reason}"] += 1
             per_page.append(dict(page=stem, layout=m["layout"], dpi=int(m["dpi"]),
                                  status="error", reason=(r or {}).get("reason")))
             continue

@@ -22,6 +22,11 @@ Then:
         --python kit-venv/bin/python --out runs/eikx   # -> runs/eikx/eik/{manifest.csv,val/...}
     ECG_DATA_DIR=runs/eikx python benchmarks/eik.py --split val --out runs/eikx_read
 
+``--reseed K --variants scan`` draws new pages instead: every val record of the plan (the
+shared ones too), the plan's command with its seed moved by K x 100,000,000 (the plan's seeds
+are under 10^8), so the same generator settings give other rotations, noise, wrinkles and
+grid colours; the manifest's ``seed`` column holds the seed used.
+
 These are val pages (fold 8): choices may be made on them, as on the shared val pages.
 """
 from __future__ import annotations
@@ -47,13 +52,26 @@ def main() -> int:
     ap.add_argument("--data", default=None, help="folder holding eik/ and ptbxl/ "
                     "(default $ECG_DATA_DIR or ../shared/data)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--reseed", type=int, default=0,
+                    help="K > 0: every val record, seeds moved by K x 10^8 (new pages)")
+    ap.add_argument("--variants", default="clean,bw,scan",
+                    help="comma-separated variants to make (default all three)")
     args = ap.parse_args()
     data = Path(args.data or os.environ.get("ECG_DATA_DIR") or REPO.parent / "shared" / "data")
     shared, out = data / "eik", Path(args.out).resolve()
     have = {p.name.split("_")[0] for p in (shared / "val" / "clean").glob("*.hea")}
     with open(shared / "tools" / "plan_full_252_pages.csv") as fh:
         plan = [r for r in csv.DictReader(fh)
-                if r["split"] == "val" and r["record"].split("_")[0] not in have]
+                if r["split"] == "val" and r["variant"] in args.variants.split(",")
+                and (args.reseed or r["record"].split("_")[0] not in have)]
+    if args.reseed:
+        for r in plan:
+            seed = int(r["seed"])
+            assert seed < 10 ** 8, seed
+            r["seed"] = str(seed + args.reseed * 10 ** 8)
+            argv = shlex.split(r["args"])
+            argv[argv.index("-se") + 1] = r["seed"]
+            r["args"] = shlex.join(argv)
     work = out / "work"
 
     def generate(r: dict) -> tuple[dict, int]:
@@ -62,8 +80,10 @@ def main() -> int:
         src.mkdir(parents=True, exist_ok=True)
         for ext in (".hea", ".dat"):
             link = src / f"{rec}{ext}"
-            if not link.exists():
+            try:  # another variant's thread may have linked it first
                 link.symlink_to(data / "ptbxl" / "records500" / f"{rec[:2]}000" / f"{rec}{ext}")
+            except FileExistsError:
+                pass
         gen = work / "gen" / r["variant"] / rec
         gen.mkdir(parents=True, exist_ok=True)
         if (gen / f"{rec}-0.png").exists():
