@@ -625,7 +625,8 @@ def _convert_page(bgr: np.ndarray, engine, opts: Options) -> PageResult:
     grey = model_grey(bgr, geom)
     # what the model reads: creases out (a noisy scan levelled in two ways, both read)
     greys = tuple(even_light(grey, geom.px_per_mm, *how) for how in SCAN_LIGHT) \
-        if has(geom.warnings, Code.DEGRIDDED) else (even_light(grey, geom.px_per_mm),)
+        if has(geom.warnings, Code.DEGRIDDED) or geom.noisy \
+        else (even_light(grey, geom.px_per_mm),)
     page = _Page(geom=geom, opts=opts, engine=engine, gains=gains, grid_maps=grid_maps,
                  greys=greys, n=int(round(min(ROW_WIDTH_MM / opts.speed, 10.0) * opts.fs)))
     choice = select_layout(page, candidates)
@@ -711,6 +712,18 @@ def _plain_geometry(bgr: np.ndarray, opts: Options, fits) -> PageGeometry:
         if geom is None:
             raise exc
     noisy = geom.mask is not None and float(geom.mask.mean()) > READ.noisy_ink
+    memo: dict = {}
+
+    def filtered(lit: bool):  # the page with its grid filtered out (evenly lit first)
+        if lit not in memo:
+            try:
+                memo[lit] = analyse(evenly_lit(bgr) if lit else bgr, opts.px_per_mm,
+                                    degrid=True)
+            except PageError as exc:
+                memo[lit] = exc
+        if isinstance(memo[lit], PageError):
+            raise memo[lit]
+        return memo[lit]
     if fits(geom) and not has(geom.warnings, Code.DARK_GRID) and \
             not all(r.pulse != "none" for r in geom.rows) and geom.thin_grid:
         # ... or add rows of its own (a 6x1 page read as 12 rows; rows that each show a
@@ -718,7 +731,8 @@ def _plain_geometry(bgr: np.ndarray, opts: Options, fits) -> PageGeometry:
         other = _better(geom, opened, gridded)
         if len(other.rows) != len(geom.rows):
             geom = other
-    if not fits(geom):  # a dark grid's remnants read as rows?
+    misfit = not fits(geom)
+    if misfit:  # a dark grid's remnants read as rows?
         geom = _better(geom, lambda: analyse(bgr, opts.px_per_mm, wide_lines=True), fits)
     if not fits(geom):
         geom = _better(geom, opened, gridded)
@@ -730,18 +744,16 @@ def _plain_geometry(bgr: np.ndarray, opts: Options, fits) -> PageGeometry:
         # stains and creases read as rows among the traces (new eik val scan 00305: 12
         # "rows" 30-150 px apart, read as 12x1 at -5 dB): the page with its grid filtered
         # out is read where its rows fit and are evenly pitched, as a printout's are
-        geom = _better(geom, lambda: analyse(bgr, opts.px_per_mm, degrid=True),
-                       lambda g: fits(g) and even_pitch(g))
+        geom = _better(geom, lambda: filtered(False), lambda g: fits(g) and even_pitch(g))
     if not fits(geom) or (noisy and (not anchored(geom) or len(geom.rows) == 1)):
         # ink everywhere (noise, shadows, a grid in them) and rows that fit no layout or
         # show no pulses, or one row (a band of noise across the page): the page with its
         # grid filtered out is read where its rows fit
-        geom = _better(geom, lambda: analyse(bgr, opts.px_per_mm, degrid=True), fits)
+        geom = _better(geom, lambda: filtered(False), fits)
     if noisy and not anchored(geom):
         # dark blotches (a crumpled sheet's shading, eik val scan 00265) read as ink rows:
         # the page brought to one paper brightness first, kept where it reads anchored
-        geom = _better(geom, lambda: analyse(evenly_lit(bgr), opts.px_per_mm, degrid=True),
-                       anchored)
+        geom = _better(geom, lambda: filtered(True), anchored)
     elif noisy and not all(r.pulse != "none" for r in geom.rows):
         # ... or hiding a whole row, pulse and all (new eik val scan 00328: 3 of 4 rows found,
         # 2 pulsed): the evenly lit page's reading is kept where every one of its rows shows
@@ -749,14 +761,53 @@ def _plain_geometry(bgr: np.ndarray, opts: Options, fits) -> PageGeometry:
         # most half of them (new eik val scan 00471). Where it only finds more pulses on the
         # same, mostly pulsed rows, its baselines and starts were no better (4 val pages
         # worse, 1 better).
-        even = _better(None, lambda: analyse(evenly_lit(bgr), opts.px_per_mm, degrid=True),
-                       anchored)
+        even = _better(None, lambda: filtered(True), anchored)
         pulsed = sum(r.pulse != "none" for r in geom.rows)
         if even is not None and all(r.pulse != "none" for r in even.rows) and (
                 len(even.rows) > len(geom.rows) or
                 len(even.rows) == len(geom.rows) and 2 * pulsed <= len(geom.rows)):
             geom = even
-    return geom
+    unpulsed = not any(r.pulse != "none" for r in geom.rows)
+    filtered_pick = has(geom.warnings, Code.DEGRIDDED)
+    if (not filtered_pick and (noisy or (
+            misfit and not all(r.pulse != "none" for r in geom.rows)))) or (
+            filtered_pick and unpulsed):
+        # still read as it lies, its mask mostly noise (new eik val scans 00317, 00337: 3
+        # "rows" of a 3x4+1 / 6x2+1 page; 00408: 7 of a 3x4+1 page, shadows read as rows;
+        # 00305: a shadow read as the trace of a row's second half), or its first rows fitting
+        # no layout and the rows found at last not all pulsed (00305 again: 6 of 7 rows, a dark
+        # grid opened away, one gap twice the others): the filtered page's reading, as it is
+        # or evenly lit, that fits and is evenly pitched is taken where its rows are as
+        # regular — the one with regular rows and more pulses of the two. A filtered reading
+        # without a single pulse gives way to the other one where that is as regular and
+        # shows pulses (new eik val scan 00246: three of seven rows pulsed evenly lit, none
+        # as it is; read without pulses, nor labels, in the wrong 6x2 order at -0.9 dB)
+        def key(g: PageGeometry) -> tuple[bool, bool, int]:
+            return fits(g), regular_pitch(g), sum(r.pulse != "none" for r in g.rows)
+
+        alts = [g for g in (_better(None, lambda: filtered(lit), fits) for lit in (False, True))
+                if g is not None and even_pitch(g)]
+        best = max(alts, key=key, default=None)
+        if best is not None and (key(best)[:2] >= key(geom)[:2] if noisy and not filtered_pick
+                                 else key(best) > key(geom)):
+            geom = best
+        elif noisy and not filtered_pick and not regular_pitch(geom) and unpulsed:
+            # no reading tells rows from the noise (new eik val scan 00357 of the extra set:
+            # 12 unevenly pitched bands of a 7-row page, none pulsed, read as 12x1 at -10 dB)
+            raise PageError(f"noisy scan: its {len(geom.rows)} ink bands are unevenly pitched "
+                            "and show no calibration pulse, with or without its grid filtered "
+                            "out: no trace rows could be told from the noise",
+                            pulses=0, rows=len(geom.rows))
+    return replace(geom, noisy=noisy)
+
+
+def regular_pitch(geom: PageGeometry) -> bool:
+    """Whether no gap between neighbouring rows is under ``LAYOUT.min_pitch_share`` or over
+    ``LAYOUT.max_pitch_share`` of their median gap (no row lost or added between others)."""
+    if len(geom.rows) < 3:
+        return True
+    gaps = np.diff(sorted(r.y for r in geom.rows))
+    return bool(even_pitch(geom) and gaps.max() <= LAYOUT.max_pitch_share * np.median(gaps))
 
 
 def layout_candidates(geom: PageGeometry, opts: Options) -> tuple[str, ...]:

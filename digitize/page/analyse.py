@@ -10,7 +10,7 @@ import numpy as np
 from digitize.geometry import grid_pitch, refine_pitch
 from digitize.layouts import ROW_WIDTH_MM
 from digitize.notes import Code, Note
-from digitize.page.calibration import _consensus, _ends, _time_origin
+from digitize.page.calibration import _consensus, _ends, _time_origin, drop_unpulsed_ends
 from digitize.page.core import (DEGRIDDED, GRID_NOT_MEASURED, NoTraceRows, PageError,
                                 PageGeometry, TIME_ORIGIN_ASSUMED)
 from digitize.page.frame import _deskew_matrix, estimate_skew, size_scale
@@ -163,6 +163,7 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
     if _time_origin(rows, k, scale_known=source != "rows"):
         warnings.append(TIME_ORIGIN_ASSUMED)
     _consensus(rows, k)
+    rows = drop_unpulsed_ends(rows, k)
     if k < SCALE.min_px_per_mm:
         raise PageError(f"resolution too low ({k:.2f} px/mm < {SCALE.min_px_per_mm})")
     if k < SCALE.warn_px_per_mm:

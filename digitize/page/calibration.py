@@ -10,7 +10,7 @@ import numpy as np
 from digitize.layouts import GAINS, ROW_WIDTH_MM
 from digitize.page.core import Row
 from digitize.page.ink import _drop_specks, _runs
-from digitize.page.params import PULSE, TIMING
+from digitize.page.params import PULSE, ROWS, TIMING
 from digitize.page.rows import trace_width
 
 
@@ -553,7 +553,10 @@ def _time_origin(rows: list[Row], k: float, scale_known: bool = True) -> bool:
     # their median put the page's trace 2 mm late; real scan HB(105): three rows agree to
     # 0.02 mm, the rhythm row's pulse edge was misplaced by 2 mm)
     ends = _agreeing(offs, TIMING.end_spread_mm * k)
-    by_end = float(np.median(ends)) if ends and len(ends) >= len(left) / 2 else None
+    # — two of them at least, where two rows are pulsed (new eik val scan 00098: of two pulsed
+    # rows, one ran on 1.2 mm into noise past its end and put the page 46 ms late)
+    by_end = float(np.median(ends)) if ends and len(ends) >= max(len(left) / 2, min(
+        2, len(left))) else None
     assumed = False
     if by_gap is not None and by_end is not None and abs(by_gap - by_end) <= 1.0 * k:
         off = (by_gap + by_end) / 2  # two independent readings of one offset
@@ -599,6 +602,10 @@ def _consensus(rows: list[Row], k: float) -> None:
     # — and only beside a row whose pulse stands at a standard height (3 mm or more): a page
     # photographed upright without pulses, read turned over, showed 1.7-2.4-mm steps at
     # three rows' ends (the traces' starts) and was taken turned at 2.5 mm/mV
+    for above, r in zip(rows, rows[1:]):
+        if r.pulse != "none" and r.pulse_mm * k > PULSE.max_pitch_share * (r.y - above.y):
+            r.drop_pulse()
+            r.x_start = r.x_left
     low = [r for r in rows if r.pulse != "none" and r.pulse_mm < PULSE.low_mm]
     if low and not any(r.pulse != "none" and r.pulse_mm >= PULSE.low_mm for r in rows):
         for r in low:
@@ -616,8 +623,24 @@ def _consensus(rows: list[Row], k: float) -> None:
                     abs(np.log(r.pulse_mm / snap_gain(r.pulse_mm))) > PULSE.lone_gain_tol:
                 r.drop_pulse()
                 r.x_start = r.x_left
+    # rows whose ink is a row's length (250 mm) start at their first sample: where two or
+    # more without a pulse agree, they time a page without pulses (new eik val scan 00312:
+    # pulses lost in the filtered grid, the ink of four rows run on into noise past their
+    # ends, timed from those ends 9-14 mm late; the median start 5 mm late) — or one where
+    # few rows show a "pulse" and none starts with them (new eik val scan 00357: one 14-mm
+    # wide box among seven rows, 8.5 mm after two full rows' start)
+    full = [r for r in rows if r.pulse == "none"
+            and abs(r.x_right - r.x_left - ROW_WIDTH_MM * k) <= TIMING.full_row_mm * k]
+    agree = _agreeing([r.x_start for r in full], TIMING.blur_mm * k)
+    xf = float(np.median(agree)) if len(agree) >= 2 and 2 * len(agree) > len(full) else None
+    pulsed = [r for r in rows if r.pulse != "none"]
+    if xf is not None and len(rows) >= 4 and 0 < len(pulsed) < len(rows) / 2 and \
+            all(abs(r.x_start - xf) > 2 * k for r in pulsed):
+        for r in pulsed:
+            r.drop_pulse()
+            r.x_start = r.x_left
     if all(r.pulse == "none" for r in rows) and len(rows) > 1:
-        x = float(np.median([r.x_start for r in rows]))
+        x = float(np.median([r.x_start for r in rows])) if xf is None else xf
         for r in rows:
             if TIMING.shared_off_mm * k < abs(r.x_start - x) < TIMING.shared_max_mm * k:
                 r.x_start = x
@@ -643,13 +666,19 @@ def _consensus(rows: list[Row], k: float) -> None:
             # where the others' do, and most of them agree with each other (eik val scan
             # 00207: two of seven rows read a stepped pulse from the row above): it starts
             # where they do, and its pulse was not stepped
+            # (against the starts as read, not as moved here, and only by a majority of the
+            # rows: two rows of four that agree are no evidence against the other two — new
+            # eik val scan 00376, whose two rows with a misread falling stroke moved the
+            # two right ones, or not, by the order they came in)
+            read = {id(f): f.x_start for f in found}
             for r in found:
                 rest = [f for f in found if f is not r]
-                x = float(np.median([f.x_start for f in rest]))
-                agree = [f for f in rest if abs(f.x_start - x) <= 0.5 * k]
-                if len(agree) < 2 or len(agree) < 0.6 * len(rest):
+                x = float(np.median([read[id(f)] for f in rest]))
+                agree = [f for f in rest if abs(read[id(f)] - x) <= 0.5 * k]
+                if len(agree) < 2 or len(agree) < 0.6 * len(rest) or \
+                        2 * len(agree) <= len(found):
                     continue
-                x = float(np.median([f.x_start for f in agree]))
+                x = float(np.median([read[id(f)] for f in agree]))
                 x_rise = float(np.median([f.x_left for f in agree]))
                 if abs(r.x_start - x) > 2 * k and abs(r.x_left - x_rise) <= k:
                     r.x_start = x
@@ -664,6 +693,15 @@ def _consensus(rows: list[Row], k: float) -> None:
                     # scans 00292 and 00408: the second row of three 1.8 mm early, its
                     # panels after the first 68 ms early)
                     r.x_start = x
+        if side == "left" and len(found) == 2 and abs(found[0].x_left - found[1].x_left) <= k \
+                and abs(found[0].x_start - found[1].x_start) > 2 * k:
+            # two pulses that rise together and fall apart: a falling stroke is misread late
+            # (a label or a QRS joined to it), not early — both start at the earlier (new eik
+            # val scan 00394: the rhythm row's pulse 9.4 mm wide, the first row's 5.4 mm)
+            x = min(f.x_start for f in found)
+            for f in found:
+                if f.x_start > x:
+                    f.x_start, f.step_mm = x, f.pulse_mm
         if side == "left":
             x = float(np.median([r.x_start for r in found]))
             for r in rows:
@@ -700,3 +738,22 @@ def _shared_start(rows: list[Row], k: float) -> None:
     for r in rows:
         if TIMING.shared_off_mm * k < abs(r.x_start - x) < TIMING.shared_max_mm * k:
             r.x_start = x
+
+
+def drop_unpulsed_ends(rows: list[Row], k: float) -> list[Row]:
+    """Rows without a first or last one that shows no pulse among rows that all do, lies off
+    their pitch and starts well after them (``ROWS.stray_gap``, ``ROWS.stray_start_mm``)."""
+    for end in (0, -1):
+        if len(rows) < 4:
+            break
+        rest = rows[1:] if end == 0 else rows[:-1]
+        if rows[end].pulse != "none" or any(r.pulse == "none" for r in rest):
+            continue
+        ys = [r.y for r in rows]
+        gaps = np.diff(ys)
+        gap, inner = (gaps[0], gaps[1:]) if end == 0 else (gaps[-1], gaps[:-1])
+        start = float(np.median([r.x_left for r in rest]))
+        if gap < ROWS.stray_gap * float(np.median(inner)) and \
+                rows[end].x_left - start >= ROWS.stray_start_mm * k:
+            rows = rest
+    return rows

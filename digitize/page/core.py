@@ -73,6 +73,7 @@ class PageGeometry:
     grey: np.ndarray | None = None  # deskewed grey page (for local grid measurements)
     warnings: tuple[Note, ...] = ()
     dark: np.ndarray | None = None  # deskewed: 1 where 40 % darker than the paper, lines and all
+    noisy: bool = False  # a noisy scan (its ink mask as it lies mostly noise: ``READ.noisy_ink``)
 
     @property
     def thin_grid(self) -> bool:

@@ -120,6 +120,11 @@ class PulseParams:
     #: of a standard gain's height (a 4.2-mm box in one row of a page without pulses had set
     #: its gain to 5 mm/mV).
     lone_gain_tol: float = 0.1
+    #: A pulse taller than this share of its row's gap to the row above would cross that
+    #: row's trace: it is ink joined to the pulse (new eik val scan 00053: a sheet's edge with
+    #: punch holes beside three rows' pulses, read as 28-mm pulses 24 mm apart, set the page's
+    #: gain to 20 mm/mV).
+    max_pitch_share: float = 1.1
 
 
 @dataclass(frozen=True)
@@ -171,6 +176,9 @@ class TimingParams:
     shared_share: float = 0.6
     shared_off_mm: float = 2.0
     shared_max_mm: float = 25.0
+    #: On a page without pulses, a row whose ink is a row's length (250 mm) to within this
+    #: starts at its first sample; two or more such rows that agree time the others.
+    full_row_mm: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -186,6 +194,12 @@ class RowParams:
     edge_gap_low: float = 0.5
     edge_gap_high: float = 2.2
     edge_stroke_mm: float = 30.0
+    #: After the pulses are read: a first or last row without a pulse beside three or more
+    #: rows that all show one, whose gap to its neighbour is under ``stray_gap`` pitches and
+    #: whose ink starts ``stray_start_mm`` or more after theirs, is the footer's text under
+    #: noise (new eik val scan 00092: 0.6 pitches, 41 mm after), not a row.
+    stray_gap: float = 0.75
+    stray_start_mm: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -197,6 +211,10 @@ class LayoutParams:
     #: of their median gap (stains and creases read as rows among the traces) send the page to
     #: be read with its grid filtered out, kept where its rows are even (``even_pitch``).
     min_pitch_share: float = 0.5
+    #: ... and no gap over this share of it (a row lost between others: new eik val scan
+    #: 00305's 6 of 7 rows, one gap 2.1 times the others), in a reading preferred to another
+    #: one of the same page (``regular_pitch``)
+    max_pitch_share: float = 1.5
     #: Another layout whose reading explains the limb leads within ``margin`` of the chosen
     #: one's residual makes the layout a doubt, where the chosen one's is over ``clear``
     #: (val: see benchmarks/quality_calibration.txt).

@@ -106,6 +106,10 @@ def _rows(clean: np.ndarray, mask: np.ndarray, px_per_mm: float) -> list[Row]:
         rows = keep
     for r in rows:
         r.y = baseline(mask, r.y, r.x_left, r.x_right, k)
+    # two bands of one trace (its QRS peaks above and its baseline, 10 mm apart on new eik
+    # val scan 00328) come to one baseline
+    rows = _merge_close(rows, 8 * k)
+    for r in rows:
         # pixel-precise ends: first/last ink column within ±4 mm of the baseline
         band = clean[int(max(0, r.y - 8 * k)):int(r.y + 8 * k + 1)].any(axis=0)
         lo, hi = int(max(0, r.x_left - 2 * bx)), int(min(w, r.x_right + 2 * bx))
