@@ -112,13 +112,7 @@ def grid_pitch(grey: np.ndarray, axes: str = "xy") -> Pitch:
     if best_p / 5 >= MIN_PX_PER_MM and h5 >= thr and h5 > 1.5 * max(h4, h6):
         best_p /= 5
     elif best_p > MAX_PX_PER_MM:
-        # longer than any grid's pitch: a crumpled scan's texture repeating every few mm (new
-        # eik val scans 00137, 00408: 4 mm, whose 4th harmonic is the 1-mm grid) — the best
-        # comb within the range, where one has its fundamental
-        within = valid[cands[valid] <= MAX_PX_PER_MM]
-        if not len(within):
-            return Pitch(float("nan"), best)
-        best_p = float(cands[within[np.argmax(scores[within])]])
+        return Pitch(float("nan"), best)
     # refine: parabolic peak of the first harmonic that is well resolved
     f0 = tile / best_p
     k = max(1, int(np.ceil(8 / f0)))  # use a harmonic at >= 8 bins for precision

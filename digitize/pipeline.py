@@ -788,10 +788,14 @@ def _plain_geometry(bgr: np.ndarray, opts: Options, fits) -> PageGeometry:
         alts = [g for g in (_better(None, lambda: filtered(lit), fits) for lit in (False, True))
                 if g is not None and even_pitch(g)]
         best = max(alts, key=key, default=None)
-        if best is not None and (key(best)[:2] >= key(geom)[:2] if noisy and not filtered_pick
+        # (a page whose grid was found as dark as the trace and taken out is not noise: there
+        # the filtered reading must do better — own binarised renders with a black or pink
+        # grid, read right with their grid's lines opened away)
+        loose = noisy and not filtered_pick and not has(geom.warnings, Code.DARK_GRID)
+        if best is not None and (key(best)[:2] >= key(geom)[:2] if loose
                                  else key(best) > key(geom)):
             geom = best
-        elif noisy and not filtered_pick and not regular_pitch(geom) and unpulsed:
+        elif loose and not regular_pitch(geom) and unpulsed:
             # no reading tells rows from the noise (new eik val scan 00357 of the extra set:
             # 12 unevenly pitched bands of a 7-row page, none pulsed, read as 12x1 at -10 dB)
             raise PageError(f"noisy scan: its {len(geom.rows)} ink bands are unevenly pitched "

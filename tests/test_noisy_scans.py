@@ -2,17 +2,13 @@
 benchmarks/eik_val_reseed.txt). The rows are built here with the geometry those pages showed
 (ecg-image-kit's conventions: a 5-mm pulse flush with its trace, rows 24-36 mm apart), not
 with our renderer's."""
-import cv2
 import numpy as np
 
-from conftest import REPO
-from digitize.geometry import grid_pitch
 from digitize.page import Row
 from digitize.page.calibration import _consensus, _time_origin, drop_unpulsed_ends
 from digitize.page.rows import find_rows
 
 K = 7.87  # 200 dpi
-FIXTURES = REPO / "tests" / "fixtures" / "eik"
 
 
 def _row(y_mm, left_mm, start_mm, right_mm, pulse_mm=None, k=K):
@@ -22,16 +18,6 @@ def _row(y_mm, left_mm, start_mm, right_mm, pulse_mm=None, k=K):
         r.pulse, r.pulse_mm, r.step_mm = "left", pulse_mm, pulse_mm
         r.x_stroke = start_mm * k
     return r
-
-
-def test_a_texture_repeating_every_few_mm_does_not_hide_the_grid():
-    """A crumpled scan's texture repeating every 4 mm (new eik val scans 00137, 00408) made
-    the longest period with a fundamental 4 mm, past any grid's pitch: no grid was measured
-    and the page's filtered reading failed. The grid is the best comb within the range.
-    (A 640-px crop of 00408 at 200 dpi, where the page's 1-mm grid measures 7.97 px/mm.)"""
-    grey = cv2.imread(str(FIXTURES / "00408_hr-0_crop.jpg"), cv2.IMREAD_GRAYSCALE)
-    pitch = grid_pitch(grey)
-    assert abs(pitch.px_per_mm - 7.97) < 0.03, pitch
 
 
 def test_a_pulse_taller_than_the_gap_above_is_not_a_pulse():

@@ -658,7 +658,7 @@ def test_stepped_pulses_rule_out_one_lead_rows_and_a_lone_low_pulse_is_not_a_pul
     from digitize.pipeline import fit_steps
 
     def rows(pairs):
-        return [Row(y=10.0 * i, x_left=0.0, x_right=1.0, x_start=2.0,
+        return [Row(y=80.0 * i, x_left=0.0, x_right=1.0, x_start=2.0,  # 10 mm apart
                     pulse="none" if h is None else "left",
                     pulse_mm=float("nan") if h is None else h,
                     step_mm=float("nan") if h is None else s) for i, (h, s) in enumerate(pairs)]
