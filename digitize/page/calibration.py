@@ -596,16 +596,17 @@ def _time_origin(rows: list[Row], k: float, scale_known: bool = True) -> bool:
 def _consensus(rows: list[Row], k: float) -> None:
     """Rows of a printout share their start: rows whose pulse was missed (or whose ink starts
     early or late — a label, a stroke, a trace leaving its band) take the others'."""
+    # a pulse that would cross the row above is ink joined to it (``PULSE.max_pitch_share``)
+    for above, r in zip(rows, rows[1:]):
+        if r.pulse != "none" and r.pulse_mm * k > PULSE.max_pitch_share * (r.y - above.y):
+            r.drop_pulse()
+            r.x_start = r.x_left
     # a 2-3 mm pulse (2.5 mm/mV: a 12x1 page's chest rows at half of 5) counts only where
     # another row shows one too (a 2.8-mm box in one row of a page printed without pulses at
     # 20 mm/mV had set its gain to 2.5)
     # — and only beside a row whose pulse stands at a standard height (3 mm or more): a page
     # photographed upright without pulses, read turned over, showed 1.7-2.4-mm steps at
     # three rows' ends (the traces' starts) and was taken turned at 2.5 mm/mV
-    for above, r in zip(rows, rows[1:]):
-        if r.pulse != "none" and r.pulse_mm * k > PULSE.max_pitch_share * (r.y - above.y):
-            r.drop_pulse()
-            r.x_start = r.x_left
     low = [r for r in rows if r.pulse != "none" and r.pulse_mm < PULSE.low_mm]
     if low and not any(r.pulse != "none" and r.pulse_mm >= PULSE.low_mm for r in rows):
         for r in low:
