@@ -126,6 +126,22 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_seg_train(args) -> int:
+    from trainer.seg import SegConfig, train
+    cfg = SegConfig(out=str(args.out), ptbxl_dir=str(args.data), seed=args.seed,
+                    minutes=args.minutes, max_steps=args.max_steps, threads=args.threads,
+                    workers=args.workers, batch_size=args.batch_size, crop=args.crop,
+                    val_pages=args.val_pages, eval_every=args.eval_every)
+    print(train(cfg))
+    return 0
+
+
+def cmd_seg_export(args) -> int:
+    from trainer.seg import export
+    print(export(args.checkpoint, args.out))
+    return 0
+
+
 def _add_data_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=default_ptbxl_dir(),
                    help="PTB-XL folder (default: $ECG_DATA_DIR/ptbxl, else the bundled sample)")
@@ -202,6 +218,28 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--card", action="store_true",
                    help="also write metrics.json and MODEL_CARD.md next to the model")
     v.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("seg-train", help="train the page segmentation net (pen strokes)",
+                       description="Train trainer/seg.py's U-Net on pages rendered on the fly "
+                                   "from the train split (checkpoints --out/last.pt; re-running "
+                                   "with the same --out resumes).")
+    _add_data_option(s)
+    s.add_argument("--out", type=Path, default=Path("runs/seg"))
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget")
+    s.add_argument("--max-steps", type=int, default=100000)
+    s.add_argument("--threads", type=int, default=1, help="torch threads for training")
+    s.add_argument("--workers", type=int, default=1, help="render processes")
+    s.add_argument("--batch-size", type=int, default=12)
+    s.add_argument("--crop", type=int, default=192, help="crop size, px at 4 px/mm")
+    s.add_argument("--val-pages", type=int, default=12)
+    s.add_argument("--eval-every", type=int, default=200)
+    s.set_defaults(func=cmd_seg_train)
+
+    x = sub.add_parser("seg-export", help="export a segmentation checkpoint to ONNX")
+    x.add_argument("--checkpoint", type=Path, required=True)
+    x.add_argument("--out", type=Path, default=Path("exported/seg.onnx"))
+    x.set_defaults(func=cmd_seg_export)
     return ap
 
 

@@ -1,0 +1,81 @@
+"""The page segmentation net (``exported/seg.onnx``, trained by ``trainer/seg.py``): which
+pixels of a page are the pen's strokes (traces and calibration pulses), at ``SEG_PX_PER_MM``.
+
+A noisy scan's rows are read from this mask, drawn black on white at the page's own size, in
+place of the hand-made grid filter (``page.ink.degridded``). The model file carries its contract
+in its metadata (``format``, ``px_per_mm``); a file that does not match is refused.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+SEG_FORMAT = "ecg-stroke-seg/1"
+SEG_PX_PER_MM = 4.0
+DEFAULT_SEG_MODEL = Path(__file__).resolve().parents[1] / "exported" / "seg.onnx"
+# the stroke probability a pixel needs to count as ink
+THRESHOLD = 0.5
+
+
+def seg_input(bgr: np.ndarray, px_per_mm: float) -> tuple[np.ndarray, float]:
+    """The page at the net's scale (never enlarged): (BGR uint8, scale applied)."""
+    scale = min(1.0, SEG_PX_PER_MM / px_per_mm)
+    if bgr.ndim == 2:
+        bgr = cv2.cvtColor(bgr, cv2.COLOR_GRAY2BGR)
+    if scale == 1.0:
+        return bgr, 1.0
+    h, w = bgr.shape[:2]
+    size = (max(8, int(round(w * scale))), max(8, int(round(h * scale))))
+    return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), scale
+
+
+class Segmenter:
+    def __init__(self, path: str | Path):
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        opts.enable_cpu_mem_arena = False
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if meta.get("format") != SEG_FORMAT:
+            raise RuntimeError(f"{path}: not a stroke segmentation model ({SEG_FORMAT})")
+        self.lock = threading.Lock()
+
+    def probability(self, bgr: np.ndarray, px_per_mm: float) -> tuple[np.ndarray, float]:
+        """Stroke probability [h, w] float32 at the net's scale, and that scale."""
+        img, scale = seg_input(bgr, px_per_mm)
+        h, w = img.shape[:2]
+        pad = cv2.copyMakeBorder(img, 0, (-h) % 8, 0, (-w) % 8, cv2.BORDER_REPLICATE)
+        x = pad.transpose(2, 0, 1)[None].astype(np.float32)
+        logits = self.session.run(None, {"page": x})[0][0, 0, :h, :w]
+        return 1.0 / (1.0 + np.exp(-logits)), scale
+
+    def clean_page(self, bgr: np.ndarray, px_per_mm: float) -> np.ndarray:
+        """The page's strokes black on white, at the page's own size (BGR uint8)."""
+        p, scale = self.probability(bgr, px_per_mm)
+        h, w = bgr.shape[:2]
+        if scale != 1.0:
+            p = cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
+        clean = np.where(p > THRESHOLD, 0, 255).astype(np.uint8)
+        return cv2.cvtColor(clean, cv2.COLOR_GRAY2BGR)
+
+
+_lock = threading.Lock()
+_cache: dict = {}
+
+
+def segmenter() -> Segmenter | None:
+    """The shipped (or ``$DIGITIZE_SEG_MODEL``) segmentation net; None where there is none
+    (``DIGITIZE_SEG_MODEL=none`` turns it off)."""
+    path = os.environ.get("DIGITIZE_SEG_MODEL") or str(DEFAULT_SEG_MODEL)
+    if path == "none" or not Path(path).is_file():
+        return None
+    with _lock:
+        if path not in _cache:
+            _cache[path] = Segmenter(path)
+        return _cache[path]

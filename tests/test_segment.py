@@ -1,0 +1,106 @@
+"""The page segmentation net: its training targets, its ONNX contract, the shipped model's
+strokes on rendered pages, and digitize without it."""
+import numpy as np
+import pytest
+
+cv2 = pytest.importorskip("cv2")
+
+from conftest import REPO  # noqa: E402
+from digitize.segment import (DEFAULT_SEG_MODEL, SEG_PX_PER_MM, Segmenter, seg_input,  # noqa: E402
+                              segmenter)
+
+
+def _page(seed: int, style: str = "clean", **kw):
+    render = pytest.importorskip("trainer.render", reason="the renderer draws the test page")
+    from trainer.data import SAMPLE_DIR, load_metadata, prepared_signal
+    info = load_metadata(SAMPLE_DIR)[seed % 4]
+    sig, fs = prepared_signal(SAMPLE_DIR, info)
+    spec = render.sample_spec(np.random.default_rng(seed), "3x4+1", style, **kw)
+    return render.render_page(sig, fs, spec, header_seed=seed)
+
+
+def _f1(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """(precision, recall) with one pixel of tolerance."""
+    k = np.ones((3, 3), np.uint8)
+    prec = (pred & cv2.dilate(truth, k)).sum() / max(pred.sum(), 1)
+    rec = (truth & cv2.dilate(pred, k)).sum() / max(truth.sum(), 1)
+    return float(prec), float(rec)
+
+
+def test_seg_input_brings_pages_to_the_nets_scale_and_never_enlarges():
+    img = np.full((800, 1000, 3), 255, np.uint8)
+    small, scale = seg_input(img, 8.0)
+    assert scale == pytest.approx(SEG_PX_PER_MM / 8.0) and small.shape == (400, 500, 3)
+    same, scale = seg_input(img[..., 0], 3.0)  # a grey page below the net's scale
+    assert scale == 1.0 and same.shape == (800, 1000, 3)
+
+
+def test_stroke_targets_lie_on_the_drawn_pen_and_nothing_else():
+    """Oracle: the page's own dark pixels. A clean page without grid, labels, separators, header
+    or footer has ink only where the pen went: the mask must cover it and stay on it."""
+    pytest.importorskip("trainer.seg_data", reason="needs the renderer")
+    from trainer.seg_data import stroke_mask
+    page = _page(3, grid="none", labels=False, separators="none", header=False, footer_mm=5.0,
+                 trace_width_mm=0.3, trace_colour=(0, 0, 0))
+    img, scale = seg_input(page.image, page.meta["px_per_mm"])
+    mask = stroke_mask(page, scale, img.shape[:2])
+    ink = (cv2.cvtColor(img, cv2.COLOR_BGR2GRAY) < 160).astype(np.uint8)
+    prec, rec = _f1(mask, ink)
+    assert rec > 0.97, f"{rec:.3f} of the ink is off the stroke mask"
+    assert prec > 0.9, f"{prec:.3f} of the stroke mask is on ink"
+    # the pulses are strokes too: the mask reaches left of every row's first panel
+    x0 = min(m["polyline"][0][0] for m in page.meta["leads"]) * scale
+    if page.meta["pulses"] and page.meta["spec"]["pulse"] == "left":
+        assert mask[:, :int(x0) - 2].sum() > 0
+
+
+def test_the_contract_is_checked(tmp_path):
+    # the trace model is not a segmentation model: refused by its metadata
+    with pytest.raises(RuntimeError, match="not a stroke segmentation model"):
+        Segmenter(REPO / "tests" / "fixtures" / "tiny_column.onnx")
+
+
+def test_export_matches_torch_and_keeps_the_page_size(tmp_path):
+    torch = pytest.importorskip("torch", reason="needs the [train] extra (torch)")
+    pytest.importorskip("onnx", reason="needs the [train] extra (onnx)")
+    from trainer.seg import SegNet, export
+    torch.manual_seed(0)
+    net = SegNet((4, 6, 8, 8))
+    ck = tmp_path / "seg.pt"
+    torch.save(dict(model=net.state_dict(), channels=[4, 6, 8, 8], step=0), ck)
+    out = export(ck, tmp_path / "seg.onnx")
+    seg = Segmenter(out)
+    rng = np.random.default_rng(0)
+    page = rng.integers(0, 256, (203, 301, 3), dtype=np.uint8)  # not multiples of 8
+    p, scale = seg.probability(page, 4.0)
+    assert scale == 1.0 and p.shape == (203, 301)
+    net.eval()
+    with torch.no_grad():
+        pad = cv2.copyMakeBorder(page, 0, 5, 0, 3, cv2.BORDER_REPLICATE)
+        ref = torch.sigmoid(net(torch.from_numpy(pad.transpose(2, 0, 1)[None].astype(
+            np.float32))))[0, 0, :203, :301].numpy()
+    assert np.abs(p - ref).max() < 1e-4
+    clean = seg.clean_page(page, 8.0)  # at the page's own size again
+    assert clean.shape == page.shape and set(np.unique(clean)) <= {0, 255}
+
+
+needs_model = pytest.mark.skipif(not DEFAULT_SEG_MODEL.is_file(), reason="no exported/seg.onnx")
+
+
+@needs_model
+@pytest.mark.parametrize("seed,style", [(11, "clean"), (12, "scan"), (13, "rough")])
+def test_the_shipped_net_finds_the_strokes_of_a_rendered_page(seed, style):
+    """Pages rendered from the bundled records (not the net's training split's pages): the
+    strokes it marks are the pen's, and it misses few of them."""
+    from trainer.seg_data import stroke_mask
+    page = _page(seed, style)
+    seg = Segmenter(DEFAULT_SEG_MODEL)
+    p, scale = seg.probability(page.image, page.meta["px_per_mm"])
+    truth = stroke_mask(page, scale, p.shape)
+    prec, rec = _f1((p > 0.5).astype(np.uint8), truth)
+    assert prec > 0.8 and rec > 0.8, (prec, rec)
+
+
+def test_digitize_without_the_net(monkeypatch):
+    monkeypatch.setenv("DIGITIZE_SEG_MODEL", "none")
+    assert segmenter() is None
