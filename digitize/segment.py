@@ -1,8 +1,9 @@
 """The page segmentation net (``exported/seg.onnx``, trained by ``trainer/seg.py``): which
 pixels of a page are the pen's strokes (traces and calibration pulses), at ``SEG_PX_PER_MM``.
 
-A noisy scan's rows are read from this mask, drawn black on white at the page's own size, in
-place of the hand-made grid filter (``page.ink.degridded``). The model file carries its contract
+Opt-in (``DIGITIZE_SEG_MODEL=shipped``): a noisy scan's rows are then read from this mask,
+drawn black on white at the page's own size, in place of the hand-made grid filter
+(``page.ink.degridded``). The model file carries its contract
 in its metadata (``format``, ``px_per_mm``); a file that does not match is refused.
 """
 from __future__ import annotations
@@ -70,11 +71,16 @@ _cache: dict = {}
 
 
 def segmenter() -> Segmenter | None:
-    """The shipped (or ``$DIGITIZE_SEG_MODEL``) segmentation net; None where there is none
-    (``DIGITIZE_SEG_MODEL=none`` turns it off)."""
-    path = os.environ.get("DIGITIZE_SEG_MODEL") or str(DEFAULT_SEG_MODEL)
-    if path == "none" or not Path(path).is_file():
+    """The segmentation net digitize runs, or None (the default). Opt-in while it loses on the
+    tuned third-party val scans (benchmarks/eik_val_seg.txt): ``DIGITIZE_SEG_MODEL=shipped``
+    runs ``exported/seg.onnx``, ``DIGITIZE_SEG_MODEL=path.onnx`` another file."""
+    path = os.environ.get("DIGITIZE_SEG_MODEL", "none")
+    if path == "shipped":
+        path = str(DEFAULT_SEG_MODEL)
+    if path == "none":
         return None
+    if not Path(path).is_file():
+        raise RuntimeError(f"DIGITIZE_SEG_MODEL={path}: no such file")
     with _lock:
         if path not in _cache:
             _cache[path] = Segmenter(path)

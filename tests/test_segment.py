@@ -101,6 +101,17 @@ def test_the_shipped_net_finds_the_strokes_of_a_rendered_page(seed, style):
     assert prec > 0.8 and rec > 0.8, (prec, rec)
 
 
-def test_digitize_without_the_net(monkeypatch):
+def test_the_net_is_opt_in(monkeypatch, tmp_path):
+    monkeypatch.delenv("DIGITIZE_SEG_MODEL", raising=False)
+    assert segmenter() is None
     monkeypatch.setenv("DIGITIZE_SEG_MODEL", "none")
     assert segmenter() is None
+    monkeypatch.setenv("DIGITIZE_SEG_MODEL", str(tmp_path / "missing.onnx"))
+    with pytest.raises(RuntimeError, match="no such file"):
+        segmenter()
+
+
+@needs_model
+def test_shipped_net_on_request(monkeypatch):
+    monkeypatch.setenv("DIGITIZE_SEG_MODEL", "shipped")
+    assert isinstance(segmenter(), Segmenter)

@@ -18,6 +18,7 @@ from digitize.page.ink import degridded, drop_grid_lines, ink_mask
 from digitize.page.params import FRAME, SCALE
 from digitize.page.rows import find_rows
 from digitize.page.sheet import _on_paper, paper_region
+from digitize.segment import segmenter
 
 
 def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: bool = False,
@@ -38,7 +39,9 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
         k = px_per_mm_hint or grid_pitch(grey).px_per_mm
         if not np.isfinite(k) or k < SCALE.min_px_per_mm:
             raise PageError("no grid to filter out")
-        clean = degridded(bgr, k)
+        seg = segmenter()
+        # the pen's strokes as the segmentation net sees them, else as the grid filter does
+        clean = seg.clean_page(bgr, k) if seg is not None else degridded(bgr, k)
         g = analyse(clean, k, flattened=flattened, border=border, close_gaps=True)
         if not px_per_mm_hint:
             g = replace(g, scale_source="grid")
