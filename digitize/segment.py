@@ -45,7 +45,6 @@ class Segmenter:
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get("format") != SEG_FORMAT:
             raise RuntimeError(f"{path}: not a stroke segmentation model ({SEG_FORMAT})")
-        self.lock = threading.Lock()
 
     def probability(self, bgr: np.ndarray, px_per_mm: float) -> tuple[np.ndarray, float]:
         """Stroke probability [h, w] float32 at the net's scale, and that scale."""
