@@ -198,6 +198,8 @@ def _convert(inputs, out, layout, lead_names, speed, gain, fs, printed_gain, px_
         workers = workers or min(8, cores)
         engine = Engine(model or default_model_path(), device=device,
                         threads=threads or max(1, cores // workers))
+        from digitize import segment
+        segment.configure(device, threads or max(1, cores // workers))  # (opt-in page net)
     except EngineError as exc:
         _say(f"error: {exc}")
         return 2

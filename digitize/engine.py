@@ -36,58 +36,11 @@ class Engine:
     """A loaded model: ``run(strips)`` → per-strip (value_mm, confidence)."""
 
     def __init__(self, model_path: str | Path, device: str = "auto", threads: int = 0):
-        import onnxruntime as ort  # lazy: `digitize --version` must not pay for it
-
         self.path = Path(model_path)
         if not self.path.is_file():
             raise EngineError(f"model file not found: {self.path}")
         self.sha256 = file_sha256(self.path)
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3  # quiet: a failed CUDA load is reported by us, once
-        # the CPU arena keeps the largest batch of every strip shape it has seen: peak memory
-        # then creeps up over a long run (403 -> 432 MiB from 20 to 200 pages); without it
-        # memory stays flat (334 -> 340 MiB) at the same speed
-        opts.enable_cpu_mem_arena = False
-        if threads:
-            opts.intra_op_num_threads = threads
-            opts.inter_op_num_threads = 1
-        available = ort.get_available_providers()
-        if device not in ("auto", "cpu", "cuda"):
-            raise EngineError(f"unknown device {device!r}; expected auto, cpu or cuda")
-        want_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in available
-        if device == "cuda" and not want_cuda:
-            raise EngineError("--device cuda: this onnxruntime has no CUDA provider "
-                              f"(available: {', '.join(available)})")
-        providers = (["CUDAExecutionProvider"] if want_cuda else []) + ["CPUExecutionProvider"]
-        if want_cuda:
-            # a CUDA provider that cannot load logs through the process-wide logger, before
-            # session options apply: silence it for the attempt; we report the outcome once
-            ort.set_default_logger_severity(4)
-        try:
-            self.session = ort.InferenceSession(str(self.path), opts, providers=providers)
-        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own zoo of types
-            if not want_cuda:
-                raise EngineError(f"cannot load model {self.path}: {_first_line(exc)}") from None
-            self.session = None
-            cuda_error = _first_line(exc)
-        else:
-            cuda_error = "the CUDA provider did not load"
-        finally:
-            if want_cuda:
-                ort.set_default_logger_severity(2)  # back to onnxruntime's default (warnings)
-        if want_cuda and (self.session is None
-                          or "CUDAExecutionProvider" not in self.session.get_providers()):
-            # only a provider failure means "CUDA not usable": a file the CPU cannot load
-            # either is a broken model, whatever the device
-            try:
-                cpu = ort.InferenceSession(str(self.path), opts,
-                                           providers=["CPUExecutionProvider"])
-            except Exception as exc:  # noqa: BLE001
-                raise EngineError(f"cannot load model {self.path}: {_first_line(exc)}") from None
-            if device == "cuda":
-                raise EngineError(f"--device cuda: {cuda_error}")
-            log.info("CUDA not usable (%s); running on the CPU", cuda_error)
-            self.session = cpu
+        self.session = open_session(self.path, device, threads)
         self.provider = self.session.get_providers()[0]
         meta = self.session.get_modelmeta().custom_metadata_map
         missing = [k for k in REQUIRED_KEYS if k not in meta]
@@ -142,6 +95,61 @@ class Engine:
                 for j, i in enumerate(chunk):
                     out[i] = (value[j], conf[j])
         return out
+
+
+def open_session(path: str | Path, device: str = "auto", threads: int = 0):
+    """An ONNX Runtime session for one model file: on CUDA where asked for (``device='cuda'``)
+    or available (``'auto'``), else on the CPU with one INFO line saying why; ``threads``: intra-op
+    threads (0: onnxruntime's default). Every model digitize runs is opened here."""
+    import onnxruntime as ort  # lazy: `digitize --version` must not pay for it
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3  # quiet: a failed CUDA load is reported by us, once
+    # the CPU arena keeps the largest batch of every strip shape it has seen: peak memory
+    # then creeps up over a long run (403 -> 432 MiB from 20 to 200 pages); without it
+    # memory stays flat (334 -> 340 MiB) at the same speed
+    opts.enable_cpu_mem_arena = False
+    if threads:
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+    available = ort.get_available_providers()
+    if device not in ("auto", "cpu", "cuda"):
+        raise EngineError(f"unknown device {device!r}; expected auto, cpu or cuda")
+    want_cuda = device in ("auto", "cuda") and "CUDAExecutionProvider" in available
+    if device == "cuda" and not want_cuda:
+        raise EngineError("--device cuda: this onnxruntime has no CUDA provider "
+                          f"(available: {', '.join(available)})")
+    providers = (["CUDAExecutionProvider"] if want_cuda else []) + ["CPUExecutionProvider"]
+    if want_cuda:
+        # a CUDA provider that cannot load logs through the process-wide logger, before
+        # session options apply: silence it for the attempt; we report the outcome once
+        ort.set_default_logger_severity(4)
+    try:
+        session = ort.InferenceSession(str(path), opts, providers=providers)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own zoo of types
+        if not want_cuda:
+            raise EngineError(f"cannot load model {path}: {_first_line(exc)}") from None
+        session = None
+        cuda_error = _first_line(exc)
+    else:
+        cuda_error = "the CUDA provider did not load"
+    finally:
+        if want_cuda:
+            ort.set_default_logger_severity(2)  # back to onnxruntime's default (warnings)
+    if want_cuda and (session is None
+                      or "CUDAExecutionProvider" not in session.get_providers()):
+        # only a provider failure means "CUDA not usable": a file the CPU cannot load
+        # either is a broken model, whatever the device
+        try:
+            cpu = ort.InferenceSession(str(path), opts,
+                                       providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001
+            raise EngineError(f"cannot load model {path}: {_first_line(exc)}") from None
+        if device == "cuda":
+            raise EngineError(f"--device cuda: {cuda_error}")
+        log.info("CUDA not usable (%s); running on the CPU", cuda_error)
+        session = cpu
+    return session
 
 
 def _first_line(exc: BaseException) -> str:

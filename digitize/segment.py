@@ -35,13 +35,13 @@ def seg_input(bgr: np.ndarray, px_per_mm: float) -> tuple[np.ndarray, float]:
 
 
 class Segmenter:
-    def __init__(self, path: str | Path):
-        import onnxruntime as ort
+    """The net loaded through the trace engine's session setup (``engine.open_session``):
+    the same device choice and CUDA fallback, and threads."""
 
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        opts.enable_cpu_mem_arena = False
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    def __init__(self, path: str | Path, device: str = "auto", threads: int = 0):
+        from digitize.engine import open_session
+
+        self.session = open_session(path, device, threads)
         meta = self.session.get_modelmeta().custom_metadata_map
         if meta.get("format") != SEG_FORMAT:
             raise RuntimeError(f"{path}: not a stroke segmentation model ({SEG_FORMAT})")
@@ -55,18 +55,29 @@ class Segmenter:
         logits = self.session.run(None, {"page": x})[0][0, 0, :h, :w]
         return 1.0 / (1.0 + np.exp(-logits)), scale
 
-    def clean_page(self, bgr: np.ndarray, px_per_mm: float) -> np.ndarray:
-        """The page's strokes black on white, at the page's own size (BGR uint8)."""
+    def stroke_mask(self, bgr: np.ndarray, px_per_mm: float) -> np.ndarray:
+        """uint8 mask (1 = the pen's strokes) at the page's own size."""
         p, scale = self.probability(bgr, px_per_mm)
         h, w = bgr.shape[:2]
         if scale != 1.0:
             p = cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
-        clean = np.where(p > THRESHOLD, 0, 255).astype(np.uint8)
+        return (p > THRESHOLD).astype(np.uint8)
+
+    def clean_page(self, bgr: np.ndarray, px_per_mm: float) -> np.ndarray:
+        """The page's strokes black on white, at the page's own size (BGR uint8)."""
+        clean = np.where(self.stroke_mask(bgr, px_per_mm) > 0, 0, 255).astype(np.uint8)
         return cv2.cvtColor(clean, cv2.COLOR_GRAY2BGR)
 
 
 _lock = threading.Lock()
 _cache: dict = {}
+_session = {"device": "auto", "threads": 0}
+
+
+def configure(device: str = "auto", threads: int = 0) -> None:
+    """The device and threads the net runs with (the CLI passes its ``--device`` and the trace
+    engine's threads per page)."""
+    _session.update(device=device, threads=threads)
 
 
 def segmenter() -> Segmenter | None:
@@ -80,7 +91,8 @@ def segmenter() -> Segmenter | None:
         return None
     if not Path(path).is_file():
         raise RuntimeError(f"DIGITIZE_SEG_MODEL={path}: no such file")
+    key = (path, _session["device"], _session["threads"])
     with _lock:
-        if path not in _cache:
-            _cache[path] = Segmenter(path)
-        return _cache[path]
+        if key not in _cache:
+            _cache[key] = Segmenter(path, **_session)
+        return _cache[key]

@@ -115,3 +115,17 @@ def test_the_net_is_opt_in(monkeypatch, tmp_path):
 def test_shipped_net_on_request(monkeypatch):
     monkeypatch.setenv("DIGITIZE_SEG_MODEL", "shipped")
     assert isinstance(segmenter(), Segmenter)
+
+
+@needs_model
+def test_the_net_runs_with_the_cli_device_and_threads(monkeypatch):
+    from digitize import segment
+    monkeypatch.setenv("DIGITIZE_SEG_MODEL", "shipped")
+    monkeypatch.setattr(segment, "_session", {"device": "cpu", "threads": 1})
+    seg = segmenter()
+    assert seg.session.get_providers() == ["CPUExecutionProvider"]
+    assert seg.session.get_session_options().intra_op_num_threads == 1
+    segment.configure("cpu", 2)  # other settings: another session
+    assert segmenter() is not seg
+    with pytest.raises(Exception, match="unknown device"):
+        Segmenter(DEFAULT_SEG_MODEL, device="tpu")
