@@ -199,8 +199,9 @@ def _convert(inputs, out, layout, lead_names, speed, gain, fs, printed_gain, px_
         engine = Engine(model or default_model_path(), device=device,
                         threads=threads or max(1, cores // workers))
         from digitize import segment
-        segment.configure(device, threads or max(1, cores // workers))  # (opt-in page net)
-    except EngineError as exc:
+        segment.configure(device, threads or max(1, cores // workers))
+        segment.segmenter()  # the page net loads now: a bad DIGITIZE_SEG_MODEL stops the run
+    except (EngineError, RuntimeError) as exc:
         _say(f"error: {exc}")
         return 2
     log.info("model %s (%s), provider %s; %d pages at once", engine.path.name, engine.version,

@@ -112,7 +112,26 @@ def grid_pitch(grey: np.ndarray, axes: str = "xy") -> Pitch:
     if best_p / 5 >= MIN_PX_PER_MM and h5 >= thr and h5 > 1.5 * max(h4, h6):
         best_p /= 5
     elif best_p > MAX_PX_PER_MM:
-        return Pitch(float("nan"), best)
+        # longer than any grid's pitch: a pattern repeating every few mm over the grid (new
+        # eik val scans 00137, 00408: 4 mm, its 4th harmonic the 1-mm lines, 70-110x its
+        # neighbours) — the grid is a harmonic 50x its background and 20x its neighbours
+        # (on own val pages that end here none stands out 5x: no grid is read, as before).
+        # The longest valid period lies at the edge of its comb's peak: harmonics are taken
+        # at the peak's best-scoring period
+        breaks = np.flatnonzero(np.diff(valid) > 1)
+        run = np.arange(valid[breaks[-1] + 1] if len(breaks) else valid[0], valid[-1] + 1)
+        best_p = float(cands[run[np.argmax(scores[run])]])
+        hs = at(tile / best_p * np.arange(1.0, 7.0))
+        for n in (2, 3, 4, 5):
+            if MIN_PX_PER_MM <= best_p / n <= MAX_PX_PER_MM and hs[n - 1] >= 25 * thr and \
+                    hs[n - 1] > 20 * max(hs[n - 2], hs[n]):
+                # the long comb's period is coarse: its n-th harmonic's own peak bin
+                c0 = int(round(tile * n / best_p))
+                c0 = c0 - 2 + int(np.argmax(s[max(0, c0 - 2):c0 + 3])) if c0 + 3 <= len(s) else c0
+                best_p = tile / c0
+                break
+        else:
+            return Pitch(float("nan"), best)
     # refine: parabolic peak of the first harmonic that is well resolved
     f0 = tile / best_p
     k = max(1, int(np.ceil(8 / f0)))  # use a harmonic at >= 8 bins for precision

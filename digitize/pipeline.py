@@ -717,8 +717,9 @@ def _plain_geometry(bgr: np.ndarray, opts: Options, fits) -> PageGeometry:
     def filtered(lit: bool):  # the page with its grid filtered out (evenly lit first)
         if lit not in memo:
             try:
+                # (the segmentation net's rows on noisy scans only, where they were measured)
                 memo[lit] = analyse(evenly_lit(bgr) if lit else bgr, opts.px_per_mm,
-                                    degrid=True)
+                                    degrid=True, net=noisy)
             except PageError as exc:
                 memo[lit] = exc
         if isinstance(memo[lit], PageError):
@@ -748,8 +749,8 @@ def _plain_geometry(bgr: np.ndarray, opts: Options, fits) -> PageGeometry:
     if not fits(geom) or (noisy and (not anchored(geom) or len(geom.rows) == 1)):
         # ink everywhere (noise, shadows, a grid in them) and rows that fit no layout or
         # show no pulses, or one row (a band of noise across the page): the page with its
-        # grid filtered out is read where its rows fit
-        geom = _better(geom, lambda: filtered(False), fits)
+        # grid filtered out is read where its rows fit, no row lost between others
+        geom = _better(geom, lambda: filtered(False), lambda g: fits(g) and regular_pitch(g))
     if noisy and not anchored(geom):
         # dark blotches (a crumpled sheet's shading, eik val scan 00265) read as ink rows:
         # the page brought to one paper brightness first, kept where it reads anchored
@@ -792,8 +793,12 @@ def _plain_geometry(bgr: np.ndarray, opts: Options, fits) -> PageGeometry:
         # the filtered reading must do better — own binarised renders with a black or pink
         # grid, read right with their grid's lines opened away)
         loose = noisy and not filtered_pick and not has(geom.warnings, Code.DARK_GRID)
-        if best is not None and (key(best)[:2] >= key(geom)[:2] if loose
-                                 else key(best) > key(geom)):
+        # (where both fit and are as regular, the page as it lies where every row of it
+        # shows its pulse: own val 00447, a dense clean 12x1 page, read with 12 pulses as it
+        # lies and none filtered)
+        if best is not None and (
+                key(best)[:2] > key(geom)[:2] or key(best)[:2] == key(geom)[:2]
+                and key(geom)[2] < len(geom.rows) if loose else key(best) > key(geom)):
             geom = best
         elif loose and not regular_pitch(geom) and unpulsed:
             # no reading tells rows from the noise (new eik val scan 00357 of the extra set:
@@ -811,7 +816,10 @@ def regular_pitch(geom: PageGeometry) -> bool:
     if len(geom.rows) < 3:
         return True
     gaps = np.diff(sorted(r.y for r in geom.rows))
-    return bool(even_pitch(geom) and gaps.max() <= LAYOUT.max_pitch_share * np.median(gaps))
+    # (of two gaps the median is their mean, which one lost row between two others hides:
+    # there the larger against the smaller; eik val scan 00265, rows 289 and 544 px apart)
+    ref = gaps.min() if len(gaps) == 2 else np.median(gaps)
+    return bool(even_pitch(geom) and gaps.max() <= LAYOUT.max_pitch_share * ref)
 
 
 def layout_candidates(geom: PageGeometry, opts: Options) -> tuple[str, ...]:

@@ -1,15 +1,16 @@
 """The page segmentation net (``exported/seg.onnx``, trained by ``trainer/seg.py``): which
 pixels of a page are the pen's strokes (traces and calibration pulses), at ``SEG_PX_PER_MM``.
 
-Opt-in (``DIGITIZE_SEG_MODEL=shipped``): a noisy scan's rows are then read from this mask,
-drawn black on white at the page's own size, in place of the hand-made grid filter
-(``page.ink.degridded``). The model file carries its contract
-in its metadata (``format``, ``px_per_mm``); a file that does not match is refused.
+A noisy scan's trace rows are those the net shows (``page.analyse``, where the page's grid is
+filtered out); ``DIGITIZE_SEG_MODEL=none`` turns it off, ``=path.onnx`` runs another file.
+The model file carries its contract in its metadata (``format``, ``px_per_mm``); a file that
+does not match is refused.
 """
 from __future__ import annotations
 
 import os
 import threading
+from importlib.resources import files
 from pathlib import Path
 
 import cv2
@@ -17,7 +18,8 @@ import numpy as np
 
 SEG_FORMAT = "ecg-stroke-seg/1"
 SEG_PX_PER_MM = 4.0
-DEFAULT_SEG_MODEL = Path(__file__).resolve().parents[1] / "exported" / "seg.onnx"
+# package data of ``exported``, as the trace model (works from a plain wheel)
+DEFAULT_SEG_MODEL = Path(str(files("exported") / "seg.onnx"))
 # the stroke probability a pixel needs to count as ink
 THRESHOLD = 0.5
 
@@ -55,13 +57,15 @@ class Segmenter:
         logits = self.session.run(None, {"page": x})[0][0, 0, :h, :w]
         return 1.0 / (1.0 + np.exp(-logits)), scale
 
-    def stroke_mask(self, bgr: np.ndarray, px_per_mm: float) -> np.ndarray:
-        """uint8 mask (1 = the pen's strokes) at the page's own size."""
+    def stroke_mask(self, bgr: np.ndarray, px_per_mm: float, thresholds=(THRESHOLD,)):
+        """uint8 mask (1 = the pen's strokes) at the page's own size; one per threshold where
+        several are given."""
         p, scale = self.probability(bgr, px_per_mm)
         h, w = bgr.shape[:2]
         if scale != 1.0:
             p = cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
-        return (p > THRESHOLD).astype(np.uint8)
+        masks = [(p > t).astype(np.uint8) for t in thresholds]
+        return masks[0] if len(masks) == 1 else masks
 
     def clean_page(self, bgr: np.ndarray, px_per_mm: float) -> np.ndarray:
         """The page's strokes black on white, at the page's own size (BGR uint8)."""
@@ -81,10 +85,9 @@ def configure(device: str = "auto", threads: int = 0) -> None:
 
 
 def segmenter() -> Segmenter | None:
-    """The segmentation net digitize runs, or None (the default). Opt-in while it loses on the
-    tuned third-party val scans (benchmarks/eik_val_seg.txt): ``DIGITIZE_SEG_MODEL=shipped``
-    runs ``exported/seg.onnx``, ``DIGITIZE_SEG_MODEL=path.onnx`` another file."""
-    path = os.environ.get("DIGITIZE_SEG_MODEL", "none")
+    """The segmentation net digitize runs: ``exported/seg.onnx`` (``DIGITIZE_SEG_MODEL`` unset
+    or ``shipped``), another file (``=path.onnx``), or None (``=none``)."""
+    path = os.environ.get("DIGITIZE_SEG_MODEL", "shipped")
     if path == "shipped":
         path = str(DEFAULT_SEG_MODEL)
     if path == "none":

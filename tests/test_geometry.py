@@ -28,3 +28,19 @@ def test_no_grid_no_pitch(signal):
     spec = sample_spec(np.random.default_rng(0), "3x4+1", "clean", dpi=150.0, grid="none")
     grey = cv2.cvtColor(render_page(signal, 500.0, spec).image, cv2.COLOR_BGR2GRAY)
     assert np.isnan(grid_pitch(grey).px_per_mm)
+
+
+@pytest.mark.parametrize("dpi", [150.0, 200.0])
+def test_pitch_under_a_texture_repeating_every_4_mm(signal, dpi):
+    # a page under a strong pattern of period 4 mm (as an ecg-image-kit scan's crumple texture,
+    # new eik val scans 00137 / 00408): the longest periodic comb is the pattern's, and only its
+    # 4th harmonic, the grid's, stands out
+    spec = sample_spec(np.random.default_rng(int(dpi)), "3x4+1", "clean", dpi=dpi, grid="lines",
+                       grid_colour="red", grid_minor_alpha=0.3, grid_major_alpha=0.6)
+    grey = cv2.cvtColor(render_page(signal, 500.0, spec).image, cv2.COLOR_BGR2GRAY)
+    k = dpi / 25.4
+    y, x = np.mgrid[:grey.shape[0], :grey.shape[1]]
+    texture = 40 * (np.sin(2 * np.pi * x / (4 * k)) + np.sin(2 * np.pi * y / (4 * k)))
+    grey = np.clip(grey - 60 + texture, 0, 255).astype(np.uint8)
+    p = grid_pitch(grey)
+    assert abs(p.px_per_mm - k) < 0.01 * k, (p, k)

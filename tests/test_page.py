@@ -991,6 +991,23 @@ def test_rows_of_a_printout_are_evenly_pitched_stains_among_them_are_not():
     assert even_pitch(geom([300, 500]))
 
 
+def test_three_rows_with_one_lost_between_two_are_not_regular():
+    """Eik val scan 00265: rows 289 and 544 px apart (a 3x4+1 page's third row lost in a
+    stain) are no 3x4 page; the median of two gaps (their mean) hid it."""
+    from types import SimpleNamespace
+
+    from digitize.page import Row
+    from digitize.pipeline import regular_pitch
+
+    def geom(ys):
+        return SimpleNamespace(rows=[Row(y=float(y), x_left=0.0, x_right=1500.0) for y in ys])
+
+    assert not regular_pitch(geom([764, 1053, 1597]))
+    assert regular_pitch(geom([764, 1053, 1340]))
+    assert regular_pitch(geom([764, 1053, 1340, 1597]))
+    assert not regular_pitch(geom([764, 1053, 1340, 1900]))
+
+
 def test_a_pulsed_row_starting_early_takes_the_others_start_where_its_rise_or_end_agrees():
     """New eik val scans 00292 and 00408: three rows pulsed, the second's falling stroke read
     1.8 mm early on a noisy scan, so its panels after the first were read 68 ms early. Where

@@ -101,9 +101,7 @@ def test_the_shipped_net_finds_the_strokes_of_a_rendered_page(seed, style):
     assert prec > 0.8 and rec > 0.8, (prec, rec)
 
 
-def test_the_net_is_opt_in(monkeypatch, tmp_path):
-    monkeypatch.delenv("DIGITIZE_SEG_MODEL", raising=False)
-    assert segmenter() is None
+def test_the_net_is_on_unless_turned_off(monkeypatch, tmp_path):
     monkeypatch.setenv("DIGITIZE_SEG_MODEL", "none")
     assert segmenter() is None
     monkeypatch.setenv("DIGITIZE_SEG_MODEL", str(tmp_path / "missing.onnx"))
@@ -112,7 +110,9 @@ def test_the_net_is_opt_in(monkeypatch, tmp_path):
 
 
 @needs_model
-def test_shipped_net_on_request(monkeypatch):
+def test_shipped_net_by_default(monkeypatch):
+    monkeypatch.delenv("DIGITIZE_SEG_MODEL", raising=False)
+    assert isinstance(segmenter(), Segmenter)
     monkeypatch.setenv("DIGITIZE_SEG_MODEL", "shipped")
     assert isinstance(segmenter(), Segmenter)
 
@@ -129,3 +129,42 @@ def test_the_net_runs_with_the_cli_device_and_threads(monkeypatch):
     assert segmenter() is not seg
     with pytest.raises(Exception, match="unknown device"):
         Segmenter(DEFAULT_SEG_MODEL, device="tpu")
+
+
+def _trace(mask, y, x0, x1, gap=None):
+    xs = np.arange(x0, x1)
+    ys = (y + 6 * np.sin(xs / 9.0)).astype(np.int32)
+    for a, b, ya, yb in zip(xs[:-1], xs[1:], ys[:-1], ys[1:]):
+        if gap is None or not gap[0] <= a < gap[1]:
+            cv2.line(mask, (int(a), int(ya)), (int(b), int(yb)), 1, 2)
+
+
+def test_rows_are_the_nets_each_read_from_the_filtered_page_where_it_has_one():
+    from digitize.page.analyse import _find_rows
+    k, w = 4.0, 1100
+    net = np.zeros((520, w), np.uint8)  # the net: four rows, the third broken by a stain
+    for y in (100, 200, 300, 400):
+        _trace(net, y, 50, 1050, gap=(500, 560) if y == 300 else None)
+    page = np.zeros_like(net)  # the filtered page: rows 1, 2, 4 (other extents), no row 3,
+    _trace(page, 102, 60, 1040)  # and a shadow's band across the page between rows 2 and 3
+    _trace(page, 198, 40, 1060)
+    _trace(page, 401, 50, 1050)
+    page[246:254, :] = 1
+    rows = _find_rows(page, net, k)
+    assert len(rows) == 4
+    assert all(abs(r.y - y) < 2 * k for r, y in zip(rows, (102, 198, 300, 401))), rows
+    assert abs(rows[0].x_left - 60) <= 3 and abs(rows[1].x_left - 40) <= 3  # the page's rows
+    assert abs(rows[2].x_left - 50) <= 3 and abs(rows[2].x_right - 1050) <= 3  # the net's
+    # without the net: the shadow is a row and the third row is missing
+    assert [abs(r.y - 250) < 2 * k for r in _find_rows(page, None, k)] == [0, 0, 1, 0]
+
+
+def test_a_missing_page_net_stops_the_run_with_one_line(tmp_path):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, DIGITIZE_SEG_MODEL=str(tmp_path / "nope.onnx"))
+    r = subprocess.run([sys.executable, "-m", "digitize", "examples", "--out", str(tmp_path / "o")],
+                       cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 2 and "nope.onnx: no such file" in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())

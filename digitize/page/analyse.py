@@ -11,8 +11,8 @@ from digitize.geometry import grid_pitch, refine_pitch
 from digitize.layouts import ROW_WIDTH_MM
 from digitize.notes import Code, Note
 from digitize.page.calibration import _consensus, _ends, _time_origin, drop_unpulsed_ends
-from digitize.page.core import (DEGRIDDED, GRID_NOT_MEASURED, NoTraceRows, PageError,
-                                PageGeometry, TIME_ORIGIN_ASSUMED)
+from digitize.page.core import (DEGRIDDED, DEGRIDDED_NET, GRID_NOT_MEASURED, NoTraceRows,
+                                PageError, PageGeometry, TIME_ORIGIN_ASSUMED)
 from digitize.page.frame import _deskew_matrix, estimate_skew, size_scale
 from digitize.page.ink import degridded, drop_grid_lines, ink_mask
 from digitize.page.params import FRAME, SCALE
@@ -20,29 +20,42 @@ from digitize.page.rows import find_rows
 from digitize.page.sheet import _on_paper, paper_region
 from digitize.segment import segmenter
 
+# a row of the grid filter's mask stands for the net's row within this many mm of its baseline
+SEG_MATCH_MM = 3.0
+
 
 def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: bool = False,
             border: float = 0.0, dark_grid: bool = False, wide_lines: bool = False,
-            thin_grid: bool = False, degrid: bool = False, close_gaps: bool = False
-            ) -> PageGeometry:
+            thin_grid: bool = False, degrid: bool = False, close_gaps: bool = False,
+            row_mask: np.ndarray | None = None, net: bool = True) -> PageGeometry:
     """Scale, skew and trace rows of one page image (a faint pen is tried when no trace
     rows stand out at the normal ink threshold). ``flattened``: the image is a photographed
     sheet already cut out along its outline (no background left to find). ``dark_grid``:
     grid lines as dark as the trace are removed from the levelled mask; ``wide_lines``: a
     dark grid's straight lines are removed with a pixel all round (both tried by the
     pipeline when the rows found fit no layout); ``thin_grid``: a grid as dark as the trace
-    but thinner than its pen is opened away (``pen_opening``; PageError where none is seen)."""
+    but thinner than its pen is opened away (``pen_opening``; PageError where none is seen).
+    ``degrid``: the page's grid filtered out of its spectrum first (noisy scans); there the
+    rows are those the segmentation net shows (``digitize.segment``; ``net=False``: not run),
+    each taken as the filtered page's row at its height where it has one (``_find_rows``).
+    ``row_mask``: that net's stroke mask, at the image's size."""
     kw = dict(flattened=flattened, border=border, dark_grid=dark_grid,
-              wide_lines=wide_lines or dark_grid, thin_grid=thin_grid, close_gaps=close_gaps)
+              wide_lines=wide_lines or dark_grid, thin_grid=thin_grid, close_gaps=close_gaps,
+              row_mask=row_mask)
     if degrid:  # the grid's pitch from the page as it is, the rows from it made clean
         grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
         k = px_per_mm_hint or grid_pitch(grey).px_per_mm
         if not np.isfinite(k) or k < SCALE.min_px_per_mm:
             raise PageError("no grid to filter out")
-        seg = segmenter()
-        # the pen's strokes as the segmentation net sees them, else as the grid filter does
-        clean = seg.clean_page(bgr, k) if seg is not None else degridded(bgr, k)
-        g = analyse(clean, k, flattened=flattened, border=border, close_gaps=True)
+        seg = segmenter() if net else None
+        clean = degridded(bgr, k)
+        # the rows where the segmentation net sees the pen's strokes; their extents, pulses,
+        # time origins and baselines from the grid filter's strokes (the net's masks lose
+        # thin pulse edges: read from them alone, 3 of 44 val scans took the gain at 5 mm/mV
+        # and the time origins' p95 was 196 ms; benchmarks/eik_val_seg.txt)
+        rm = seg.stroke_mask(bgr, k) if seg is not None else None
+        kw = dict(flattened=flattened, border=border, close_gaps=True, row_mask=rm)
+        g = analyse(clean, k, **kw)
         if not px_per_mm_hint:
             g = replace(g, scale_source="grid")
             ext = float(np.median([r.x_right - r.x_left for r in g.rows])) if g.rows else k * 250
@@ -57,7 +70,7 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
                 source = "grid" if ratio >= FRAME.grid_ratio_near_rows else "rows"
                 if source == "rows":
                     k2 = k_rows
-                g = analyse(clean, k2, flattened=flattened, border=border, close_gaps=True)
+                g = analyse(clean, k2, **kw)
                 g = replace(g, scale_source=source, warnings=g.warnings + (
                     (GRID_NOT_MEASURED,) if source == "rows" else ()))
             if g.scale_source == "grid":
@@ -67,12 +80,13 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
                     grey, g.deskew[:2], g.size, flags=cv2.INTER_LINEAR, borderValue=255)
                 k3, ratio = refine_pitch(255.0 - up.mean(axis=0), g.px_per_mm, span=0.03)
                 if ratio >= FRAME.grid_ratio and abs(k3 / g.px_per_mm - 1) > 5e-4:
-                    g = analyse(clean, k3, flattened=flattened, border=border, close_gaps=True)
+                    g = analyse(clean, k3, **kw)
                     g = replace(g, scale_source="grid")
         if abs(g.skew_deg) > 0.02:  # the page as it is (not degridded), deskewed
             grey = cv2.warpAffine(grey, g.deskew[:2], g.size, flags=cv2.INTER_LINEAR,
                                   borderValue=255)
-        return replace(g, grey=grey, warnings=g.warnings + (DEGRIDDED,))
+        return replace(g, grey=grey,
+                       warnings=g.warnings + (DEGRIDDED if rm is None else DEGRIDDED_NET,))
     try:
         return _analyse(bgr, px_per_mm_hint, faint=False, **kw)
     except NoTraceRows:
@@ -81,8 +95,8 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
 
 def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
              flattened: bool = False, border: float = 0.0, dark_grid: bool = False,
-             wide_lines: bool = False, thin_grid: bool = False, close_gaps: bool = False
-             ) -> PageGeometry:
+             wide_lines: bool = False, thin_grid: bool = False, close_gaps: bool = False,
+             row_mask: np.ndarray | None = None) -> PageGeometry:
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
     h, w = grey.shape
     warnings: list[Note] = []
@@ -103,6 +117,8 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
         # (own val 00367, a strip photographed on green felt whose outline is not a clear
         # quadrilateral: its one row ran from edge to edge and was dropped)
         mask &= paper
+        if row_mask is not None:
+            row_mask = row_mask & paper
     skew = estimate_skew(mask, k0)
     deskew, size = _deskew_matrix((h, w), skew)
     if abs(skew) > 0.02:
@@ -111,9 +127,12 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
                                borderValue=1.0)
         if paper is not None:
             paper = cv2.warpAffine(paper, deskew[:2], size, flags=cv2.INTER_NEAREST)
+        if row_mask is not None:
+            row_mask = cv2.warpAffine(row_mask, deskew[:2], size, flags=cv2.INTER_NEAREST)
     if dark_grid:
         mask = drop_grid_lines(mask, k0)
-    rows = _on_paper(find_rows(mask, k0), paper, k0, mask.shape[0] if flattened else None)
+    rows = _on_paper(_find_rows(mask, row_mask, k0), paper, k0,
+                     mask.shape[0] if flattened else None)
     if not rows:
         raise NoTraceRows()
     # scale from the rows: trace length of full rows, with the pulse excluded
@@ -152,7 +171,8 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
         k, source = k_rows, "rows"
         warnings.append(GRID_NOT_MEASURED)
     if abs(k / k0 - 1) > 0.15:  # the morphology scale was far off: redo the rows at this one
-        rows = _on_paper(find_rows(mask, k), paper, k, mask.shape[0] if flattened else None)
+        rows = _on_paper(_find_rows(mask, row_mask, k), paper, k,
+                         mask.shape[0] if flattened else None)
         if not rows:
             raise NoTraceRows()
     # a filtered scan's strokes are broken where they lay along grid lines (a pulse's edges):
@@ -175,3 +195,18 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
                         deskew=deskew, size=size, grid_px_per_mm=float(grid), mask=mask,
                         grey=grey_d, on_background=paper is not None,
                         warnings=tuple(warnings), dark=(ratio < 0.6).astype(np.uint8))
+
+
+def _find_rows(mask: np.ndarray, row_mask: np.ndarray | None, k: float) -> list:
+    """The trace rows of ``mask``; with the segmentation net's ``row_mask``, the rows it shows:
+    each one the mask's row at its height (its extent and baseline), where the mask has one."""
+    rows = find_rows(mask, k)
+    if row_mask is None:
+        return rows
+    out = []
+    for r in find_rows(row_mask, k, one_length=False):
+        near = [m for m in rows if abs(m.y - r.y) < SEG_MATCH_MM * k]
+        pick = min(near, key=lambda m: abs(m.y - r.y)) if near else r
+        if all(pick is not o for o in out):
+            out.append(pick)
+    return out

@@ -10,6 +10,8 @@ from digitize.notes import Code, Note
 
 
 DEGRIDDED = Note(Code.DEGRIDDED, "noisy scan: grid filtered out to find the rows")
+DEGRIDDED_NET = Note(Code.DEGRIDDED, "noisy scan: grid filtered out, rows from the "
+                     "segmentation net")
 GRID_NOT_MEASURED = Note(Code.GRID_NOT_MEASURED,
                          "grid not measurable: scale from the row length (250 mm)")
 TIME_ORIGIN_ASSUMED = Note(Code.TIME_ORIGIN_ASSUMED,

@@ -14,14 +14,17 @@ from digitize.page.ink import _drop_specks, _runs
 from digitize.page.params import ROWS
 
 
-def find_rows(mask: np.ndarray, px_per_mm: float) -> list[Row]:
+def find_rows(mask: np.ndarray, px_per_mm: float, one_length: bool = True) -> list[Row]:
     """Trace rows of a deskewed ink mask, top to bottom.
 
     Grid dots and crossings left in the mask can bridge a row's end to the next dots (and
     stretch it past its pulse), so rows are first read from the mask without specks; a faint,
-    broken pen is mostly specks, so where the full mask shows more rows, those are taken."""
-    clean = _rows(_drop_specks(mask, max(3, int(round(0.8 * px_per_mm)))), mask, px_per_mm)
-    full = _rows(mask, mask, px_per_mm)
+    broken pen is mostly specks, so where the full mask shows more rows, those are taken.
+    ``one_length``: bands much longer or shorter than most are stains or handwriting (not
+    for a mask of the pen's strokes alone, whose shorter bands are rows broken by a stain)."""
+    clean = _rows(_drop_specks(mask, max(3, int(round(0.8 * px_per_mm)))), mask, px_per_mm,
+                  one_length)
+    full = _rows(mask, mask, px_per_mm, one_length)
     return full if len(full) > len(clean) else clean
 
 
@@ -33,7 +36,8 @@ def block_max(mask: np.ndarray, by: int, bx: int) -> np.ndarray:
                       anchor=(0, 0))[::by, ::bx]
 
 
-def _rows(clean: np.ndarray, mask: np.ndarray, px_per_mm: float) -> list[Row]:
+def _rows(clean: np.ndarray, mask: np.ndarray, px_per_mm: float, one_length: bool = True
+          ) -> list[Row]:
     h, w = mask.shape
     k = px_per_mm
     bx = max(1, int(round(2 * k)))  # 2-mm columns
@@ -60,7 +64,8 @@ def _rows(clean: np.ndarray, mask: np.ndarray, px_per_mm: float) -> list[Row]:
             continue
         # extent: the longest run of occupied 2-mm columns near the band centre
         occ = cells[max(0, p - reach):p + reach + 1].max(axis=0) > 0
-        runs = _runs(occ, max_gap=int(round(6 / 2)))
+        # (a mask of the pen's strokes alone: its rows broken by stains are joined over 20 mm)
+        runs = _runs(occ, max_gap=int(round((6 if one_length else 20) / 2)))
         a, b = max(runs, key=lambda r: r[1] - r[0])
         if (b - a + 1) * 2.0 < 0.45 * ROW_WIDTH_MM:
             continue
@@ -77,7 +82,7 @@ def _rows(clean: np.ndarray, mask: np.ndarray, px_per_mm: float) -> list[Row]:
     rows = [r for r in rows if 2 * k < r.y < h - 2 * k]
     rows = _drop_stray_ends(rows, mask, k)
     trimmed = set()
-    if len(rows) >= 3:
+    if len(rows) >= 3 and one_length:
         ext = np.median([r.x_right - r.x_left for r in rows])
         left, right = np.median([r.x_left for r in rows]), np.median([r.x_right for r in rows])
         # the others' extent is known where most rows share it, ends and all
