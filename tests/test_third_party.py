@@ -274,7 +274,7 @@ def test_a_noisy_tilted_scan_is_read_on_time(engine, monkeypatch):
     pulses are found all the same and time the rows (the rows had started at the specks:
     -160 ms). The model reads the page levelled in each of the SCAN_LIGHT ways."""
     import digitize.pipeline as pipeline
-    from digitize.page import DEGRIDDED
+    from digitize.notes import Code
     from digitize.strips import SCAN_LIGHT
     images = []
     real = pipeline.reconstruct
@@ -284,7 +284,7 @@ def test_a_noisy_tilted_scan_is_read_on_time(engine, monkeypatch):
         return real(grey, *args, **kw)
     monkeypatch.setattr(pipeline, "reconstruct", spy)
     res = convert_page(cv2.imread(str(EIK / "00074_hr-0.jpg")), engine, Options())
-    assert res.layout == "3x4+1" and DEGRIDDED in res.warnings
+    assert res.layout == "3x4+1" and Code.DEGRIDDED in [w.code for w in res.warnings]
     assert images and set(images) == {len(SCAN_LIGHT)}
     assert sum(r.pulse == "left" for r in res.geometry.rows) >= 3
     snr, leads = _score(res, "00074_hr")
