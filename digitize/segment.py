@@ -57,20 +57,13 @@ class Segmenter:
         logits = self.session.run(None, {"page": x})[0][0, 0, :h, :w]
         return 1.0 / (1.0 + np.exp(-logits)), scale
 
-    def stroke_mask(self, bgr: np.ndarray, px_per_mm: float, thresholds=(THRESHOLD,)):
-        """uint8 mask (1 = the pen's strokes) at the page's own size; one per threshold where
-        several are given."""
+    def stroke_mask(self, bgr: np.ndarray, px_per_mm: float) -> np.ndarray:
+        """uint8 mask (1 = the pen's strokes) at the page's own size."""
         p, scale = self.probability(bgr, px_per_mm)
         h, w = bgr.shape[:2]
         if scale != 1.0:
             p = cv2.resize(p, (w, h), interpolation=cv2.INTER_LINEAR)
-        masks = [(p > t).astype(np.uint8) for t in thresholds]
-        return masks[0] if len(masks) == 1 else masks
-
-    def clean_page(self, bgr: np.ndarray, px_per_mm: float) -> np.ndarray:
-        """The page's strokes black on white, at the page's own size (BGR uint8)."""
-        clean = np.where(self.stroke_mask(bgr, px_per_mm) > 0, 0, 255).astype(np.uint8)
-        return cv2.cvtColor(clean, cv2.COLOR_GRAY2BGR)
+        return (p > THRESHOLD).astype(np.uint8)
 
 
 _lock = threading.Lock()

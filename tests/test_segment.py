@@ -80,8 +80,8 @@ def test_export_matches_torch_and_keeps_the_page_size(tmp_path):
         ref = torch.sigmoid(net(torch.from_numpy(pad.transpose(2, 0, 1)[None].astype(
             np.float32))))[0, 0, :203, :301].numpy()
     assert np.abs(p - ref).max() < 1e-4
-    clean = seg.clean_page(page, 8.0)  # at the page's own size again
-    assert clean.shape == page.shape and set(np.unique(clean)) <= {0, 255}
+    mask = seg.stroke_mask(page, 8.0)  # at the page's own size again
+    assert mask.shape == page.shape[:2] and set(np.unique(mask)) <= {0, 1}
 
 
 needs_model = pytest.mark.skipif(not DEFAULT_SEG_MODEL.is_file(), reason="no exported/seg.onnx")
