@@ -168,3 +168,39 @@ def test_a_missing_page_net_stops_the_run_with_one_line(tmp_path):
                        cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 2 and "nope.onnx: no such file" in r.stderr, r.stderr
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def _binarised_page(pen_px: int) -> np.ndarray:
+    """A 200-dpi page printed black on white: a black 1-mm grid (5-mm lines doubled) and four
+    rows of spiky trace drawn with a ``pen_px`` pen."""
+    k = 200 / 25.4
+    h, w = 1700, 2200
+    img = np.full((h, w), 255, np.uint8)
+    for i in range(int(w / k) + 1):
+        x = int(round(i * k))
+        img[:, x:x + (2 if i % 5 == 0 else 1)] = 0
+    for i in range(int(h / k) + 1):
+        y = int(round(i * k))
+        img[y:y + (2 if i % 5 == 0 else 1), :] = 0
+    xs = np.arange(150, 150 + int(250 * k))
+    t = (xs - 150) / k / 25.0
+    for y0 in (400, 700, 1000, 1300):
+        ys = y0 - 8 * k * np.maximum(0, 1 - np.abs(((t % 0.8) - 0.3) / 0.03)) \
+            + 0.5 * k * np.sin(2 * np.pi * t)
+        cv2.polylines(img, [np.stack([xs, ys], 1).astype(np.int32)], False, 0, pen_px,
+                      cv2.LINE_AA)
+    return cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+
+
+@needs_model
+def test_a_filtered_page_that_lost_the_pens_strokes_is_not_read(monkeypatch):
+    """A pen wider than the grid filter's black-hat, as black as a scanner's border (own val
+    00523_6x2_scan), leaves the filtered page with grid rubble only: that reading is refused
+    (the page is read another way); a fine pen on the same grid is read through the filter."""
+    from digitize.page.analyse import analyse
+    from digitize.page.core import PageError
+    monkeypatch.delenv("DIGITIZE_SEG_MODEL", raising=False)
+    with pytest.raises(PageError, match="took out the pen's strokes"):
+        analyse(_binarised_page(9), None, degrid=True)
+    g = analyse(_binarised_page(2), None, degrid=True)
+    assert len(g.rows) == 4 and abs(g.px_per_mm - 200 / 25.4) < 0.05

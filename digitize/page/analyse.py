@@ -22,6 +22,11 @@ from digitize.segment import segmenter
 
 # a row of the grid filter's mask stands for the net's row within this many mm of its baseline
 SEG_MATCH_MM = 3.0
+# the grid filter's page is not read where it keeps less than this share of the pen strokes the
+# segmentation net sees (within half a millimetre): a pen wider than its black-hat, or printed
+# as black as a scanner's border, is filtered out with the grid (own val 00523_6x2_scan, a
+# binarised page with a thick pen: 0.11; the 44 val scans of set y: 0.68 or more)
+SEG_KEPT_MIN = 0.35
 
 
 def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: bool = False,
@@ -54,6 +59,11 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
         # thin pulse edges: read from them alone, 3 of 44 val scans took the gain at 5 mm/mV
         # and the time origins' p95 was 196 ms; benchmarks/eik_val_seg.txt)
         rm = seg.stroke_mask(bgr, k) if seg is not None else None
+        if rm is not None and rm.any():
+            kept = _strokes_kept(clean, rm, k)
+            if kept < SEG_KEPT_MIN:
+                raise PageError(f"the grid filter took out the pen's strokes with the grid "
+                                f"(kept {kept:.0%} of those the segmentation net sees)")
         kw = dict(flattened=flattened, border=border, close_gaps=True, row_mask=rm)
         g = analyse(clean, k, **kw)
         if not px_per_mm_hint:
@@ -195,6 +205,15 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
                         deskew=deskew, size=size, grid_px_per_mm=float(grid), mask=mask,
                         grey=grey_d, on_background=paper is not None,
                         warnings=tuple(warnings), dark=(ratio < 0.6).astype(np.uint8))
+
+
+def _strokes_kept(clean: np.ndarray, stroke_mask: np.ndarray, k: float) -> float:
+    """The share of ``stroke_mask``'s pixels within half a millimetre of the ink the grid
+    filter kept (``degridded``: kept strokes are drawn at least half black)."""
+    ink = (clean[..., 0] if clean.ndim == 3 else clean) < 128
+    d = 2 * max(1, int(round(0.5 * k))) + 1
+    near = cv2.dilate(ink.astype(np.uint8), np.ones((d, d), np.uint8)) > 0
+    return float(near[stroke_mask > 0].mean())
 
 
 def _find_rows(mask: np.ndarray, row_mask: np.ndarray | None, k: float) -> list:
