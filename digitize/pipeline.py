@@ -656,9 +656,21 @@ def read_geometry(bgr: np.ndarray, opts: Options) -> PageGeometry:
         return len(g.rows) in want
 
     flat = page_homography(bgr)  # a photo: the page on a background, in perspective
-    if flat is not None:
-        return _flattened_geometry(bgr, opts, flat, fits)
-    return _plain_geometry(bgr, opts, fits)
+    if flat is None:
+        return _plain_geometry(bgr, opts, fits)
+    geom = _flattened_geometry(bgr, opts, flat, fits)
+    if geom.scale_source != "grid":
+        # no grid measured on the sheet cut out and flattened (its grid's lines bent or
+        # drowned in noise): the page as it lies is read where that measures the grid and
+        # finds as many pulses — a scanned sheet lying tilted on the scanner's black (new eik
+        # val scan 00305 of set z: flattened, its scale taken from the rows' length, 12 % off)
+        try:
+            plain = _plain_geometry(bgr, opts, fits)
+        except PageError:
+            return geom
+        if fits(plain) and plain.scale_source == "grid":
+            return plain
+    return geom
 
 
 def _flattened_geometry(bgr: np.ndarray, opts: Options, flat, fits) -> PageGeometry:

@@ -1074,3 +1074,19 @@ def test_a_flat_stretch_of_trace_beside_the_pulse_fall_is_not_the_pulse():
     assert found is not None
     xa, xb, height, _ = found
     assert abs(xa - 60) <= 2 and abs(xb - (x1 + 2)) <= 2 and abs(height - 10) < 0.6
+
+
+def test_ink_running_on_above_the_search_window_is_no_pulse_top():
+    """A noisy scan's dark border beside a row's pulse (new eik val scan 00292 of set z): solid
+    ink from the page's top down past the baseline, 6 mm wide, reads as a flat "top" at the
+    search window's own edge, wider than the pulse, and had won — the rows were timed from
+    its edge, 180 ms off. Oracle: the pulse drawn here."""
+    from digitize.page import Row, find_pulse
+    k = 5.9
+    m = np.roll(_pulse_mask(k), 50, axis=1)  # the pulse from x=110 px
+    m[:, :int(round(6 * k))] = 1  # the border: 6 mm of ink, top to bottom
+    row = Row(y=300.0, x_left=0.0, x_right=1550.0)
+    found = find_pulse(m, row, k, "left")
+    assert found is not None
+    xa, xb, height, _ = found
+    assert abs(xa - 110) <= 2 and abs(xb - (110 + 5 * k + 2)) <= 2 and abs(height - 10) < 0.6

@@ -68,7 +68,10 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
         g = analyse(clean, k, **kw)
         if not px_per_mm_hint:
             g = replace(g, scale_source="grid")
-            ext = float(np.median([r.x_right - r.x_left for r in g.rows])) if g.rows else k * 250
+            # (the longest row: stains and creases break rows into shorter pieces — new eik
+            # val scan 00269 of set z, rows of 134-261 mm whose median had moved the pitch
+            # of 8.0 px/mm to 6.4 — while a harmonic is off by a factor of 2)
+            ext = float(max(r.x_right - r.x_left for r in g.rows)) if g.rows else k * 250
             k_rows = ext / ROW_WIDTH_MM  # (a pulse adds a few mm)
             if not 0.8 < k / k_rows < 1.25:
                 # the noisy grid's spectrum picked a harmonic (rows of 127 or 500 mm): the

@@ -96,6 +96,11 @@ def _find_pulse(mask: np.ndarray, row: Row, px_per_mm: float, side: str, join: b
             if not PULSE.width_mm[0] <= width_mm <= PULSE.width_mm[1]:
                 continue
             tops = [int(np.median(top[sa:sb + 1])) for sa, sb in spans]
+            if y0 > 0 and min(tops) <= 1:
+                # a "top" at the window's own top edge is ink running on above it (a noisy
+                # scan's dark border: new eik val scan 00292 of set z, a 24-mm "pulse" beside
+                # the real one), not a pulse: the tallest is 20 mm (2 mV at 10 mm/mV)
+                continue
             t = tops[0] if side == "left" else tops[-1]  # the stroke at the row-end side
             edge = range(max(0, a - int(1.5 * k)), min(len(height), a + int(0.6 * k) + 1)) \
                 if side == "left" else \
