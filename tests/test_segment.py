@@ -84,6 +84,42 @@ def test_export_matches_torch_and_keeps_the_page_size(tmp_path):
     assert mask.shape == page.shape[:2] and set(np.unique(mask)) <= {0, 1}
 
 
+def test_int8_export_keeps_the_contract_and_the_float_nets_output(tmp_path):
+    """The 8-bit export (calibrated on one page rendered from the bundled records) keeps the
+    metadata contract, says it is quantised, and gives the float net's logits to within a
+    small share of their range."""
+    torch = pytest.importorskip("torch", reason="needs the [train] extra (torch)")
+    pytest.importorskip("onnx", reason="needs the [train] extra (onnx)")
+    pytest.importorskip("trainer.render", reason="the calibration pages are rendered")
+    import onnx
+    from trainer.data import SAMPLE_DIR
+    from trainer.seg import SegNet, export
+    torch.manual_seed(0)
+    net = SegNet((4, 6, 8, 8))
+    ck = tmp_path / "seg.pt"
+    torch.save(dict(model=net.state_dict(), channels=[4, 6, 8, 8], step=0), ck)
+    fp = Segmenter(export(ck, tmp_path / "seg.onnx"))
+    q_path = export(ck, tmp_path / "seg8.onnx", int8=True, ptbxl_dir=SAMPLE_DIR,
+                    calibration_pages=1)
+    meta = {p.key: p.value for p in onnx.load(str(q_path)).metadata_props}
+    assert meta["format"] == "ecg-stroke-seg/1" and meta["px_per_mm"] == "4.0"
+    assert meta["quantized"].startswith("int8")
+    q = Segmenter(q_path)
+    assert any(n.op_type == "QuantizeLinear" for n in onnx.load(str(q_path)).graph.node)
+    page = _page(7, "scan").image
+    a = fp.session.run(None, {"page": _pad_input(page)})[0]
+    b = q.session.run(None, {"page": _pad_input(page)})[0]
+    assert a.shape == b.shape
+    assert np.abs(a - b).mean() < 0.05 * (a.max() - a.min()), (np.abs(a - b).mean(), np.ptp(a))
+
+
+def _pad_input(bgr: np.ndarray) -> np.ndarray:
+    img, _ = seg_input(bgr, 8.0)
+    h, w = img.shape[:2]
+    pad = cv2.copyMakeBorder(img, 0, (-h) % 8, 0, (-w) % 8, cv2.BORDER_REPLICATE)
+    return pad.transpose(2, 0, 1)[None].astype(np.float32)
+
+
 needs_model = pytest.mark.skipif(not DEFAULT_SEG_MODEL.is_file(), reason="no exported/seg.onnx")
 
 

@@ -138,7 +138,8 @@ def cmd_seg_train(args) -> int:
 
 def cmd_seg_export(args) -> int:
     from trainer.seg import export
-    print(export(args.checkpoint, args.out))
+    print(export(args.checkpoint, args.out, int8=args.int8, ptbxl_dir=args.data,
+                 calibration_pages=args.calibration_pages))
     return 0
 
 
@@ -239,6 +240,11 @@ def build_parser() -> argparse.ArgumentParser:
     x = sub.add_parser("seg-export", help="export a segmentation checkpoint to ONNX")
     x.add_argument("--checkpoint", type=Path, required=True)
     x.add_argument("--out", type=Path, default=Path("exported/seg.onnx"))
+    x.add_argument("--int8", action="store_true",
+                   help="quantise to 8 bits (ONNX Runtime static QDQ; ~2x faster on a CPU)")
+    x.add_argument("--calibration-pages", type=int, default=8,
+                   help="train-split pages rendered to calibrate the 8-bit ranges")
+    _add_data_option(x)
     x.set_defaults(func=cmd_seg_export)
     return ap
 
