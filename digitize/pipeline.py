@@ -34,7 +34,8 @@ from digitize.orientation import score as orientation_score
 from digitize.layouts import LAYOUTS, ROW_WIDTH_MM, row_leads
 from digitize.printed import printed_gain
 from digitize.quality import (calibrate, chest_gain_doubt, lead_quality,
-                               misread_limb_leads, page_doubts, relation_power)
+                               misread_limb_leads, page_doubts, relation_power,
+                               unconfirmed_layout)
 from digitize.reconstruct import LeadWindow, assemble, reconstruct, relabel
 from digitize.strips import SCAN_LIGHT, StripGeometry, even_light
 
@@ -1198,6 +1199,7 @@ def page_quality(page: _Page, bgr: np.ndarray, sig: np.ndarray, results, choice:
     calibrate(quality, [w.code for w in warnings], geom.px_per_mm, geom.scale_source,
               len(geom.rows), quality["evidence"]["pulses"])
     misread_limb_leads(quality, choice.layout_fit)
+    unconfirmed_layout(quality, choice.layout_fit, quality["evidence"]["pulses"], len(geom.rows))
     return quality
 
 

@@ -252,6 +252,25 @@ def page_doubts(quality: dict, doubts: list[str], hard: bool = False) -> None:
     quality["reasons"] = list(dict.fromkeys(quality["reasons"] + doubts))
 
 
+def unconfirmed_layout(quality: dict, fit: dict, pulses: int, rows: int) -> None:
+    """Fail every lead of a page of several rows read in a layout that no lead relation checks
+    (6x1 chest leads: it wins only where every reading with limb leads fits poorly) and that
+    shows no calibration pulse: nothing on the page confirms which leads its rows hold, nor
+    their scale or time origin (own val photos 00199 and 00809 — a 3x4+3 page — read so at
+    -0.9 and -2.6 dB; every such reading with its pulses, on six own val pages, read at
+    9.5-29.6 dB). A one-row strip is not judged (its lead is the user's or the label's). The
+    status model cannot lower it."""
+    if not fit or fit.get("checked", True) or rows < 2 or pulses > 0:
+        return
+    reason = (f"layout unconfirmed: read as {fit.get('layout')} by default (no lead relation "
+              "to check it, no calibration pulse): which leads the rows hold is a guess")
+    for q in quality["leads"].values():
+        q["status"] = q["rule_status"] = "fail"
+        q["reasons"] = q["reasons"] + [reason]
+    quality["status"] = "fail"
+    quality["reasons"] = list(dict.fromkeys(quality["reasons"] + [reason]))
+
+
 #: Chest leads normally carry larger QRS than limb leads; drawn at half gain (a common printer
 #: option) they read smaller. The median ratio of the leads' ranges is ~1.9 on PTB-XL (train
 #: split); under 1.2 on 6 % of records and on 77 % of the same drawn at half chest gain, so

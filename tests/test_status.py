@@ -6,7 +6,7 @@ import numpy as np
 
 from digitize.labels import separator_mask
 from digitize.quality import (FEATURES, RULES, W0, W10, calibrate, lead_features, misread_limb_leads,
-                              page_doubts)
+                              page_doubts, unconfirmed_layout)
 
 
 def _lead(**kw) -> dict:
@@ -69,6 +69,30 @@ def test_limb_leads_that_contradict_each_other_fail():
         calibrate(q, [], 8.0, "grid", 4, 4)
         misread_limb_leads(q, fit)
         assert q["status"] == "ok" and not q["leads"]["I"]["reasons"]
+
+
+def test_rows_read_as_chest_leads_by_default_without_a_pulse_fail():
+    """Six rows read as 6x1 chest leads — the reading no lead relation checks, which wins
+    where every reading with limb leads fits poorly — on a page without a calibration pulse:
+    nothing confirms which leads the rows hold (own val photo 00809, a 3x4+3 page). With its
+    pulses, or for a one-row strip, or for a checked reading, the statuses stand."""
+    unchecked = dict(layout="6x1", residual=0.6, checked=False, others={"3x4+3": 0.66})
+
+    def page():
+        q = _page({x: _lead() for x in ("V1", "V2", "V3")})
+        calibrate(q, [], 8.0, "grid", 6, 6)
+        return q
+
+    q = page()
+    unconfirmed_layout(q, unchecked, pulses=0, rows=6)
+    assert q["status"] == "fail"
+    assert all(v["status"] == "fail" and "unconfirmed" in v["reasons"][-1]
+               for v in q["leads"].values())
+    for fit, pulses, rows in ((unchecked, 6, 6), (unchecked, 0, 1),
+                              (dict(unchecked, checked=True), 0, 6)):
+        q = page()
+        unconfirmed_layout(q, fit, pulses=pulses, rows=rows)
+        assert q["status"] == "ok" and not any(v["reasons"] for v in q["leads"].values())
 
 
 def _bar_page(k: float = 8.0, pen: int = 3, bar: int = 7):
