@@ -139,3 +139,16 @@ def test_two_bands_of_one_trace_make_one_row():
     rows = find_rows(mask, k)
     ys = [r.y / k for r in rows]
     assert len(rows) == 3 and abs(ys[1] - 60) < 1.5, ys
+
+
+def test_a_footer_near_the_rows_start_goes_where_the_page_net_sees_no_stroke_in_it():
+    """New eik val scan 00500 of set z: the footer's text read as a fifth row 0.57 pitches
+    below four pulsed rows, starting only 7 mm after them (a 3x4+1 page read as 3x4+2 at
+    6.7 dB). The page net, which sees the pen's strokes and not text, sees none in it: it goes;
+    a row the net sees as a trace, or where the net is off, stays."""
+    rows = [_row(y, 13.0, 18.0, 269.0, 10.0) for y in (95, 132, 168, 201)]
+    footer = _row(222, 20.0, 20.0, 275.0)
+    assert drop_unpulsed_ends(rows + [footer], K, seen=lambda r: 0.0) == rows
+    assert len(drop_unpulsed_ends(rows + [footer], K, seen=lambda r: 0.8)) == 5
+    assert len(drop_unpulsed_ends(rows + [footer], K, seen=lambda r: None)) == 5
+    assert len(drop_unpulsed_ends(rows + [footer], K)) == 5

@@ -15,7 +15,7 @@ from digitize.page.core import (DEGRIDDED, DEGRIDDED_NET, GRID_NOT_MEASURED, NoT
                                 PageError, PageGeometry, TIME_ORIGIN_ASSUMED)
 from digitize.page.frame import _deskew_matrix, estimate_skew, size_scale
 from digitize.page.ink import degridded, drop_grid_lines, ink_mask
-from digitize.page.params import FRAME, SCALE
+from digitize.page.params import FRAME, ROWS, SCALE
 from digitize.page.rows import find_rows
 from digitize.page.sheet import _on_paper, paper_region
 from digitize.segment import segmenter
@@ -43,10 +43,12 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
     ``degrid``: the page's grid filtered out of its spectrum first (noisy scans); there the
     rows are those the segmentation net shows (``digitize.segment``; ``net=False``: not run),
     each taken as the filtered page's row at its height where it has one (``_find_rows``).
-    ``row_mask``: that net's stroke mask, at the image's size."""
+    ``row_mask``: that net's stroke mask, at the image's size. On any page, an unpulsed first
+    or last row off the pulsed rows' pitch is dropped where the net sees no pen stroke in it
+    (``drop_unpulsed_ends``; the net run for that only)."""
     kw = dict(flattened=flattened, border=border, dark_grid=dark_grid,
               wide_lines=wide_lines or dark_grid, thin_grid=thin_grid, close_gaps=close_gaps,
-              row_mask=row_mask)
+              row_mask=row_mask, net=net)
     if degrid:  # the grid's pitch from the page as it is, the rows from it made clean
         grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
         k = px_per_mm_hint or grid_pitch(grey).px_per_mm
@@ -64,7 +66,8 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
             if kept < SEG_KEPT_MIN:
                 raise PageError(f"the grid filter took out the pen's strokes with the grid "
                                 f"(kept {kept:.0%} of those the segmentation net sees)")
-        kw = dict(flattened=flattened, border=border, close_gaps=True, row_mask=rm)
+        kw = dict(flattened=flattened, border=border, close_gaps=True, row_mask=rm,
+                  net=rm is not None)
         g = analyse(clean, k, **kw)
         if not px_per_mm_hint:
             g = replace(g, scale_source="grid")
@@ -109,7 +112,7 @@ def analyse(bgr: np.ndarray, px_per_mm_hint: float | None = None, flattened: boo
 def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
              flattened: bool = False, border: float = 0.0, dark_grid: bool = False,
              wide_lines: bool = False, thin_grid: bool = False, close_gaps: bool = False,
-             row_mask: np.ndarray | None = None) -> PageGeometry:
+             row_mask: np.ndarray | None = None, net: bool = True) -> PageGeometry:
     grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY) if bgr.ndim == 3 else bgr
     h, w = grey.shape
     warnings: list[Note] = []
@@ -199,7 +202,8 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
     if _time_origin(rows, k, scale_known=source != "rows"):
         warnings.append(TIME_ORIGIN_ASSUMED)
     _consensus(rows, k)
-    rows = drop_unpulsed_ends(rows, k)
+    rows = drop_unpulsed_ends(rows, k, seen=_net_seen(bgr, row_mask, deskew, size, skew, k)
+                              if net else None)
     if k < SCALE.min_px_per_mm:
         raise PageError(f"resolution too low ({k:.2f} px/mm < {SCALE.min_px_per_mm})")
     if k < SCALE.warn_px_per_mm:
@@ -208,6 +212,33 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
                         deskew=deskew, size=size, grid_px_per_mm=float(grid), mask=mask,
                         grey=grey_d, on_background=paper is not None,
                         warnings=tuple(warnings), dark=(ratio < 0.6).astype(np.uint8))
+
+
+def _net_seen(bgr: np.ndarray, row_mask: np.ndarray | None, deskew: np.ndarray,
+              size: tuple[int, int], skew: float, k: float):
+    """``row -> share`` of the row's columns in which the segmentation net sees a pen stroke
+    within ``ROWS.stray_band_mm`` of its baseline (the page turned upright), the net run on the
+    first call where ``row_mask`` (the net's mask, already upright) is not given; None where
+    the net is off."""
+    memo: dict = {}
+
+    def seen(r) -> float | None:
+        if "m" not in memo:
+            m = row_mask
+            if m is None:
+                seg = segmenter()
+                if seg is not None:
+                    m = seg.stroke_mask(bgr, k)
+                    if abs(skew) > 0.02:
+                        m = cv2.warpAffine(m, deskew[:2], size, flags=cv2.INTER_NEAREST)
+            memo["m"] = m
+        m = memo["m"]
+        if m is None:
+            return None
+        d = ROWS.stray_band_mm * k
+        band = m[int(max(0, r.y - d)):int(r.y + d) + 1, int(r.x_left):int(r.x_right) + 1]
+        return float(band.any(axis=0).mean()) if band.size else None
+    return seen
 
 
 def _strokes_kept(clean: np.ndarray, stroke_mask: np.ndarray, k: float) -> float:

@@ -746,9 +746,11 @@ def _shared_start(rows: list[Row], k: float) -> None:
             r.x_start = x
 
 
-def drop_unpulsed_ends(rows: list[Row], k: float) -> list[Row]:
+def drop_unpulsed_ends(rows: list[Row], k: float, seen=None) -> list[Row]:
     """Rows without a first or last one that shows no pulse among rows that all do, lies off
-    their pitch and starts well after them (``ROWS.stray_gap``, ``ROWS.stray_start_mm``)."""
+    their pitch and starts well after them (``ROWS.stray_gap``, ``ROWS.stray_start_mm``) — or
+    where ``seen(row)``, the share of its columns in which the page segmentation net sees a
+    pen stroke near its baseline, is under ``ROWS.stray_net_seen`` (None: not known)."""
     for end in (0, -1):
         if len(rows) < 4:
             break
@@ -759,7 +761,12 @@ def drop_unpulsed_ends(rows: list[Row], k: float) -> list[Row]:
         gaps = np.diff(ys)
         gap, inner = (gaps[0], gaps[1:]) if end == 0 else (gaps[-1], gaps[:-1])
         start = float(np.median([r.x_left for r in rest]))
-        if gap < ROWS.stray_gap * float(np.median(inner)) and \
-                rows[end].x_left - start >= ROWS.stray_start_mm * k:
+        if gap >= ROWS.stray_gap * float(np.median(inner)):
+            continue
+        if rows[end].x_left - start >= ROWS.stray_start_mm * k:
             rows = rest
+        elif seen is not None:
+            share = seen(rows[end])
+            if share is not None and share < ROWS.stray_net_seen:
+                rows = rest
     return rows

@@ -200,6 +200,12 @@ class RowParams:
     #: noise (new eik val scan 00092: 0.6 pitches, 41 mm after), not a row.
     stray_gap: float = 0.75
     stray_start_mm: float = 10.0
+    #: ... or, starting nearer, where the page segmentation net sees a pen stroke within
+    #: ``stray_band_mm`` of its baseline in under this share of its columns: the footer's text
+    #: (new eik val scan 00500 of set z: 0.57 pitches, 7 mm after, none of its columns; the
+    #: page's four trace rows 0.74-0.86), which had made a 3x4+1 page a 3x4+2 one.
+    stray_net_seen: float = 0.2
+    stray_band_mm: float = 4.0
 
 
 @dataclass(frozen=True)
