@@ -662,9 +662,9 @@ def read_geometry(bgr: np.ndarray, opts: Options) -> PageGeometry:
     geom = _flattened_geometry(bgr, opts, flat, fits)
     if geom.scale_source != "grid":
         # no grid measured on the sheet cut out and flattened (its grid's lines bent or
-        # drowned in noise): the page as it lies is read where that measures the grid and
-        # finds as many pulses — a scanned sheet lying tilted on the scanner's black (new eik
-        # val scan 00305 of set z: flattened, its scale taken from the rows' length, 12 % off)
+        # drowned in noise): the page as it lies is read where its rows fit a layout and it
+        # measures the grid — a scanned sheet lying tilted on the scanner's black (new eik val
+        # scan 00305 of set z: flattened, its scale taken from the rows' length, 12 % off)
         try:
             plain = _plain_geometry(bgr, opts, fits)
         except PageError:
