@@ -127,3 +127,35 @@ def test_batches_from_a_packed_file_match_the_data_set(ptbxl_sample, tmp_path):
     # the same pages and strips: targets differ only by the 1 uV rounding
     assert np.abs(ya - yb).max() < 0.01
     assert np.mean(np.abs(xa - xb)) < 0.01
+
+
+def test_baseline_wander_is_slow_bounded_and_reproducible():
+    from trainer.data import baseline_wander
+    fs, n = 500.0, 5000
+    t = np.arange(n) / fs
+    base = (1.2 * np.sin(2 * np.pi * 1.1 * t))[:, None].repeat(12, 1).astype(np.float32)
+    w = baseline_wander(np.random.default_rng(3), n, fs, 12, limit_mv=2.8, base=base)
+    assert w.shape == (n, 12) and np.isfinite(w).all()
+    assert np.abs(base + w).max() <= 2.8 + 1e-4  # the record with its wander stays drawable
+    assert np.array_equal(w, baseline_wander(np.random.default_rng(3), n, fs, 12, 2.8, base))
+    # it wanders: leads drift by tenths of a millivolt and differ from one another
+    assert np.ptp(w, axis=0).max() > 0.3 and not np.allclose(w[:, 0], w[:, 1])
+    # and it is slow: nothing above 1 Hz except where a settling starts
+    spec = np.abs(np.fft.rfft(w - w.mean(0), axis=0)) ** 2
+    f = np.fft.rfftfreq(n, 1 / fs)
+    assert np.median(spec[f > 5].sum(0) / spec.sum(0)) < 0.01
+
+
+def test_wander_off_leaves_batches_as_they_were_and_on_moves_the_targets(ptbxl_sample):
+    from digitize.model_spec import StripSpec
+    from trainer import dataset
+    kw = dict(seed=0, ptbxl_dir=str(ptbxl_sample), split="train", spec=StripSpec(),
+              batch_size=6, crop_cols=250, strips_per_page=3, strip_layout_share=0.0,
+              styles=("clean",), page_layouts=("12x1",))
+    xa, ya = dataset.make_batch(1, **kw)
+    xb, yb = dataset.make_batch(1, wander=0.0, **kw)
+    assert np.array_equal(xa, xb) and np.array_equal(ya, yb)
+    xc, yc = dataset.make_batch(1, wander=1.0, **kw)
+    # the same pages drawn with wander: the targets' means move by millimetres
+    assert yc.shape == ya.shape
+    assert np.abs(yc.mean(1) - ya.mean(1)).max() > 1.0

@@ -15,7 +15,8 @@ import numpy as np
 from digitize.leads import LEADS
 from digitize.model_spec import StripSpec
 from digitize.strips import StripGeometry, column_times, cut_strip, even_light
-from trainer.data import PackedSignals, is_packed, prepared_signal, records_for_split
+from trainer.data import (PackedSignals, baseline_wander, is_packed, prepared_signal,
+                          records_for_split)
 from trainer.render import RenderedPage, render_page, sample_spec
 
 PAGE_LAYOUTS = ("3x4", "3x4+1", "3x4+2", "3x4+3", "6x2", "6x1", "12x1")
@@ -87,16 +88,22 @@ def make_batch(b: int, *, seed: int, ptbxl_dir: str, split: str, spec: StripSpec
                batch_size: int, crop_cols: int, strips_per_page: int,
                strip_layout_share: float, styles: tuple[str, ...], strip_only: bool = False,
                page_layouts: tuple[str, ...] = PAGE_LAYOUTS, foreign: float = 0.0,
-               foreign_bars: float = 0.7
+               foreign_bars: float = 0.7, wander: float = 0.0
                ) -> tuple[np.ndarray, np.ndarray]:
     """Batch b: (x [B, 1, H, W] float32, target_mm [B, W] float32). Page layouts are drawn
     uniformly from ``page_layouts`` (name one twice to draw it twice as often); ``foreign``:
-    the share of pages in other printers' conventions (``render.sample_spec``)."""
+    the share of pages in other printers' conventions (``render.sample_spec``); ``wander``:
+    the share of pages whose record is drawn with baseline wander (``data.baseline_wander``;
+    it leaves the pages' other draws as they were)."""
     rng = np.random.default_rng([seed, b])
     n_rec = _n_records(ptbxl_dir, split)
     xs, ys = [], []
     while len(xs) < batch_size:
         sig, fs, _ = _signal(ptbxl_dir, split, int(rng.integers(n_rec)))
+        if wander > 0:  # its own generator: the pages drawn are those drawn without it
+            wrng = np.random.default_rng([seed, b, 7, len(xs)])
+            if wrng.random() < wander:
+                sig = sig + baseline_wander(wrng, len(sig), fs, sig.shape[1], base=sig)
         style = styles[int(rng.integers(len(styles)))]
         if strip_only or rng.random() < strip_layout_share:
             layout = "strip"
@@ -120,13 +127,18 @@ def make_batch(b: int, *, seed: int, ptbxl_dir: str, split: str, spec: StripSpec
 
 def strip_set(n_pages: int, *, seed: int, ptbxl_dir: str, split: str, spec: StripSpec,
               layouts: tuple[str, ...], styles: tuple[str, ...], prefer_hr: bool = True,
-              foreign: float = 0.0, foreign_bars: float = 0.7) -> list[Strip]:
-    """A fixed set of whole (uncropped) strips, e.g. for validation."""
+              foreign: float = 0.0, foreign_bars: float = 0.7, wander: float = 0.0
+              ) -> list[Strip]:
+    """A fixed set of whole (uncropped) strips, e.g. for validation; ``wander``: the chance
+    that a page is drawn with baseline wander (drawn from its own generator)."""
     n_rec = _n_records(ptbxl_dir, split)
     out = []
     for i in range(n_pages):
         rng = np.random.default_rng([seed, 10**6 + i])
         sig, fs, _ = _signal(ptbxl_dir, split, i % n_rec, prefer_hr)
+        wrng = np.random.default_rng([seed, 2 * 10**6 + i])
+        if wander > 0 and wrng.random() < wander:
+            sig = sig + baseline_wander(wrng, len(sig), fs, sig.shape[1], base=sig)
         pspec = sample_spec(rng, layouts[i % len(layouts)], styles[(i // len(layouts)) % len(styles)],
                             foreign=foreign, foreign_bars=foreign_bars)
         page = render_page(sig, fs, pspec, header_seed=i)

@@ -76,6 +76,9 @@ class TrainConfig:
     # start touching the trace, a trace starting at the pulse's edge (``render.sample_spec``)
     foreign: float = 0.0
     foreign_bars: float = 0.7  # of those pages, the share with separator bars
+    # share of pages whose record keeps a baseline wander (``data.baseline_wander``): other
+    # generators draw the raw record, ours band-passes it
+    wander: float = 0.0
     # also keep every evaluation's weights as step<N>.pt (weights only), to choose among them
     # afterwards on pages the run's validation strips do not cover (other generators' pages)
     keep_evals: bool = False
@@ -154,7 +157,8 @@ class Batches(IterableDataset):
                 batch_size=c.batch_size, crop_cols=c.crop_cols,
                 strips_per_page=c.strips_per_page, strip_layout_share=c.strip_layout_share,
                 styles=tuple(c.styles.split(",")), strip_only=c.arch == "seed",
-                page_layouts=self.layouts, foreign=c.foreign, foreign_bars=c.foreign_bars)
+                page_layouts=self.layouts, foreign=c.foreign, foreign_bars=c.foreign_bars,
+                wander=c.wander)
             yield torch.from_numpy(x), torch.from_numpy(y)
             b += nw
 
@@ -295,7 +299,7 @@ def train(cfg: TrainConfig, stop_at_step: int | None = None) -> dict:
     val_layouts = ("strip",) if cfg.arch == "seed" else ("strip", "3x4+1", "6x2", "12x1")
     val = dataset.strip_set(cfg.val_pages, seed=cfg.seed, ptbxl_dir=cfg.data, split="val",
                             spec=spec, layouts=val_layouts, styles=styles, foreign=cfg.foreign,
-                            foreign_bars=cfg.foreign_bars)
+                            foreign_bars=cfg.foreign_bars, wander=cfg.wander)
     # spawn, not fork: a forked child inherits OpenCV's/OpenMP's thread pools mid-state and hangs
     if step == 0 and cfg.init:  # the starting point, on the same validation strips
         v0 = validate(model, val, device, cfg.freeze_bn)
