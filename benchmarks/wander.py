@@ -1,58 +1,31 @@
-"""Does the model follow a trace that wanders off its row? (issue #15, items 2 and 5)
+"""Does the reader follow a trace that wanders off its row? (issue #15, items 2 and 5)
 
 Our renderer draws records band-passed from 0.5 Hz; ecg-image-kit draws PTB-XL as stored,
 where a lead may start 2 mV off its row and drift back. This draws the same val-split pages
 (fold 8) twice — as our renderer draws them, and with a baseline wander added to every lead
-(``trainer.data.baseline_wander``) — cuts each lead's strip at the page's true geometry, and
-scores every model given on both: per-page pooled SNR over the strips' columns (mean removed
-per strip, as DESIGN.md §5 removes a lead's offset), so the page reader plays no part.
+(``trainer.data.baseline_wander``) — and reads each at its true geometry (so the page reader
+plays no part) with every model given, each with and without re-reading wandering windows
+along their path (``digitize.reconstruct.RECENTRE``). Per-record pooled SNR (DESIGN.md §5).
 
-    ECG_DATA_DIR=../shared/data python benchmarks/wander.py --model A.onnx --model B.onnx \\
-        [--pages 48]
+    ECG_DATA_DIR=../shared/data python benchmarks/wander.py [--model A.onnx ...] [--pages 48]
 """
 from __future__ import annotations
 
 import argparse
 import platform
 
+import cv2
 import numpy as np
 
 from digitize.engine import Engine, default_model_path
+from digitize.metrics import score_record
+from digitize.reconstruct import reconstruct
 from trainer.data import baseline_wander, default_ptbxl_dir, prepared_signal, records_for_split
-from trainer.dataset import page_strips
+from trainer.evaluate import page_windows
 from trainer.render import render_page, sample_spec
 
 LAYOUTS = ("3x4+1", "6x2", "3x4", "3x4+3", "6x1", "12x1")
 STYLES = ("clean", "scan", "photo")
-
-
-def pages(n: int, ptbxl: str):
-    """(name, [plain strips, wandering strips]) for the first ``n`` val pages."""
-    records = records_for_split(ptbxl, "val")
-    for i in range(n):
-        info = records[i % len(records)]
-        sig, fs = prepared_signal(ptbxl, info)
-        ecg_id = info.ecg_id
-        layout, style = LAYOUTS[i % len(LAYOUTS)], STYLES[(i // len(LAYOUTS)) % len(STYLES)]
-        wander = baseline_wander(np.random.default_rng([11, i]), len(sig), fs, sig.shape[1],
-                                 base=sig)
-        cuts = []
-        for s in (sig, sig + wander):
-            spec = sample_spec(np.random.default_rng([7, i]), layout, style)
-            cuts.append((render_page(s, fs, spec, header_seed=i), s, fs))
-        yield f"{ecg_id:05d} {layout:5s} {style:5s}", cuts
-
-
-def page_snr(engine: Engine, page, sig, fs) -> float:
-    strips = page_strips(page, sig, fs, engine.spec)
-    out = engine.run([s.x for s in strips])
-    sp = npow = 0.0
-    for s, (value, _) in zip(strips, out):
-        t = s.target_mm - s.target_mm.mean()
-        e = value - s.target_mm
-        sp += float(np.dot(t, t))
-        npow += float(np.sum((e - e.mean()) ** 2))
-    return 10 * np.log10(sp / npow)
 
 
 def main() -> int:
@@ -64,21 +37,38 @@ def main() -> int:
     models = args.model or [str(default_model_path())]
     engines = [Engine(m, device="cpu", threads=args.threads) for m in models]
     ptbxl = str(default_ptbxl_dir())
-    print(f"machine: {platform.machine()}, val pages (fold 8) at their true geometry; "
-          f"SNR over strip columns, dB")
+    records = records_for_split(ptbxl, "val")
+    print(f"machine: {platform.machine()}; {args.pages} val pages (fold 8) at their true "
+          f"geometry, layouts {', '.join(LAYOUTS)} x styles {', '.join(STYLES)}; record SNR dB")
+    cols = []
     for k, (m, e) in enumerate(zip(models, engines)):
         print(f"model {k}: {m} ({e.version}, sha256 {e.sha256[:12]})")
+        cols += [(k, e, rc) for rc in (False, True)]
+    head = "  ".join(f"m{k} {'re-read' if rc else 'as read'}" for k, _, rc in cols)
+    print(f"{'record layout style':22s} page     {head}")
     rows = []
-    for name, cuts in pages(args.pages, ptbxl):
-        r = [page_snr(e, *c) for e in engines for c in cuts]
-        rows.append(r)
-        print(f"  {name}  " + "  ".join(f"m{k} plain {r[2 * k]:6.2f} wander {r[2 * k + 1]:6.2f}"
-                                        for k in range(len(engines))), flush=True)
-    a = np.array(rows)
-    print(f"{len(a)} pages; mean (median) SNR:")
-    for k in range(len(engines)):
-        print(f"  model {k}: plain {a[:, 2 * k].mean():6.2f} ({np.median(a[:, 2 * k]):6.2f})"
-              f"   wander {a[:, 2 * k + 1].mean():6.2f} ({np.median(a[:, 2 * k + 1]):6.2f})")
+    for i in range(args.pages):
+        info = records[i % len(records)]
+        sig, fs = prepared_signal(ptbxl, info)
+        layout, style = LAYOUTS[i % len(LAYOUTS)], STYLES[(i // len(LAYOUTS)) % len(STYLES)]
+        wander = baseline_wander(np.random.default_rng([11, i]), len(sig), fs, sig.shape[1],
+                                 base=sig)
+        for kind, s in (("plain", sig), ("wander", sig + wander)):
+            spec = sample_spec(np.random.default_rng([7, i]), layout, style)
+            page = render_page(s.astype(np.float32), fs, spec, header_seed=i)
+            grey = cv2.cvtColor(page.image, cv2.COLOR_BGR2GRAY)
+            snr = [score_record(page.truth, reconstruct(grey, page_windows(page.meta), e, fs,
+                                                        len(s), recentre=rc)[0], fs)[0]
+                   for _, e, rc in cols]
+            rows.append((kind, snr))
+            print(f"{info.ecg_id:05d} {layout:5s} {style:5s}  {kind:7s}  "
+                  + "  ".join(f"{v:12.2f}" for v in snr), flush=True)
+    print("mean (median) record SNR, dB:")
+    for kind in ("plain", "wander"):
+        a = np.array([r for k, r in rows if k == kind])
+        print(f"  {kind:7s} " + "  ".join(
+            f"m{k} {'re-read' if rc else 'as read'} {a[:, j].mean():6.2f} "
+            f"({np.median(a[:, j]):6.2f})" for j, (k, _, rc) in enumerate(cols)))
     return 0
 
 

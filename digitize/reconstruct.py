@@ -4,10 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.ndimage import median_filter
 
 from digitize.leads import LEADS
 from digitize.strips import (INK_LEVEL, StripGeometry, column_times, columns_to_signal,
-                             cut_strip, follow_ink)
+                             cut_strip, cut_strip_along, follow_ink, slow_path)
 
 
 @dataclass
@@ -44,7 +45,8 @@ class LeadResult:
 
 def reconstruct(grey: np.ndarray | list[np.ndarray], windows: list[LeadWindow], engine,
                 fs: float, n_samples: int, batch_size: int = 16, trim_conf: float | None = None,
-                pen_mm: float | None = None) -> tuple[np.ndarray, list[LeadResult]]:
+                pen_mm: float | None = None, recentre: bool = True
+                ) -> tuple[np.ndarray, list[LeadResult]]:
     """Run the model over every window of a page → (signal [n_samples, 12] mV, per-window results).
 
     The model's per-column reading is first checked against the strip's ink (``follow_ink``:
@@ -60,6 +62,9 @@ def reconstruct(grey: np.ndarray | list[np.ndarray], windows: list[LeadWindow], 
     With ``pen_mm`` (the page's pen width), windows drawn finely enough with a pen at most
     FINE_PEN_MM wide are read a second time at more columns (``_finer``).
 
+    With ``recentre``, a window whose trace wanders off its centre line is read again along the
+    path it takes (``RECENTRE``), where the first reading was unsure.
+
     ``grey`` may be a list: the same page levelled in several ways (``strips.SCAN_LIGHT``),
     each read; a sample's value is the mean of the readings that drew it (the first reading's
     columns and confidences stand for the window).
@@ -68,9 +73,10 @@ def reconstruct(grey: np.ndarray | list[np.ndarray], windows: list[LeadWindow], 
     runs = []
     for g in greys:
         results = _read(g, windows, engine, fs, n_samples, batch_size, trim_conf,
-                        [engine.spec] * len(windows))
+                        [engine.spec] * len(windows), recentre)
         if pen_mm is not None and pen_mm <= FINE_PEN_MM:
-            results = _finer(g, results, engine, fs, n_samples, batch_size, trim_conf)
+            results = _finer(g, results, engine, fs, n_samples, batch_size, trim_conf,
+                             recentre)
         runs.append(results)
     results = runs[0] if len(runs) == 1 else [_mean_reading(rs) for rs in zip(*runs)]
     return assemble(results, n_samples), results
@@ -111,7 +117,8 @@ FINE_EDGE_S, FINE_AGREE_MV = 0.1, 0.6
 
 
 def _finer(grey, results: list[LeadResult], engine, fs: float, n_samples: int,
-           batch_size: int, trim_conf: float | None) -> list[LeadResult]:
+           batch_size: int, trim_conf: float | None, recentre: bool = True
+           ) -> list[LeadResult]:
     base = engine.spec
     which = [i for i, r in enumerate(results)
              if r.window.geom.px_per_mm >= FINE_PX_PER_MM and r.window.speed <= 25.0
@@ -120,7 +127,7 @@ def _finer(grey, results: list[LeadResult], engine, fs: float, n_samples: int,
         return results
     fine_spec = replace(base, px_per_mm_x=base.px_per_mm_x * FINE_FACTOR)
     again = _read(grey, [results[i].window for i in which], engine, fs, n_samples, batch_size,
-                  trim_conf, [fine_spec] * len(which))
+                  trim_conf, [fine_spec] * len(which), recentre)
     out = list(results)
     for i, b in zip(which, again):
         a, w = results[i], results[i].window
@@ -137,13 +144,17 @@ def _finer(grey, results: list[LeadResult], engine, fs: float, n_samples: int,
 
 
 def _read(grey, windows: list[LeadWindow], engine, fs: float, n_samples: int, batch_size: int,
-          trim_conf: float | None, specs) -> list[LeadResult]:
-    """The model's reading of each window, its strip cut at ``specs[i]``'s columns per mm."""
+          trim_conf: float | None, specs, recentre: bool = True) -> list[LeadResult]:
+    """The model's reading of each window, its strip cut at ``specs[i]``'s columns per mm
+    (``recentre``: windows whose trace wanders off the centre line read again along it)."""
     strips = [cut_strip(grey, w.geom, spec) for w, spec in zip(windows, specs)]
     outputs = engine.run(strips, batch_size=batch_size)
+    followed = [follow_ink(v, strip, spec) + (c,)
+                for (v, c), strip, spec in zip(outputs, strips, specs)]
+    if recentre:
+        followed = _recentre(grey, windows, strips, followed, engine, specs, batch_size)
     results = []
-    for w, strip, (value, conf), spec in zip(windows, strips, outputs, specs):
-        value, stray = follow_ink(value, strip, spec)
+    for w, strip, (value, stray, conf), spec in zip(windows, strips, followed, specs):
         tc = column_times(len(value), w.t0, w.speed, spec.px_per_mm_x)
         ends = (kept_columns(value, conf, trim_conf, spec, strip) if trim_conf is not None
                 else None)
@@ -170,6 +181,55 @@ def _read(grey, windows: list[LeadWindow], engine, fs: float, n_samples: int, ba
         results.append(LeadResult(w, value, conf, idx, mv, stray,
                                   None if ends is None else ends[:2]))
     return results
+
+
+#: Re-reading a trace that wanders off its row (ecg-image-kit draws the record as stored: a
+#: lead may start 2 mV off its row and drift back; our model learned band-passed records, whose
+#: traces keep to the centre line, and loses such a trace to its neighbour's). A window whose
+#: reading's slow path (``strips.slow_path``) strays RECENTRE.min_mm or more from the centre
+#: line is cut again along that path (``strips.cut_strip_along``) and read again; a column
+#: takes the second reading where it is the more confident and the first was unsure
+#: (confidence under ``unsure``) or agrees with it within ``agree_mm`` — a confident first
+#: reading is never overruled (on a page where two rows' traces cross, the path can follow
+#: the wrong one). A decision is smoothed over ``switch_columns`` columns.
+@dataclass(frozen=True)
+class Recentre:
+    min_mm: float = 3.0
+    unsure: float = 0.5
+    agree_mm: float = 2.0
+    switch_columns: int = 9
+
+
+RECENTRE = Recentre()
+
+
+def _recentre(grey, windows: list[LeadWindow], strips: list[np.ndarray], followed: list,
+              engine, specs, batch_size: int) -> list:
+    """``followed`` ((value_mm, stray columns, confidence) per window, checked against the
+    ink) with the windows whose trace wanders read again along its path (``RECENTRE``)."""
+    redo = []
+    for i, ((value, _, conf), w, spec) in enumerate(zip(followed, windows, specs)):
+        if strips[i].shape[1] != len(value) or spec.fixed_height_px or spec.fixed_width_px:
+            continue  # (a resized strip: its rows and columns are not millimetres)
+        path = slow_path(value, conf, spec.px_per_mm_x * w.speed, RECENTRE.unsure)
+        if path is not None and np.abs(path).max() >= RECENTRE.min_mm:
+            redo.append((i, np.clip(path, -spec.height_mm / 2, spec.height_mm / 2)))
+    if not redo:
+        return followed
+    again = [cut_strip_along(grey, windows[i].geom, specs[i], p) for i, p in redo]
+    out = list(followed)
+    for (i, path), strip, (v2, c2) in zip(redo, again, engine.run(again, batch_size)):
+        v1, stray, c1 = followed[i]
+        v1, c1 = np.asarray(v1, np.float32), np.asarray(c1, np.float32)
+        v2, _ = follow_ink(v2, strip, specs[i])
+        v2 = np.asarray(v2, np.float32) + path
+        c2 = np.asarray(c2, np.float32)
+        better = (c2 > c1) & ((c1 < RECENTRE.unsure) | (np.abs(v2 - v1) <= RECENTRE.agree_mm))
+        take = median_filter(better.astype(np.uint8), size=RECENTRE.switch_columns,
+                             mode="nearest").astype(bool)
+        if take.any():
+            out[i] = (np.where(take, v2, v1), stray, np.where(take, c2, c1))
+    return out
 
 
 #: Reach (mm along the strip) from a window's ends within which readings at the strip's edge

@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 from scipy.interpolate import CubicSpline
+from scipy.ndimage import gaussian_filter1d, median_filter
 
 from digitize.model_spec import StripSpec
 
@@ -46,19 +47,69 @@ def cut_strip(grey: np.ndarray, geom: StripGeometry, spec: StripSpec) -> np.ndar
     The window is first sampled at the page's own resolution (no detail lost to the warp), then
     area-averaged down to the model's px/mm, so a 1-px trace never falls between samples.
     """
+    return normalise(_cut(grey, geom, spec, spec.height_mm, spec.height_px))
+
+
+def _cut(grey: np.ndarray, geom: StripGeometry, spec: StripSpec, height_mm: float,
+         h_out: int) -> np.ndarray:
     k = geom.px_per_mm
     w_hi = max(1, int(round(geom.width_mm * k)))
-    h_hi = max(1, int(round(spec.height_mm * k)))
+    h_hi = max(1, int(round(height_mm * k)))
     # output column c is centred on x0 + c / px_per_mm_x (time t0 + c / columns-per-second), so
     # columns fall on the sample instants of 100/500 Hz drawings: start half a column early
     shifted = replace(geom, x0_mm=geom.x0_mm - 0.5 / spec.px_per_mm_x)
-    m = strip_matrix(shifted, w_hi / geom.width_mm, h_hi / spec.height_mm, spec.height_mm)
+    m = strip_matrix(shifted, w_hi / geom.width_mm, h_hi / height_mm, height_mm)
     hi = cv2.warpPerspective(grey, m, (w_hi, h_hi), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                              borderMode=cv2.BORDER_REPLICATE)
     w_out = spec.fixed_width_px or max(1, int(round(geom.width_mm * spec.px_per_mm_x)))
-    h_out = spec.height_px
     interp = cv2.INTER_AREA if (w_out <= w_hi and h_out <= h_hi) else cv2.INTER_LINEAR
-    return normalise(cv2.resize(hi, (w_out, h_out), interpolation=interp))
+    return cv2.resize(hi, (w_out, h_out), interpolation=interp)
+
+
+def cut_strip_along(grey: np.ndarray, geom: StripGeometry, spec: StripSpec,
+                    path_mm: np.ndarray) -> np.ndarray:
+    """``cut_strip`` with each column's centre moved up by ``path_mm`` (per output column, mm
+    above the baseline): a trace that wanders off its row is brought back to the strip's
+    centre line, where the model expects it. Read values are then heights above the path."""
+    path = np.asarray(path_mm, np.float32)
+    reach = float(np.abs(path).max()) if len(path) else 0.0
+    ky = spec.px_per_mm_y
+    pad = int(np.ceil(reach * ky))
+    if pad == 0:
+        return cut_strip(grey, geom, spec)
+    pad += 1  # (a row's slack for the linear interpolation)
+    h = spec.height_px
+    tall = _cut(grey, geom, spec, spec.height_mm + 2 * pad / ky, h + 2 * pad).astype(np.float32)
+    if tall.shape[1] != len(path):
+        raise ValueError(f"path of {len(path)} columns for a strip of {tall.shape[1]}")
+    # output row r of column c shows tall row r + pad - path[c] * ky (up is fewer rows)
+    rows = np.arange(h, dtype=np.float32)[:, None] + pad - path[None, :] * ky
+    cols = np.broadcast_to(np.arange(tall.shape[1], dtype=np.float32)[None, :], rows.shape)
+    out = cv2.remap(tall, np.ascontiguousarray(cols), np.ascontiguousarray(rows),
+                    cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    return normalise(np.clip(out, 0, 255).astype(np.uint8))
+
+
+#: A window's slow path: the median of its confident columns' heights over this long (s: a
+#: QRS complex is a tenth of that, so the path follows the baseline, not the beats), then
+#: smoothed by a Gaussian of this width (s).
+PATH_MEDIAN_S, PATH_SMOOTH_S = 0.3, 0.2
+
+
+def slow_path(value_mm: np.ndarray, conf: np.ndarray, columns_per_s: float,
+              min_conf: float = 0.5) -> np.ndarray | None:
+    """The baseline a window's reading wanders along (mm above the strip's centre line, per
+    column), from its columns read with confidence ``min_conf`` or more (interpolated across
+    the others); None where under half the columns are."""
+    v = np.asarray(value_mm, np.float64)
+    idx = np.flatnonzero(np.asarray(conf) >= min_conf)
+    if len(idx) < max(3, 0.5 * len(v)):
+        return None
+    med = median_filter(v[idx], size=max(3, int(PATH_MEDIAN_S * columns_per_s) | 1),
+                        mode="nearest")
+    full = np.interp(np.arange(len(v)), idx, med)
+    return gaussian_filter1d(full, PATH_SMOOTH_S * columns_per_s, mode="nearest"
+                             ).astype(np.float32)
 
 
 #: Shading broader than this (mm) is lighting, not ink: a crease, a wrinkle, a shadow.

@@ -94,3 +94,54 @@ def test_an_evenly_lit_page_loses_its_blotches_and_keeps_its_rows():
         blot = out[cy - 60:cy - 10, cx - 40:cx + 40].reshape(-1, 3).mean(axis=0)
         assert (blot > 235).all(), blot  # paper again (before: ~40 % of the paper's level)
         assert out[cy, cx].max() < 0.5 * blot.min()  # the trace through it stays ink
+
+
+@pytest.mark.parametrize("geometric", [False, True])
+def test_cut_strip_along_a_path_brings_a_wandering_trace_to_the_centre(geometric):
+    """A trace drawn 18 mm above its row at the start, drifting down to the row: cut along the
+    path it takes, it runs along the strip's centre line; along a flat path the cut is the
+    plain one."""
+    from digitize.strips import cut_strip_along
+    t = np.arange(5000) / FS
+    drift = 1.8 * np.exp(-t / 1.5)  # mV above the row
+    sig = np.stack([drift + 0.3 * np.sin(2 * np.pi * 1.1 * t)] * 12, 1)
+    d = Distortions(seed=1, rotation_deg=2.0, perspective=0.02) if geometric else Distortions()
+    spec = PageSpec(layout="6x2", paper="letter", dpi=150.0, grid="none", header_mm=30,
+                    footer_mm=10, x_start_mm=20.0, trace_width_mm=0.3, distortions=d)
+    page = render_page(sig.astype(np.float32), FS, spec)
+    grey = cv2.cvtColor(page.image, cv2.COLOR_BGR2GRAY)
+    sspec = StripSpec()
+    m = page.meta["leads"][0]
+    geom = StripGeometry(m["x0_mm"], m["width_mm"], m["baseline_mm"], page.meta["px_per_mm"],
+                         np.asarray(page.meta["homography"]))
+    plain = cut_strip(grey, geom, sspec)
+    assert np.array_equal(plain, cut_strip_along(grey, geom, sspec, np.zeros(plain.shape[1])))
+    tc = column_times(plain.shape[1], m["t0"], 25.0, 4.0)
+    path = (np.interp(tc, t, drift) * m["gain_mm_mv"]).astype(np.float32)
+    along = cut_strip_along(grey, geom, sspec, path)
+    r = np.arange(plain.shape[0])[:, None]
+
+    def centre_rows(x):  # the ink's centroid row per column, within 8 mm of the centre line
+        ink = np.where(np.abs(r - 59.5) <= 16, np.clip(x, 0, None), 0)
+        return (ink * r).sum(0) / np.maximum(ink.sum(0), 1e-6)
+    # the start of the window: plain, the trace is off the middle; along its path, on it
+    start = slice(5, 60)
+    wave = (np.interp(tc, t, sig[:, 0] - drift) * m["gain_mm_mv"])[start]
+    expect = 59.5 - wave * 2.0
+    assert np.median(np.abs(centre_rows(along)[start] - expect)) < 0.75
+    assert path[start].min() > 9  # (so the plain cut's middle band holds no trace there)
+    assert (np.clip(plain, 0, None)[44:76, start].sum(0) < 0.5).mean() > 0.8
+
+
+def test_slow_path_follows_the_baseline_not_the_beats():
+    from digitize.strips import slow_path
+    cps = 100.0  # columns per second (4 px/mm at 25 mm/s)
+    c = np.arange(1000)
+    base = 12.0 * np.exp(-c / 150.0)
+    beats = np.where((c % 80) < 8, 15.0, 0.0)  # 0.08-s QRS spikes every 0.8 s
+    conf = np.ones(1000)
+    conf[::7] = 0.1  # unsure columns read off the trace: not followed
+    value = base + beats + np.where(conf < 0.5, -20.0, 0.0)
+    p = slow_path(value, conf, cps)
+    assert np.abs(p - base)[50:-50].max() < 1.5
+    assert slow_path(value, np.zeros(1000), cps) is None  # nothing read with confidence
