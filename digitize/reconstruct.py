@@ -191,13 +191,16 @@ def _read(grey, windows: list[LeadWindow], engine, fs: float, n_samples: int, ba
 #: takes the second reading where it is the more confident and the first was unsure
 #: (confidence under ``unsure``) or agrees with it within ``agree_mm`` — a confident first
 #: reading is never overruled (on a page where two rows' traces cross, the path can follow
-#: the wrong one). A decision is smoothed over ``switch_columns`` columns.
+#: the wrong one). A decision is smoothed over ``switch_columns`` columns. Within ``edge_s`` of
+#: a window's ends (where separators, labels and pulses stand) the first reading is kept: a
+#: real scan's second reading climbed a separator bar there (3.1 mV at a panel's start).
 @dataclass(frozen=True)
 class Recentre:
     min_mm: float = 3.0
     unsure: float = 0.5
     agree_mm: float = 2.0
     switch_columns: int = 9
+    edge_s: float = 0.1
 
 
 RECENTRE = Recentre()
@@ -227,6 +230,8 @@ def _recentre(grey, windows: list[LeadWindow], strips: list[np.ndarray], followe
         better = (c2 > c1) & ((c1 < RECENTRE.unsure) | (np.abs(v2 - v1) <= RECENTRE.agree_mm))
         take = median_filter(better.astype(np.uint8), size=RECENTRE.switch_columns,
                              mode="nearest").astype(bool)
+        edge = int(round(RECENTRE.edge_s * specs[i].px_per_mm_x * windows[i].speed))
+        take[:edge] = take[len(take) - edge:] = False
         if take.any():
             out[i] = (np.where(take, v2, v1), stray, np.where(take, c2, c1))
     return out
