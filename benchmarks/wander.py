@@ -28,6 +28,20 @@ LAYOUTS = ("3x4+1", "6x2", "3x4", "3x4+3", "6x1", "12x1")
 STYLES = ("clean", "scan", "photo")
 
 
+def drawn_page(ptbxl: str, records: list, i: int, wandering: bool):
+    """Val page ``i`` of this benchmark (its record, layout and style cycle through the
+    records, LAYOUTS and STYLES), drawn plain or with a baseline wander added to every lead:
+    (record info, layout, style, fs, rendered page)."""
+    info = records[i % len(records)]
+    sig, fs = prepared_signal(ptbxl, info)
+    layout, style = LAYOUTS[i % len(LAYOUTS)], STYLES[(i // len(LAYOUTS)) % len(STYLES)]
+    if wandering:
+        sig = sig + baseline_wander(np.random.default_rng([11, i]), len(sig), fs,
+                                    sig.shape[1], base=sig)
+    spec = sample_spec(np.random.default_rng([7, i]), layout, style)
+    return info, layout, style, fs, render_page(sig.astype(np.float32), fs, spec, header_seed=i)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--model", action="append", help="ONNX model (repeat; default: shipped)")
@@ -48,17 +62,12 @@ def main() -> int:
     print(f"{'record layout style':22s} page     {head}")
     rows = []
     for i in range(args.pages):
-        info = records[i % len(records)]
-        sig, fs = prepared_signal(ptbxl, info)
-        layout, style = LAYOUTS[i % len(LAYOUTS)], STYLES[(i // len(LAYOUTS)) % len(STYLES)]
-        wander = baseline_wander(np.random.default_rng([11, i]), len(sig), fs, sig.shape[1],
-                                 base=sig)
-        for kind, s in (("plain", sig), ("wander", sig + wander)):
-            spec = sample_spec(np.random.default_rng([7, i]), layout, style)
-            page = render_page(s.astype(np.float32), fs, spec, header_seed=i)
+        for kind in ("plain", "wander"):
+            info, layout, style, fs, page = drawn_page(ptbxl, records, i, kind == "wander")
             grey = cv2.cvtColor(page.image, cv2.COLOR_BGR2GRAY)
             snr = [score_record(page.truth, reconstruct(grey, page_windows(page.meta), e, fs,
-                                                        len(s), recentre=rc)[0], fs)[0]
+                                                        len(page.truth), recentre=rc)[0],
+                                         fs)[0]
                    for _, e, rc in cols]
             rows.append((kind, snr))
             print(f"{info.ecg_id:05d} {layout:5s} {style:5s}  {kind:7s}  "

@@ -12,6 +12,8 @@ is what the trace model loses on a re-centred strip.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -21,12 +23,11 @@ from digitize.engine import Engine, default_model_path
 from digitize.leads import LEADS
 from digitize.metrics import score_record
 from digitize.strips import column_times, cut_strip_along, follow_ink, slow_path
-from trainer.data import baseline_wander, default_ptbxl_dir, prepared_signal, records_for_split
+from trainer.data import default_ptbxl_dir, records_for_split
 from trainer.evaluate import page_windows
-from trainer.render import render_page, sample_spec
 
-LAYOUTS = ("3x4+1", "6x2", "3x4", "3x4+3", "6x1", "12x1")
-STYLES = ("clean", "scan", "photo")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from wander import drawn_page  # noqa: E402  (the same pages as benchmarks/wander.py)
 
 
 def true_paths(truth: np.ndarray, fs: float):
@@ -64,20 +65,14 @@ def main() -> int:
     shipped = R._recentre
     est, orc = [], []
     for i in range(args.pages):
-        info = records[i % len(records)]
-        sig, fs = prepared_signal(ptbxl, info)
-        layout, style = LAYOUTS[i % len(LAYOUTS)], STYLES[(i // len(LAYOUTS)) % len(STYLES)]
-        wander = baseline_wander(np.random.default_rng([11, i]), len(sig), fs, sig.shape[1],
-                                 base=sig)
-        s = (sig + wander).astype(np.float32)
-        spec = sample_spec(np.random.default_rng([7, i]), layout, style)
-        page = render_page(s, fs, spec, header_seed=i)
+        info, layout, style, fs, page = drawn_page(ptbxl, records, i, wandering=True)
         grey = cv2.cvtColor(page.image, cv2.COLOR_BGR2GRAY)
         snr = []
         for stand_in in (shipped, true_paths(page.truth, fs)):
             R._recentre = stand_in
             try:
-                got = R.reconstruct(grey, page_windows(page.meta), engine, fs, len(s))[0]
+                got = R.reconstruct(grey, page_windows(page.meta), engine, fs,
+                                    len(page.truth))[0]
             finally:
                 R._recentre = shipped
             snr.append(score_record(page.truth, got, fs)[0])
