@@ -28,6 +28,10 @@ are under 10^8), so the same generator settings give other rotations, noise, wri
 grid colours; the manifest's ``seed`` column holds the seed used.
 
 These are val pages (fold 8): choices may be made on them, as on the shared val pages.
+
+``--split test`` makes the plan's test records (folds 9-10) the shared folder leaves out
+(29 of its 40): a third-party test set no choice has seen. Score it once, when the work is
+done (``ECG_DATA_DIR=runs/eikt python benchmarks/eik.py --split test``).
 """
 from __future__ import annotations
 
@@ -54,15 +58,19 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--reseed", type=int, default=0,
                     help="K > 0: every val record, seeds moved by K x 10^8 (new pages)")
+    ap.add_argument("--split", default="val", choices=("val", "test"),
+                    help="the plan's split to make (default val; test pages are held out: "
+                    "score them once)")
     ap.add_argument("--variants", default="clean,bw,scan",
                     help="comma-separated variants to make (default all three)")
     args = ap.parse_args()
     data = Path(args.data or os.environ.get("ECG_DATA_DIR") or REPO.parent / "shared" / "data")
     shared, out = data / "eik", Path(args.out).resolve()
-    have = {p.name.split("_")[0] for p in (shared / "val" / "clean").glob("*.hea")}
+    split = args.split
+    have = {p.name.split("_")[0] for p in (shared / split / "clean").glob("*.hea")}
     with open(shared / "tools" / "plan_full_252_pages.csv") as fh:
         plan = [r for r in csv.DictReader(fh)
-                if r["split"] == "val" and r["variant"] in args.variants.split(",")
+                if r["split"] == split and r["variant"] in args.variants.split(",")
                 and (args.reseed or r["record"].split("_")[0] not in have)]
     if args.reseed:
         for r in plan:
@@ -108,7 +116,7 @@ def main() -> int:
         gen = work / "gen" / variant / rec
         if not (gen / f"{rec}-0.png").exists():
             continue
-        dst = out / "eik" / "val" / variant
+        dst = out / "eik" / split / variant
         dst.mkdir(parents=True, exist_ok=True)
         if variant == "scan":
             image = f"{rec}-0.jpg"
@@ -120,8 +128,8 @@ def main() -> int:
         for ext in (".hea", ".dat"):
             shutil.copy(gen / f"{rec}{ext}", dst / f"{rec}{ext}")
         w, h = Image.open(dst / image).size
-        rows.append(dict(split="val", variant=variant, ecg_id=r["ecg_id"], record=rec,
-                         image=f"val/{variant}/{image}", truth=f"val/{variant}/{rec}",
+        rows.append(dict(split=split, variant=variant, ecg_id=r["ecg_id"], record=rec,
+                         image=f"{split}/{variant}/{image}", truth=f"{split}/{variant}/{rec}",
                          layout=r["layout"], num_columns=r["num_columns"],
                          full_mode_lead=r["full_mode"], dpi=r["resolution"], width=w, height=h,
                          seed=r["seed"], command=r["args"]))
