@@ -44,3 +44,16 @@ def test_pitch_under_a_texture_repeating_every_4_mm(signal, dpi):
     grey = np.clip(grey - 60 + texture, 0, 255).astype(np.uint8)
     p = grid_pitch(grey)
     assert abs(p.px_per_mm - k) < 0.01 * k, (p, k)
+
+
+def test_a_grid_buried_under_a_longer_pattern_is_told_by_its_harmonic():
+    # comb harmonics (1st-6th, ratios to the spectrum's background): a 4-mm pattern over a
+    # 150-dpi grid read as a 600-dpi grid (eik test scan 00023), the grid's harmonic 20x over
+    # the pattern's fundamental. A 2-mm pattern (eik val scan 00265) keeps its long period,
+    # the scale is read again on the page filtered at it; a line grid's own comb falls off
+    # from its fundamental: no.
+    from digitize.geometry import _buried_grid
+    assert _buried_grid(np.array([2.9, 3.0, 2.5, 270.0, 3.1, 2.0]), 2.0)
+    assert not _buried_grid(np.array([2.0, 112.6, 2.8, 51.8, 1.8, 4.6]), 2.0)
+    assert not _buried_grid(np.array([60.0, 40.0, 25.0, 18.0, 30.0, 9.0]), 2.0)
+    assert not _buried_grid(np.array([2.0, 30.0, 2.0, 20.0, 2.0, 3.0]), 2.0)  # too weak
