@@ -152,3 +152,19 @@ def test_a_footer_near_the_rows_start_goes_where_the_page_net_sees_no_stroke_in_
     assert len(drop_unpulsed_ends(rows + [footer], K, seen=lambda r: 0.8)) == 5
     assert len(drop_unpulsed_ends(rows + [footer], K, seen=lambda r: None)) == 5
     assert len(drop_unpulsed_ends(rows + [footer], K)) == 5
+
+
+def test_an_unpulsed_row_at_each_end_both_go():
+    """Eik test scan 00091 (looked at after that set's scoring): the page's dark top edge 2.5
+    pitches above four pulsed rows and its footer 0.6 pitches below, each read as an unpulsed
+    row (a 3x4+1 page read as 6x1 at -6 dB). The net sees no pen stroke in either: both go;
+    where it sees one in the top row, that row stays and the footer still goes."""
+    rows = [_row(y, 13.0, 18.0, 269.0, 10.0) for y in (95, 132, 168, 201)]
+    top = _row(5, 0.0, 0.0, 280.0)
+    footer = _row(222, 20.0, 20.0, 275.0)
+    seen = {id(top): 0.15, id(footer): 0.0}
+    assert drop_unpulsed_ends([top] + rows + [footer], K, seen=lambda r: seen.get(id(r), 0.8)) \
+        == rows
+    seen[id(top)] = 0.8
+    assert drop_unpulsed_ends([top] + rows + [footer], K,
+                              seen=lambda r: seen.get(id(r), 0.8)) == [top] + rows

@@ -200,10 +200,11 @@ class RowParams:
     #: noise (new eik val scan 00092: 0.6 pitches, 41 mm after), not a row.
     stray_gap: float = 0.75
     stray_start_mm: float = 10.0
-    #: ... or, starting nearer, where the page segmentation net sees a pen stroke within
+    #: ... or, at any gap, where the page segmentation net sees a pen stroke within
     #: ``stray_band_mm`` of its baseline in under this share of its columns: the footer's text
     #: (new eik val scan 00500 of set z: 0.57 pitches, 7 mm after, none of its columns; the
-    #: page's four trace rows 0.74-0.86), which had made a 3x4+1 page a 3x4+2 one.
+    #: page's four trace rows 0.74-0.86), which had made a 3x4+1 page a 3x4+2 one; a dark
+    #: top edge 2.5 pitches above the rows (eik test scan 00091: 0.15, its footer 0.003).
     stray_net_seen: float = 0.2
     stray_band_mm: float = 4.0
 
@@ -251,6 +252,8 @@ class LayoutParams:
     rhythm_min_r2: float = 0.8
     rhythm_margin: float = 0.05
     rhythm_lag_s: float = 0.02
+    #: ... without the ``rhythm_trim_s`` in which the two differ most (one lost beat).
+    rhythm_trim_s: float = 0.3
     #: ... each panel compared without its first and last ``rhythm_edge_s`` (its edges).
     rhythm_edge_s: float = 0.1
     #: A rhythm strip's printed label names it unless its panel explains this much less of the
@@ -272,6 +275,10 @@ class ReadParams:
     #: first (ecg-image-kit val scans: 0.064-0.45; its clean and b/w pages at most 0.029, our
     #: rendered clean and scan pages at most 0.054).
     noisy_ink: float = 0.06
+    #: A noisy page's evenly lit, degridded reading with all its rows pulsed is kept where its
+    #: rows, as many, hold this many times the trace length of the first reading's
+    #: (``pipeline._plain_geometry``; new eik val scan 00265: 1.5x).
+    longer_rows: float = 1.25
     #: Window ends where the model's confidence stays under this are "not drawn" (NaN).
     trim_conf: float = 0.3
     #: Uncertainty (px) of a row's start: timed by a calibration pulse's stroke, or by the pen
