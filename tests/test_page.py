@@ -1090,3 +1090,49 @@ def test_ink_running_on_above_the_search_window_is_no_pulse_top():
     assert found is not None
     xa, xb, height, _ = found
     assert abs(xa - 110) <= 2 and abs(xb - (110 + 5 * k + 2)) <= 2 and abs(height - 10) < 0.6
+
+
+def test_a_rhythm_strip_with_one_beat_lost_still_matches_its_panel():
+    """New eik val scan 00394 of set y: its II strip's third QRS was lost under a crease; the
+    strip matched II's panel at R² 0.37 and aVF's at 0.96 and was stored as aVF. A panel is
+    compared without the 0.3 s where it and the strip differ most. Oracle: the strip is II's
+    own signal less one QRS; aVF's panel a smaller copy of another stretch of it."""
+    from digitize.leads import LEADS
+    from digitize.pipeline import _identify_rhythm, _trimmed_r2
+    fs, n = 100.0, 1000
+    t = np.arange(n) / fs
+    beats = np.arange(0.3, 10, 0.8)
+
+    def qrs(b, w=0.02):
+        return np.exp(-((t - b) / w) ** 2)
+    s = sum(qrs(b) - 0.4 * qrs(b + 0.04) for b in beats)
+    other = 0.92 * s + 0.01 * np.random.default_rng(0).standard_normal(n)
+    panels = np.full((n, len(LEADS)), np.nan)
+    ii, avf = LEADS.index("II"), LEADS.index("aVF")
+    panels[:n // 2, ii] = s[:n // 2]
+    panels[n // 2:, avf] = other[n // 2:]
+    strip = s.copy()
+    lost = (t > beats[2] - 0.1) & (t < beats[2] + 0.1)
+    strip[lost] = 0.0
+    assert _identify_rhythm(panels, [strip], fs) == ("II",)
+    # the trim takes out one stretch, not the misfit everywhere
+    a = np.sin(t)
+    assert _trimmed_r2(a, a, 30) == pytest.approx(1.0)
+    assert _trimmed_r2(a + 1.0, a, 30) < 0.0
+
+
+def test_a_panel_matching_the_strip_but_for_one_stretch_does_not_replace_the_standard_lead():
+    """New eik val scan 00207 of set y: II's panel badly read; III's panel matched its II
+    strip at R² 0.83 only without its worst 0.3 s, and the strip was stored as III. Another
+    lead than the row's standard one must explain the strip in full."""
+    from digitize.leads import LEADS
+    from digitize.pipeline import _identify_rhythm
+    fs, n = 100.0, 1000
+    t = np.arange(n) / fs
+    s = sum(np.exp(-((t - b) / 0.02) ** 2) for b in np.arange(0.3, 10, 0.8))
+    panels = np.full((n, len(LEADS)), np.nan)
+    ii, iii = LEADS.index("II"), LEADS.index("III")
+    panels[:n // 2, ii] = 0.3 * np.sin(7 * t[:n // 2])  # II's panel: misread
+    panels[n // 2:, iii] = s[n // 2:]
+    panels[700:725, iii] += 1.5  # III's panel: right but for a quarter second
+    assert _identify_rhythm(panels, [s], fs) == ("II",)
