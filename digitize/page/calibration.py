@@ -453,9 +453,9 @@ def _gap_edge(mask: np.ndarray, r: Row, x_edge: float, half: float, k: float, si
     pulse and trace, as the centre of its pen cap; nan where the ink runs on without a gap
     (the trace then starts or ends at the stroke itself, or after a foot: see _time_origin).
 
-    A gap (``TIMING.gap_*``): columns (``gap_min_mm`` at least) without ink near the baseline,
-    starting within a foot's length of the stroke, with ink again after it and blank paper
-    above and below."""
+    A gap (``TIMING.gap_*``): columns (one at least) without ink near the baseline, starting
+    within a foot's length of the stroke, with ink again after it and blank paper above and
+    below."""
     h, w = mask.shape
     bk = TIMING.gap_band_mm * k
     band = mask[max(0, int(r.y - bk)):min(h, int(r.y + bk) + 1)]
@@ -466,27 +466,14 @@ def _gap_edge(mask: np.ndarray, r: Row, x_edge: float, half: float, k: float, si
     if len(xs) < 3:
         return float("nan")
     ink = band[:, xs].any(axis=0)
-    # the first blank run after at most a foot, skipping, after a left pulse, holes narrower
-    # than gap_min_mm: a dark grid's line taken out of the mask with the pen across it (fresh
-    # eik test clean 00065/00094/00155/00100: a hole 1 mm after a flush trace's start, read as
-    # its gap, put four of 29 pages 42-48 ms off; looked at after that set's scoring). Before a
-    # right pulse narrow gaps are real: our renders' 0.1-0.4 mm (own val 17.98 -> 17.79 dB
-    # with the minimum on both sides)
-    least = max(1.0, TIMING.gap_min_mm * k) if side == "left" else 1.0
-    start, gap = 0, 0
-    while True:
-        blank = np.flatnonzero(~ink[start:])
-        if not len(blank) or start + blank[0] > TIMING.gap_start_mm * k:
-            return float("nan")
-        after = np.flatnonzero(ink[start + blank[0]:])
-        if not len(after):
-            return float("nan")
-        gap = int(after[0])
-        if gap >= least:
-            break
-        start += int(blank[0]) + gap
-    blank = blank + start
-    if not gap <= TIMING.gap_max_mm * k:
+    blank = np.flatnonzero(~ink)
+    if not len(blank) or blank[0] > TIMING.gap_start_mm * k:  # after at most a foot
+        return float("nan")
+    after = np.flatnonzero(ink[blank[0]:])
+    if not len(after):
+        return float("nan")
+    gap = int(after[0])
+    if not 1 <= gap <= TIMING.gap_max_mm * k:
         return float("nan")
     # blank paper, not a trace passing above or below the band (its first samples off zero)
     ck = TIMING.gap_clear_mm * k

@@ -159,10 +159,6 @@ class TimingParams:
     #: to ``gap_reach_mm`` from it, and blank paper ``gap_clear_mm`` above and below the
     #: baseline (not a trace passing above or below the band, its first samples off zero).
     gap_max_mm: float = 4.0
-    #: ... and, after a left pulse, at least this wide: narrower blank runs (0.08-0.34 mm on
-    #: eik val pages, whose trace is flush) are holes a dark grid's lines leave in the pen's
-    #: mask (own val pages with left blank runs of 0.24-0.49 mm read the same with it).
-    gap_min_mm: float = 0.5
     gap_band_mm: float = 2.5
     gap_start_mm: float = 1.5
     gap_reach_mm: float = 7.0
