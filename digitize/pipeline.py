@@ -799,8 +799,10 @@ def _plain_geometry(bgr: np.ndarray, opts: Options, fits) -> PageGeometry:
         # same, mostly pulsed rows, its baselines and starts were no better (4 val pages
         # worse, 1 better).
         # Nor where the first reading's rows stop short: a quarter more trace along the same
-        # number of rows, all pulsed, is kept (new eik val scan 00265: dark blotches hide
-        # half of two rows once its grid is filtered out as it lies)
+        # number of rows, all pulsed, is kept (new eik val scan 00265, its grid filtered out at
+        # its true pitch while a 2nd-harmonic pitch rule was tried: dark blotches hid half of
+        # two rows; with the shipped pitch rule no val page reaches this, it guards pages read
+        # at their true pitch under such blotches)
         even = _better(None, lambda: filtered(True), anchored)
         pulsed = sum(r.pulse != "none" for r in geom.rows)
         if even is not None and all(r.pulse != "none" for r in even.rows) and (

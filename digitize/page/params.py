@@ -277,7 +277,8 @@ class ReadParams:
     noisy_ink: float = 0.06
     #: A noisy page's evenly lit, degridded reading with all its rows pulsed is kept where its
     #: rows, as many, hold this many times the trace length of the first reading's
-    #: (``pipeline._plain_geometry``; new eik val scan 00265: 1.5x).
+    #: (``pipeline._plain_geometry``; new eik val scan 00265 read at its true pitch: 1.5x; no
+    #: val page reaches it with the shipped pitch rule).
     longer_rows: float = 1.25
     #: Window ends where the model's confidence stays under this are "not drawn" (NaN).
     trim_conf: float = 0.3
