@@ -255,6 +255,14 @@ def test_time_origin_weighs_the_page_evidence():
     rows = _rows([100.0] * 4, [nan] * 4, [100.0 + full + d * k for d in (1.9, 2.1, 13.8, nan)])
     assert not _time_origin(rows, k)
     assert all(abs(r.x_start - (100 + 2.0 * k + TIMING.pulse_bias_px["left"])) < 1e-9 for r in rows)
+    # a gap and rows' ends that disagree by more than 1 mm: on a clean page the gap wins (the
+    # rows are then not 250 mm long); on a grid-filtered scan, whose pen is broken in places,
+    # the ends do (new eik val scan 00290 of set w: a 1.5-mm break read as the gap, flush ends)
+    for filtered, want in ((False, 1.5 * k), (True, 0.0)):
+        rows = _rows([100.0] * 3, [100 + 1.5 * k] * 3, [100.0 + full + 0.02 * k] * 3)
+        assert not _time_origin(rows, k, filtered=filtered)
+        want = _snap(want + (0.02 * k if filtered else 0.0), k, "left")
+        assert all(abs(r.x_start - (100 + want)) < 1e-9 for r in rows), (filtered, rows[0].x_start)
 
 
 def test_retime_moves_a_window_and_its_samples():
@@ -443,3 +451,45 @@ def test_a_label_against_the_trace_is_taken_where_the_pages_other_labels_sit():
     # first samples lie there): the same page read with the line 0.5 mm over the labels
     out, _ = labels.unread_labels(m, starts, k, boxes, [float(line + 1.5 * k)] * 4)
     assert not out.any()
+
+
+def _dark_grid_strip(gap_mm: float, k: int = 8):
+    """A 300 x 60 mm strip at ``k`` px/mm: a grid printed nearly as dark as the pen (lines
+    every mm, as ecg-image-kit's dark grids), a left pulse whose falling stroke lies on
+    a grid line at x = 20 mm, and a wave that starts ``gap_mm`` after that stroke."""
+    w, h = 300 * k, 60 * k
+    img = np.full((h, w, 3), 245, np.uint8)
+    for d in (0, 1):  # 2-px lines, nearly as dark as the pen (00065: 55 against 35)
+        img[:, d::k] = 55
+        img[d::k, :] = 55
+    y0, top, x_fall = 40 * k + k // 2, 30 * k + k // 2, 20 * k  # baseline between lines
+    pen = (35, 35, 35)
+    cv2.line(img, (x_fall - 5 * k, y0), (x_fall - 5 * k, top), pen, 2)
+    cv2.line(img, (x_fall - 5 * k, top), (x_fall, top), pen, 2)
+    cv2.line(img, (x_fall, top), (x_fall, y0), pen, 2)
+    xs = int(round(x_fall + gap_mm * k))
+    x = np.arange(xs, w - 10 * k)
+    # flat for 3 mm (a PR segment), then a 2-Hz wave 3 mm high
+    y = y0 - 3 * k * np.sin(np.maximum(x - xs - 3 * k, 0) / (12.5 * k) * np.pi)
+    cv2.polylines(img, [np.stack([x, np.round(y)], axis=1).astype(np.int32)], False, pen, 2)
+    return img, float(y0), float(x_fall), float(k)
+
+
+@pytest.mark.parametrize("gap_mm", [0.0, 0.5])
+def test_a_dark_grid_line_the_trace_crosses_is_not_a_gap(gap_mm):
+    """Taking a grid line as dark as the pen out of the ink mask leaves a hole in a trace
+    that starts flush at the stroke, 1 mm on (fresh eik test pages 00065, 00094: read as the
+    gap, 42 ms late). Only a gap with blank paper in it counts; a real 0.5-mm gap between
+    two lines still does."""
+    from digitize.page.calibration import _gap_edge
+    from digitize.page.ink import ink_mask
+    img, y0, x_fall, k = _dark_grid_strip(gap_mm)
+    mask, ratio = ink_mask(img, k, return_ratio=True)
+    if gap_mm == 0:  # the hole is there, 1 mm on
+        assert not mask[int(y0) - 2:int(y0) + 3, int(x_fall + k)].any()
+    row = Row(y=y0, x_left=x_fall - 5 * k, x_right=img.shape[1] - 10 * k)
+    got = _gap_edge(mask, row, x_fall, 1.0, k, "left", ratio)
+    if gap_mm == 0:
+        assert np.isnan(got), got
+    else:
+        assert abs(got - (x_fall + gap_mm * k)) < 0.15 * k, got

@@ -199,7 +199,7 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
     for r in rows:
         _ends(mask, r, k, ratio, scale_known=source != "rows", border=border,
               pulse_mask=pulse_mask)
-    if _time_origin(rows, k, scale_known=source != "rows"):
+    if _time_origin(rows, k, scale_known=source != "rows", filtered=close_gaps):
         warnings.append(TIME_ORIGIN_ASSUMED)
     _consensus(rows, k)
     rows = drop_unpulsed_ends(rows, k, seen=_net_seen(bgr, row_mask, deskew, size, skew, k)

@@ -10,7 +10,7 @@ import numpy as np
 from digitize.layouts import GAINS, ROW_WIDTH_MM
 from digitize.page.core import Row
 from digitize.page.ink import _drop_specks, _runs
-from digitize.page.params import PULSE, ROWS, TIMING
+from digitize.page.params import INK, PULSE, ROWS, TIMING
 from digitize.page.rows import trace_width
 
 
@@ -466,6 +466,13 @@ def _gap_edge(mask: np.ndarray, r: Row, x_edge: float, half: float, k: float, si
     if len(xs) < 3:
         return float("nan")
     ink = band[:, xs].any(axis=0)
+    if ratio is not None:
+        # a column that a grid line as dark as the pen covers across the band is not blank
+        # paper: the line was taken out of the mask with the pen that crosses it (fresh eik
+        # test pages 00065, 00094: such a hole 1 mm after the stroke of a flush trace read
+        # as the gap, 42 ms late)
+        dark = ratio[max(0, int(r.y - bk)):min(h, int(r.y + bk) + 1)][:, xs] < INK.threshold
+        ink |= dark.mean(axis=0) >= TIMING.gap_line_cover
     blank = np.flatnonzero(~ink)
     if not len(blank) or blank[0] > TIMING.gap_start_mm * k:  # after at most a foot
         return float("nan")
@@ -527,7 +534,8 @@ def _agreeing(values: list[float], spread: float) -> list[float]:
     return best
 
 
-def _time_origin(rows: list[Row], k: float, scale_known: bool = True) -> bool:
+def _time_origin(rows: list[Row], k: float, scale_known: bool = True,
+                 filtered: bool = False) -> bool:
     """Each pulsed row's time origin from the evidence on this page, not from one convention.
 
     Printers differ in what lies between the pulse and the trace: a blank gap (the trace
@@ -539,6 +547,8 @@ def _time_origin(rows: list[Row], k: float, scale_known: bool = True) -> bool:
     readings averaged where they agree within 1 mm (the gap wins where they do not: the rows
     are then not 250 mm long), and a known convention (``TIMING.pulse_to_trace_mm``) replaces the
     measurement where they agree. Without any reading the trace starts at the stroke.
+    ``filtered``: the mask is a noisy scan's grid-filtered strokes, whose pen is broken in
+    places; there a gap is weak evidence, and the rows' ends win where the two disagree.
 
     Right pulses likewise from the gap before the pulse; where the trace runs into the
     pulse's foot, the rows' own starting pen caps (on blank paper) time them. Where nothing
@@ -565,8 +575,13 @@ def _time_origin(rows: list[Row], k: float, scale_known: bool = True) -> bool:
     assumed = False
     if by_gap is not None and by_end is not None and abs(by_gap - by_end) <= 1.0 * k:
         off = (by_gap + by_end) / 2  # two independent readings of one offset
-    elif by_gap is not None or by_end is not None:
-        off = by_gap if by_gap is not None else by_end
+    elif by_end is not None and (by_gap is None or filtered):
+        # (new eik val scan 00290 of set w: the filter broke the pen 0.2 mm after the
+        # stroke, read as a 1.5-mm gap, while three rows' ends agreed to 0.13 mm on a flush
+        # trace: the gap had put the page 82 ms late)
+        off = by_end
+    elif by_gap is not None:
+        off = by_gap
     else:  # no gap seen and no end to measure from (a noisy scan): once the scale is known,
         # the trace is taken to run on from the stroke, as no gap is what the page shows (on
         # val pages this was only ever reached on ecg-image-kit scans, whose trace is flush:

@@ -74,7 +74,7 @@ def ink_mask(bgr: np.ndarray, px_per_mm: float, return_ratio: bool = False,
     ratio = v.astype(np.float32) / np.maximum(paper.astype(np.float32), 16.0)
     # ink: 40 % darker than the paper; for a faint pen (``faint=True``, tried when no rows are
     # found), halfway between the darkest strokes and the paper
-    thr = 0.6
+    thr = INK.threshold
     if faint:
         thr = min(0.85, max(0.6, (float(np.percentile(ratio[::4, ::4], 0.5)) + 1.0) / 2))
     mask = (ratio < thr).astype(np.uint8)

@@ -38,6 +38,8 @@ class SheetParams:
 @dataclass(frozen=True)
 class InkParams:
     """Stage 2: which dark pixels are the pen's (``ink``)."""
+    #: Ink is this much darker than the local paper (brightness ratio under it).
+    threshold: float = 0.6
     #: Ink on a grid line is the pen's (not the line's) where its brightness ratio lies this
     #: far under the darkest tenth of the line pixels (chosen on ecg-image-kit val pages, whose
     #: pulses are drawn along grid lines: grids at 0.17-0.56, pens at 0.02-0.1) ...
@@ -163,6 +165,10 @@ class TimingParams:
     gap_start_mm: float = 1.5
     gap_reach_mm: float = 7.0
     gap_clear_mm: float = 6.0
+    #: A column inked (ratio under ``INK.threshold``) over this share of the gap's band is a
+    #: dark grid line the pen crosses, not blank paper (horizontal lines cross a blank
+    #: column's band over at most a third of it, at 150 dpi).
+    gap_line_cover: float = 0.8
     #: Where four or more rows show a left pulse and most of the others' starts agree within
     #: ``blur_mm``, a row whose start lies further from theirs than that (and within 2 mm)
     #: takes theirs (``calibration._consensus``); closer, each row keeps its own.
