@@ -15,7 +15,7 @@ from digitize.page.core import (DEGRIDDED, DEGRIDDED_NET, GRID_NOT_MEASURED, NoT
                                 PageError, PageGeometry, TIME_ORIGIN_ASSUMED)
 from digitize.page.frame import _deskew_matrix, estimate_skew, size_scale
 from digitize.page.ink import degridded, drop_grid_lines, ink_mask
-from digitize.page.params import FRAME, ROWS, SCALE
+from digitize.page.params import FRAME, INK, ROWS, SCALE
 from digitize.page.rows import find_rows
 from digitize.page.sheet import _on_paper, paper_region
 from digitize.segment import segmenter
@@ -211,7 +211,7 @@ def _analyse(bgr: np.ndarray, px_per_mm_hint: float | None, faint: bool,
     return PageGeometry(px_per_mm=float(k), scale_source=source, skew_deg=skew, rows=rows,
                         deskew=deskew, size=size, grid_px_per_mm=float(grid), mask=mask,
                         grey=grey_d, on_background=paper is not None,
-                        warnings=tuple(warnings), dark=(ratio < 0.6).astype(np.uint8))
+                        warnings=tuple(warnings), dark=(ratio < INK.threshold).astype(np.uint8))
 
 
 def _net_seen(bgr: np.ndarray, row_mask: np.ndarray | None, deskew: np.ndarray,
